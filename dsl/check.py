@@ -1,0 +1,373 @@
+"""The checker: names, types, currencies, tables, SKUs, tiers. Collects every problem.
+
+``check(ruleset, data)`` returns ``(checked, diagnostics)``; ``checked`` is None when any
+diagnostic is an error. ``data`` may be None: then tables, SKUs and units are not checked.
+
+>>> from dsl.parser import parse_sources
+>>> rs = parse_sources({"a.rule": 'ruleset "x" currency CNY\\npromotion "p" { each line where sku_x == "A": percent_off 5% }'})
+>>> [d.code for d in check(rs, None)[1]]
+['E0201']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dsl import tree as t
+from dsl.errors import Diagnostic, did_you_mean
+from dsl.schema import FieldInfo, FieldType, Schema, table_column
+from engine.data import CATALOG_CORE_COLUMNS, DataSet
+from engine.money import (
+    CURRENCY_EXPONENTS,
+    MoneyError,
+    Rounding,
+    parse_money,
+    parse_percent,
+    parse_quantity,
+)
+
+ORDERING_OPS = {"<", "<=", ">", ">="}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedRuleset:
+    """A ruleset that passed every check, with its declarations in evaluation order."""
+
+    name: str
+    currency: str
+    timezone: str
+    rounding: Rounding
+    pricelists: tuple[t.PriceList, ...]
+    promotions: tuple[t.Promotion, ...]
+    tax: t.TaxRule | None
+    schema: Schema
+    sources: dict[str, str]
+
+
+def evaluation_order(priority: int, name: str) -> tuple[int, str]:
+    """Stage order within a stage: priority descending, then name."""
+    return (-priority, name)
+
+
+# ---- literal values (shared with the compiler, so a checked literal always converts) ----
+
+
+def money_value(lit: t.Literal_, currency: str) -> int:
+    if isinstance(lit, t.MoneyLit):
+        return parse_money(lit.text, lit.currency)
+    if isinstance(lit, t.NumberLit):
+        return parse_money(lit.text, currency)
+    raise MoneyError("not a money literal")
+
+
+def quantity_value(lit: t.Literal_) -> tuple[int, str | None]:
+    """Thousandths and the unit named (None = the base unit)."""
+    if isinstance(lit, t.QtyLit):
+        return parse_quantity(lit.text), lit.unit
+    if isinstance(lit, t.NumberLit):
+        return parse_quantity(lit.text), None
+    raise MoneyError("not a quantity literal")
+
+
+class _Checker:
+    def __init__(self, ruleset: t.Ruleset, data: DataSet | None) -> None:
+        self.ruleset = ruleset
+        self.data = data
+        self.diags: list[Diagnostic] = []
+        self.currency = "CNY"
+        self.skus: set[str] = set()
+        self.units: set[str] = set()
+        if data is not None and "sku" in data.catalog.columns:
+            self.skus = {s for s in data.catalog["sku"].to_list() if s}
+            self.units = set(data.catalog["base_unit"].drop_nulls().to_list()) if "base_unit" in data.catalog.columns else set()
+            if "units" in data.catalog.columns:
+                for text in data.catalog["units"].drop_nulls().to_list():
+                    for part in text.split(";"):
+                        if "=" in part:
+                            self.units.add(part.split("=", 1)[0].strip())
+
+    def error(self, code: str, message: str, span: t.Span, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(code=code, severity="error", message=message, span=span, hint=hint))
+
+    # ---- header and declarations ---------------------------------------------------------
+
+    def run(self) -> CheckedRuleset | None:
+        decls = self.ruleset.declarations()
+        headers = [d for d in decls if isinstance(d, t.Header)]
+        header = self._header(headers)
+        schema = self._schema(decls)
+        self._duplicates(decls)
+        pricelists = [d for d in decls if isinstance(d, t.PriceList)]
+        promotions = [d for d in decls if isinstance(d, t.Promotion)]
+        taxes = [d for d in decls if isinstance(d, t.TaxRule)]
+        for pl_decl in pricelists:
+            self._pricelist(pl_decl, schema)
+        for promo in promotions:
+            self._promotion(promo, schema)
+        for tax in taxes:
+            self._table(tax.table, required=("rate",), schema=schema)
+        for extra in taxes[1:]:
+            self.error("E0101", f"a ruleset has one tax declaration; '{extra.name}' is a second", extra.name_span, f"the first is '{taxes[0].name}' at {taxes[0].span}")
+        if any(d.severity == "error" for d in self.diags) or header is None:
+            return None
+        return CheckedRuleset(
+            name=header.name,
+            currency=self.currency,
+            timezone=header.timezone or "UTC",
+            rounding=(header.rounding or "half_up"),  # type: ignore[arg-type]
+            pricelists=tuple(sorted(pricelists, key=lambda d: evaluation_order(d.priority, d.name))),
+            promotions=tuple(sorted(promotions, key=lambda d: evaluation_order(d.priority, d.name))),
+            tax=taxes[0] if taxes else None,
+            schema=schema,
+            sources=dict(self.ruleset.sources),
+        )
+
+    def _header(self, headers: list[t.Header]) -> t.Header | None:
+        if not headers:
+            first = self.ruleset.files[0].path if self.ruleset.files else "<ruleset>"
+            span = t.Span(file=first, line=1, col=1, end_line=1, end_col=2)
+            self.error("E0102", "the ruleset has no header", span, 'start one file with: ruleset "name" currency CNY timezone "Asia/Shanghai"')
+            return None
+        for extra in headers[1:]:
+            self.error("E0102", "a second ruleset header", extra.span, f"the first is at {headers[0].span}")
+        header = headers[0]
+        if header.currency is None:
+            self.error("E0102", "the ruleset header does not name its currency", header.span, "add: currency CNY")
+        elif header.currency not in CURRENCY_EXPONENTS:
+            self.error("E0204", f"unknown currency '{header.currency}'", header.span, did_you_mean(header.currency, CURRENCY_EXPONENTS))
+        else:
+            self.currency = header.currency
+        if header.timezone is not None:
+            try:
+                zoneinfo.ZoneInfo(header.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.error("E0207", f"unknown time zone '{header.timezone}'", header.span, "use an IANA name such as \"Asia/Shanghai\"")
+        return header
+
+    def _schema(self, decls: tuple[t.Declaration, ...]) -> Schema:
+        customer_attrs: set[str] = set()
+        item_attrs: set[str] = set()
+        if self.data is not None:
+            item_attrs = {c for c in self.data.catalog.columns if c not in CATALOG_CORE_COLUMNS}
+        for d in decls:
+            if isinstance(d, t.AttributeDecl):
+                head, _, attr = d.field.name.partition(".")
+                if head == "customer" and attr and "." not in attr:
+                    customer_attrs.add(attr)
+                elif head == "item" and attr and "." not in attr:
+                    item_attrs.add(attr)
+                else:
+                    self.error("E0201", f"'{d.field.name}' is not an attribute name", d.field.span, "declare customer.<name> or item.<name>")
+        return Schema.build(customer_attrs, item_attrs)
+
+    def _duplicates(self, decls: tuple[t.Declaration, ...]) -> None:
+        seen: dict[tuple[str, str], t.Span] = {}
+        for d in decls:
+            if isinstance(d, t.PriceList | t.Promotion | t.TaxRule):
+                key = (type(d).__name__, d.name)
+                if key in seen:
+                    kind = {"PriceList": "price list", "Promotion": "promotion", "TaxRule": "tax rule"}[key[0]]
+                    self.error("E0101", f"duplicate {kind} name '{d.name}'", d.name_span, f"the first is at {seen[key]}")
+                else:
+                    seen[key] = d.name_span
+
+    # ---- price lists, promotions, tables ------------------------------------------------
+
+    def _pricelist(self, decl: t.PriceList, schema: Schema) -> None:
+        if decl.when is not None:
+            self._condition(decl.when, schema, allowed=("cart",), place="a price list's 'when'")
+        self._validity(decl.valid)
+        if decl.currency is not None and decl.currency not in CURRENCY_EXPONENTS:
+            self.error("E0204", f"unknown currency '{decl.currency}'", decl.span, did_you_mean(decl.currency, CURRENCY_EXPONENTS))
+        if decl.table is None:
+            self.error("E0502", f"price list '{decl.name}' names no table", decl.name_span, "add: table <name>")
+        else:
+            self._table(decl.table, required=("sku", "price"), schema=schema)
+
+    def _table(self, ref: t.TableRef, required: tuple[str, ...], schema: Schema) -> None:
+        for key in ref.keyed_by:
+            info = schema.get(key.name)
+            if info is None:
+                self._unknown_field(key, schema)
+            elif info.scope != "cart":
+                self.error("E0206", f"a table can be keyed by cart fields only; '{key.name}' is a line field", key.span)
+        if self.data is None:
+            return
+        if ref.name not in self.data.tables:
+            self.error("E0301", f"unknown table '{ref.name}'", ref.span, did_you_mean(ref.name, self.data.tables) or "load it with: pricer load <table> <file>")
+            return
+        columns = set(self.data.tables[ref.name].columns)
+        needed = list(required) + [table_column(k.name) for k in ref.keyed_by]
+        for column in needed:
+            if column not in columns:
+                self.error("E0302", f"table '{ref.name}' has no column '{column}'", ref.span, f"its columns are: {', '.join(sorted(columns))}")
+
+    def _validity(self, valid: t.Validity | None) -> None:
+        if valid is not None and valid.start > valid.end:
+            self.error("E0501", f"validity window ends ({valid.end}) before it starts ({valid.start})", valid.span)
+
+    def _promotion(self, decl: t.Promotion, schema: Schema) -> None:
+        if decl.when is not None:
+            self._condition(decl.when, schema, allowed=("cart",), place="a promotion's 'when'")
+        self._validity(decl.valid)
+        if decl.scope is None:
+            self.error("E0502", f"promotion '{decl.name}' has no scope", decl.name_span, "add: each line where <condition>: <benefit>")
+            return
+        if decl.scope.where is not None:
+            self._condition(decl.scope.where, schema, allowed=("cart", "item", "line"), place="a line condition")
+        action = decl.scope.action
+        if isinstance(action, t.Tiers):
+            self._tiers(action)
+        else:
+            self._benefit(action)
+
+    def _benefit(self, benefit: t.Benefit) -> None:
+        if isinstance(benefit, t.PercentOff):
+            try:
+                bp = parse_percent(benefit.percent.text)
+            except MoneyError as err:
+                self.error("E0205", str(err), benefit.percent.span)
+                return
+            if not 0 < bp <= 10_000:
+                self.error("E0205", f"percent_off must be above 0% and at most 100%, not {benefit.percent.text}%", benefit.percent.span)
+            return
+        lit = benefit.amount if isinstance(benefit, t.AmountOff) else benefit.price
+        self._money_literal(lit, allow_negative=False)
+
+    def _money_literal(self, lit: t.Literal_, allow_negative: bool) -> int | None:
+        if not isinstance(lit, t.MoneyLit | t.NumberLit):
+            self.error("E0202", f"expected an amount of money, found {_describe(lit)}", lit.span, f"write it as 10.00 or 10.00 {self.currency}")
+            return None
+        if isinstance(lit, t.MoneyLit) and lit.currency != self.currency:
+            if lit.currency not in CURRENCY_EXPONENTS:
+                self.error("E0204", f"unknown currency '{lit.currency}'", lit.span)
+            else:
+                self.error("E0203", f"amount in {lit.currency}, but the ruleset's currency is {self.currency}", lit.span)
+            return None
+        try:
+            value = money_value(lit, self.currency)
+        except MoneyError as err:
+            self.error("E0205", str(err), lit.span)
+            return None
+        if value < 0 and not allow_negative:
+            self.error("E0205", "an amount here cannot be negative", lit.span)
+        return value
+
+    def _tiers(self, tiers: t.Tiers) -> None:
+        previous: tuple[int, t.Span] | None = None
+        for step in tiers.steps:
+            self._benefit(step.benefit)
+            value: int | None
+            if tiers.measure == "qty":
+                value = self._quantity_literal(step.threshold)
+            else:
+                value = self._money_literal(step.threshold, allow_negative=False)
+            if value is None:
+                continue
+            if previous is not None:
+                if value == previous[0]:
+                    self.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
+                elif value < previous[0]:
+                    self.error("E0401", "tier thresholds must increase from step to step", step.threshold.span, f"this one is below the step at {previous[1]}")
+            previous = (value, step.threshold.span)
+
+    def _quantity_literal(self, lit: t.Literal_) -> int | None:
+        if not isinstance(lit, t.QtyLit | t.NumberLit):
+            self.error("E0202", f"expected a quantity, found {_describe(lit)}", lit.span, "write it as 10 or 10 box")
+            return None
+        try:
+            milli, unit = quantity_value(lit)
+        except MoneyError as err:
+            self.error("E0205", str(err), lit.span)
+            return None
+        if unit is not None and self.data is not None and unit not in self.units:
+            self.error("E0304", f"unknown unit '{unit}'", lit.span, did_you_mean(unit, self.units))
+            return None
+        if milli < 0:
+            self.error("E0205", "a quantity cannot be negative", lit.span)
+        # a threshold in another unit is compared per SKU; its order is only known per SKU
+        return milli if unit is None else None
+
+    # ---- conditions ---------------------------------------------------------------------
+
+    def _condition(self, cond: t.Condition, schema: Schema, allowed: tuple[str, ...], place: str) -> None:
+        for atom in _atoms(cond):
+            info = schema.get(atom.field.name)
+            if info is None:
+                self._unknown_field(atom.field, schema)
+                continue
+            if info.scope not in allowed:
+                self.error("E0206", f"'{atom.field.name}' is a line field; {place} can only read cart fields", atom.field.span, "move it into: each line where ...")
+                continue
+            if isinstance(atom, t.Compare):
+                self._compare(atom, info)
+            else:
+                for value in atom.values:
+                    self._value(info, value, "in")
+
+    def _unknown_field(self, ref: t.FieldRef, schema: Schema) -> None:
+        hint = did_you_mean(ref.name, schema.fields)
+        if hint is None and ref.name.startswith("customer."):
+            hint = f"declare custom attributes first: attribute {ref.name}"
+        self.error("E0201", f"unknown field '{ref.name}'", ref.span, hint)
+
+    def _compare(self, atom: t.Compare, info: FieldInfo) -> None:
+        if info.type == "text" and atom.op in ORDERING_OPS:
+            self.error("E0202", f"'{atom.field.name}' is text; it can be compared with == != in, not {atom.op}", atom.span)
+            return
+        self._value(info, atom.value, atom.op)
+
+    def _value(self, info: FieldInfo, lit: t.Literal_, op: str) -> None:
+        expected: FieldType = info.type
+        if expected == "text":
+            if not isinstance(lit, t.StringLit):
+                self.error("E0202", f"'{info.name}' is text, compared with {_describe(lit)}", lit.span, "quote it: \"...\"")
+                return
+            if info.name == "sku" and self.data is not None and lit.value not in self.skus:
+                self.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, self.skus))
+            elif info.name == "currency" and lit.value not in CURRENCY_EXPONENTS:
+                self.error("E0204", f"unknown currency '{lit.value}'", lit.span)
+        elif expected == "date":
+            if not isinstance(lit, t.DateLit):
+                self.error("E0202", f"'{info.name}' is a date, compared with {_describe(lit)}", lit.span, "write a date as 2026-11-30")
+        elif expected == "quantity":
+            self._quantity_literal(lit)
+        else:
+            if isinstance(lit, t.PercentLit):
+                self.error("E0202", f"'{info.name}' is money, compared with a percentage", lit.span)
+                return
+            self._money_literal(lit, allow_negative=True)
+
+
+def _atoms(cond: t.Condition) -> Iterator[t.Compare | t.InSet]:
+    if isinstance(cond, t.Compare | t.InSet):
+        yield cond
+    elif isinstance(cond, t.Not):
+        yield from _atoms(cond.item)
+    else:
+        for item in cond.items:
+            yield from _atoms(item)
+
+
+def _describe(lit: t.Literal_) -> str:
+    return {
+        t.StringLit: "text",
+        t.NumberLit: "a number",
+        t.MoneyLit: "an amount of money",
+        t.PercentLit: "a percentage",
+        t.QtyLit: "a quantity",
+        t.DateLit: "a date",
+    }[type(lit)]
+
+
+def check(ruleset: t.Ruleset, data: DataSet | None) -> tuple[CheckedRuleset | None, list[Diagnostic]]:
+    checker = _Checker(ruleset, data)
+    checked = checker.run()
+    return checked, checker.diags
+
+
+def today_in(timezone: str) -> dt.date:
+    return dt.datetime.now(zoneinfo.ZoneInfo(timezone)).date()

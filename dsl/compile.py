@@ -1,0 +1,138 @@
+"""The compiler: a checked rule tree plus its data tables -> the engine's plan.
+
+>>> # see engine.api.compile_ruleset for the public entry point
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from dsl import tree as t
+from dsl.check import CheckedRuleset, money_value, quantity_value
+from dsl.errors import Diagnostic
+from engine.catalog import build_catalog
+from engine.conditions import FULL, LOW, ConditionCompiler, ConditionTooComplex, Conjunct
+from engine.data import DataError, DataSet
+from engine.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT, BenefitSpec, LineRule, LineRuleIndex
+from engine.money import parse_percent
+from engine.plan import Plan, RuleInfo
+from engine.pricelist import build_fx, build_pricelist
+from engine.tax import build_tax
+
+
+class CompileError(Exception):
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__("compile failed")
+        self.diagnostics = diagnostics
+
+
+def ruleset_version(sources: dict[str, str], data_fingerprint: str = "") -> str:
+    digest = hashlib.sha256()
+    for path in sorted(sources):
+        digest.update(path.encode())
+        digest.update(b"\0")
+        digest.update(sources[path].encode())
+        digest.update(b"\0")
+    digest.update(data_fingerprint.encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
+    if isinstance(benefit, t.PercentOff):
+        return BenefitSpec(kind=KIND_PERCENT, bp=parse_percent(benefit.percent.text))
+    if isinstance(benefit, t.AmountOff):
+        return BenefitSpec(kind=KIND_AMOUNT, amount=money_value(benefit.amount, currency))
+    return BenefitSpec(kind=KIND_FIXED, amount=money_value(benefit.price, currency))
+
+
+def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str) -> LineRule:
+    scope = promo.scope
+    assert scope is not None
+    parts = [conditions.validity(promo.valid), conditions.compile(promo.when), conditions.compile(scope.where)]
+    action = scope.action
+    if isinstance(action, t.Tiers):
+        thresholds = []
+        for step in action.steps:
+            if action.measure == "qty":
+                milli, unit = quantity_value(step.threshold)
+                if unit is not None:
+                    raise ConditionTooComplex(step.threshold.span)
+                thresholds.append(milli)
+            else:
+                thresholds.append(money_value(step.threshold, currency))
+        lowest = (thresholds[0], FULL[1])
+        floor = Conjunct(item=None, cart=(), qty=lowest if action.measure == "qty" else FULL, amount=lowest if action.measure == "amount" else FULL)
+        parts.append((floor,))
+        conjuncts = conditions.and_all(parts, promo.span)
+        return LineRule(
+            name=promo.name,
+            exclusive=promo.stacking == "exclusive",
+            group=promo.group,
+            conjuncts=conjuncts,
+            benefit=None,
+            tier_measure=action.measure,
+            tier_thresholds=tuple(thresholds),
+            tier_benefits=tuple(_benefit(s.benefit, currency) for s in action.steps),
+        )
+    conjuncts = conditions.and_all(parts, promo.span)
+    return LineRule(
+        name=promo.name,
+        exclusive=promo.stacking == "exclusive",
+        group=promo.group,
+        conjuncts=conjuncts,
+        benefit=_benefit(action, currency),
+    )
+
+
+def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: str = "") -> Plan:
+    """Raises ``CompileError`` (with diagnostics) or ``DataError``."""
+    catalog = build_catalog(data)
+    conditions = ConditionCompiler(catalog, checked.schema, checked.currency)
+    diagnostics: list[Diagnostic] = []
+    pricelists = []
+    for decl in checked.pricelists:
+        try:
+            conj = conditions.and_all([conditions.validity(decl.valid), conditions.compile(decl.when)], decl.span)
+            pricelists.append(build_pricelist(decl, conj, checked.currency, catalog, data))
+        except ConditionTooComplex as err:
+            diagnostics.append(Diagnostic(code="E0503", severity="error", message=str(err), span=err.span))
+        except DataError as err:
+            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"price list '{decl.name}': {err}", span=decl.span))
+    rules: list[LineRule] = []
+    infos: list[RuleInfo] = []
+    for promo in checked.promotions:
+        try:
+            rules.append(_line_rule(promo, conditions, checked.currency))
+            infos.append(RuleInfo(name=promo.name, kind="promotion", span=promo.span))
+        except ConditionTooComplex as err:
+            diagnostics.append(
+                Diagnostic(code="E0503", severity="error", message=str(err), span=err.span, hint="split the rule, or write tier thresholds in the base unit")
+            )
+    tax = None
+    if checked.tax is not None:
+        try:
+            tax = build_tax(checked.tax, data)
+        except DataError as err:
+            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"tax '{checked.tax.name}': {err}", span=checked.tax.span))
+    try:
+        fx = build_fx(data)
+    except DataError as err:
+        span = t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
+        diagnostics.append(Diagnostic(code="E0302", severity="error", message=str(err), span=span))
+    if diagnostics:
+        raise CompileError(diagnostics)
+    _ = LOW
+    return Plan(
+        name=checked.name,
+        currency=checked.currency,
+        timezone=checked.timezone,
+        rounding=checked.rounding,
+        version=ruleset_version(checked.sources, data_fingerprint),
+        catalog=catalog,
+        pricelists=tuple(pricelists),
+        line_rules=tuple(infos),
+        line_index=LineRuleIndex(rules, catalog.size),
+        tax=tax,
+        fx=fx,
+        sources=checked.sources,
+    )

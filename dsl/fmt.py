@@ -1,0 +1,139 @@
+"""The formatter: any rule file printed in one canonical layout (``pricer fmt``).
+
+Formatting is idempotent and keeps meaning: ``parse(format(f)) == parse(f)`` up to spans.
+Comments are dropped only if they sit inside a declaration; comments between
+declarations are kept.
+"""
+
+from __future__ import annotations
+
+from dsl import tree as t
+
+INDENT = "  "
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def literal(lit: t.Literal_) -> str:
+    if isinstance(lit, t.StringLit):
+        return _quote(lit.value)
+    if isinstance(lit, t.PercentLit):
+        return f"{lit.text}%"
+    if isinstance(lit, t.MoneyLit):
+        return f"{lit.text} {lit.currency}"
+    if isinstance(lit, t.QtyLit):
+        return f"{lit.text} {lit.unit}"
+    if isinstance(lit, t.DateLit):
+        return lit.value.isoformat()
+    return lit.text
+
+
+_PRECEDENCE = {t.Or: 1, t.And: 2, t.Not: 3}
+
+
+def condition(cond: t.Condition, parent: int = 0) -> str:
+    if isinstance(cond, t.Compare):
+        return f"{cond.field.name} {cond.op} {literal(cond.value)}"
+    if isinstance(cond, t.InSet):
+        values = ", ".join(literal(v) for v in cond.values)
+        return f"{cond.field.name} {'not in' if cond.negated else 'in'} ({values})"
+    level = _PRECEDENCE[type(cond)]
+    if isinstance(cond, t.Not):
+        text = f"not {condition(cond.item, level)}"
+    else:
+        word = " or " if isinstance(cond, t.Or) else " and "
+        text = word.join(condition(item, level) for item in cond.items)
+    return f"({text})" if level <= parent and not isinstance(cond, t.Not) else text
+
+
+def benefit(b: t.Benefit) -> str:
+    if isinstance(b, t.PercentOff):
+        return f"percent_off {b.percent.text}%"
+    if isinstance(b, t.AmountOff):
+        return f"amount_off {literal(b.amount)} per unit"
+    return f"fixed_price {literal(b.price)}"
+
+
+def _valid(v: t.Validity) -> str:
+    return f"valid {v.start.isoformat()} .. {v.end.isoformat()}"
+
+
+def _table(ref: t.TableRef) -> str:
+    keys = f" keyed by {', '.join(k.name for k in ref.keyed_by)}" if ref.keyed_by else ""
+    return f"table {ref.name}{keys}"
+
+
+def declaration(d: t.Declaration) -> str:
+    if isinstance(d, t.Header):
+        parts = [f"ruleset {_quote(d.name)}"]
+        if d.currency:
+            parts.append(f"currency {d.currency}")
+        if d.timezone:
+            parts.append(f"timezone {_quote(d.timezone)}")
+        if d.rounding:
+            parts.append(f"rounding {d.rounding}")
+        return " ".join(parts)
+    if isinstance(d, t.AttributeDecl):
+        return f"attribute {d.field.name}"
+    if isinstance(d, t.TaxRule):
+        return f"tax {_quote(d.name)} {{\n{INDENT}{_table(d.table)}\n}}"
+    if isinstance(d, t.PriceList):
+        body = []
+        if d.when is not None:
+            body.append(f"when {condition(d.when)}")
+        if d.valid is not None:
+            body.append(_valid(d.valid))
+        if d.table is not None:
+            body.append(_table(d.table))
+        if d.currency:
+            body.append(f"currency {d.currency}")
+        if d.tax_included:
+            body.append("includes tax")
+        head = f"pricelist {_quote(d.name)} priority {d.priority}"
+        return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"
+    head = f"promotion {_quote(d.name)} priority {d.priority}"
+    if d.stacking != "stackable":
+        head += f" stacking {d.stacking}"
+    if d.group is not None:
+        head += f" group {_quote(d.group)}"
+    body = []
+    if d.valid is not None:
+        body.append(_valid(d.valid))
+    if d.when is not None:
+        body.append(f"when {condition(d.when)}")
+    if d.scope is not None:
+        where = f" where {condition(d.scope.where)}" if d.scope.where is not None else ""
+        action = d.scope.action
+        if isinstance(action, t.Tiers):
+            body.append(f"each line{where}: tiers by {action.measure} {{")
+            body.extend(f"{INDENT}>= {literal(s.threshold)}: {benefit(s.benefit)}" for s in action.steps)
+            body.append("}")
+        else:
+            body.append(f"each line{where}: {benefit(action)}")
+    return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"
+
+
+def _leading_comments(source: str, line: int, previous_end: int) -> list[str]:
+    lines = source.splitlines()
+    out = []
+    for text in lines[previous_end : max(line - 1, 0)]:
+        stripped = text.strip()
+        if stripped.startswith("#"):
+            out.append(stripped)
+    return out
+
+
+def format_ruleset(rule_file: t.RuleFile) -> str:
+    chunks: list[str] = []
+    previous_end = 0
+    for d in rule_file.declarations:
+        comments = _leading_comments(rule_file.source, d.span.line, previous_end)
+        text = declaration(d)
+        chunks.append("\n".join([*comments, text]))
+        previous_end = d.span.end_line
+    trailing = _leading_comments(rule_file.source, len(rule_file.source.splitlines()) + 1, previous_end)
+    if trailing:
+        chunks.append("\n".join(trailing))
+    return "\n\n".join(chunks) + "\n"

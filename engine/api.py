@@ -1,0 +1,163 @@
+"""The engine's public entry points (the contract in docs/engine-api.md).
+
+>>> from engine.data import DataSet
+>>> data = DataSet.from_rows([{"sku": "A", "base_unit": "pcs"}], {"standard_prices": [{"sku": "A", "price": "20.00"}]})
+>>> plan = compile_ruleset({"r.rule": 'ruleset "x" currency CNY\\npricelist "standard" { table standard_prices }'}, data)
+>>> quote(plan, {"date": "2026-11-22", "lines": [{"sku": "A", "qty": "3"}]})["totals"]["net"]
+'60.00'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from dsl.check import check
+from dsl.compile import CompileError, compile_checked
+from dsl.errors import Diagnostic, RuleError
+from dsl.fmt import format_ruleset
+from dsl.parser import parse_sources
+from engine.cart import MAX_LINES_PER_CART, CartError, decode_carts
+from engine.data import DataError, DataSet
+from engine.explain import responses
+from engine.frames import batch_from_frames, priced_frame
+from engine.plan import Plan
+from engine.waterfall import price
+
+__all__ = [
+    "CartError",
+    "DataError",
+    "Plan",
+    "RuleError",
+    "check_ruleset",
+    "compile_ruleset",
+    "format_sources",
+    "load_sources",
+    "price_frames",
+    "quote",
+    "quote_batch",
+]
+
+
+def load_sources(path: str | Path) -> dict[str, str]:
+    """``{display path: source}`` of every ``*.rule`` under a directory (or one file)."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"no such ruleset directory: {path}")
+    paths = sorted(root.rglob("*.rule")) if root.is_dir() else [root]
+    out: dict[str, str] = {}
+    for p in paths:
+        out[str(p)] = p.read_text(encoding="utf-8")
+    return out
+
+
+def check_ruleset(sources: dict[str, str], data: DataSet | None) -> list[Diagnostic]:
+    """Every diagnostic of the ruleset (empty when it is clean), compile problems included."""
+    try:
+        ruleset = parse_sources(sources)
+    except RuleError as err:
+        return list(err.diagnostics)
+    checked, diagnostics = check(ruleset, data)
+    if checked is not None and data is not None:
+        try:
+            compile_checked(checked, data)
+        except CompileError as err:
+            diagnostics.extend(err.diagnostics)
+        except DataError as err:
+            diagnostics.append(_data_diagnostic(err))
+    return diagnostics
+
+
+def _data_diagnostic(err: DataError) -> Diagnostic:
+    from dsl.tree import Span
+
+    span = Span(file=f"<table {err.table or 'catalog'}>", line=err.row or 0, col=0, end_line=0, end_col=0)
+    return Diagnostic(code="E0302", severity="error", message=str(err), span=span)
+
+
+def compile_ruleset(sources: dict[str, str], data: DataSet) -> Plan:
+    """Parse, check and compile; raises ``RuleError`` carrying every diagnostic."""
+    ruleset = parse_sources(sources)
+    checked, diagnostics = check(ruleset, data)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if checked is None or errors:
+        raise RuleError(diagnostics, dict(sources))
+    try:
+        return compile_checked(checked, data)
+    except CompileError as err:
+        raise RuleError(err.diagnostics, dict(sources)) from None
+    except DataError as err:
+        raise RuleError([_data_diagnostic(err)], dict(sources)) from None
+
+
+def format_sources(sources: dict[str, str]) -> dict[str, str]:
+    """Every file in the canonical layout (raises ``RuleError`` on syntax errors)."""
+    ruleset = parse_sources(sources)
+    return {f.path: format_ruleset(f) for f in ruleset.files}
+
+
+BUILTIN_CUSTOMER_FIELDS = {"id", "tier", "region", "group"}
+
+
+def _customer_attrs(plan: Plan) -> list[str]:
+    """Custom customer attributes the plan reads (the cart frame needs a column for each)."""
+    fields = set(plan.line_index.fields)
+    fields |= {a.field for p in plan.pricelists for c in p.conjuncts for a in c.cart}
+    attrs = {f.removeprefix("customer.") for f in fields if f.startswith("customer.")}
+    return sorted(attrs - BUILTIN_CUSTOMER_FIELDS)
+
+
+def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
+    catalog = plan.catalog
+    factors = catalog.unit_factors
+    base_units = catalog.base_units
+
+    def factor_of(unit: str | None, sku: int) -> int:
+        if unit is None or unit == base_units[sku]:
+            return 1
+        found = factors.get(unit)
+        return int(found[sku]) if found is not None else 0
+
+    return decode_carts(
+        carts,
+        currency=plan.currency,
+        timezone=plan.timezone,
+        sku_index=catalog.sku_index,
+        factor_of=factor_of,
+        customer_attrs=_customer_attrs(plan),
+        max_lines=max_lines,
+    )
+
+
+def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
+    """Price one cart; line problems are line errors, a malformed cart raises ``CartError``."""
+    return quote_batch(plan, [cart], max_lines=max_lines)[0]
+
+
+def quote_batch(plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART) -> list[dict[str, Any]]:
+    """Price many carts in one vectorized pass; the same answers as ``quote`` one by one."""
+    if not isinstance(carts, Sequence) or isinstance(carts, str | bytes):
+        raise CartError("bad_request", "carts must be a list of cart objects")
+    if not carts:
+        return []
+    batch = _decode(plan, carts, max_lines)
+    return responses(plan, batch, price(plan, batch))
+
+
+def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+    """The columnar bulk path: one row per line in, one priced row per line out.
+
+    ``carts``: ``cart_id`` (unique), optional ``currency``, ``date`` (pl.Date or ISO text),
+    ``customer_id``, ``customer_tier``, ``customer_region``, ``customer_group``, ``channel``,
+    ``project``, ``trade_term``. ``lines``: ``cart_id``, ``line_id``, ``sku``, ``qty``
+    (integer base units, or decimal text), optional ``unit``. Output columns: cart_id,
+    line_id, sku, status, price_list, unit_price_minor, list_amount_minor, discount_minor,
+    net_amount_minor, tax_minor, gross_amount_minor (integers in minor units of the cart's
+    currency).
+    """
+    batch = batch_from_frames(plan, carts, lines)
+    priced = price(plan, batch)
+    return priced_frame(plan, batch, priced, lines)

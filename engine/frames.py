@@ -1,0 +1,118 @@
+"""The columnar edge: carts and lines as polars frames in, priced lines as a frame out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from dsl.schema import CART_TEXT_FIELDS
+from engine.cart import BAD_QUANTITY, LINE_ERRORS, OK, UNKNOWN_SKU, UNKNOWN_UNIT, CartBatch, CartError
+from engine.money import MAX_QTY_MILLI, QTY_SCALE, MoneyError, parse_quantity
+from engine.plan import Plan
+from engine.waterfall import PricedLines
+
+#: frame column -> cart field
+CART_COLUMNS = {
+    "customer_id": "customer.id",
+    "customer_tier": "customer.tier",
+    "customer_region": "customer.region",
+    "customer_group": "customer.group",
+    "channel": "channel",
+    "project": "project",
+    "trade_term": "trade_term",
+}
+
+
+def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> CartBatch:
+    for column in ("cart_id",):
+        if column not in carts.columns or column not in lines.columns:
+            raise CartError("bad_frame", f"both frames need a '{column}' column")
+    for column in ("sku", "qty"):
+        if column not in lines.columns:
+            raise CartError("bad_frame", f"the lines frame needs a '{column}' column")
+    if carts["cart_id"].n_unique() != carts.height:
+        raise CartError("bad_frame", "cart_id must be unique in the carts frame")
+    if "date" not in carts.columns:
+        raise CartError("bad_frame", "the carts frame needs a 'date' column")
+    dates = carts["date"]
+    if dates.dtype == pl.String:
+        dates = dates.str.to_date("%Y-%m-%d", strict=False)
+    if dates.null_count():
+        raise CartError("bad_date", "every cart needs a date (YYYY-MM-DD)")
+    epoch = dt.date(1970, 1, 1).toordinal()
+    ordinals = dates.cast(pl.Int64) + epoch
+    frame = {
+        "currency": carts["currency"] if "currency" in carts.columns else pl.Series([plan.currency] * carts.height),
+        "date": ordinals,
+    }
+    for name in CART_TEXT_FIELDS:
+        source = next((col for col, field in CART_COLUMNS.items() if field == name), None)
+        if name == "currency":
+            continue
+        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else pl.Series([None] * carts.height, dtype=pl.String)
+    cart_frame = pl.DataFrame(frame).with_columns(pl.col("currency").cast(pl.String))
+    cart_index = lines["cart_id"].replace_strict(carts["cart_id"], pl.int_range(carts.height, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    if (cart_index < 0).any():
+        raise CartError("bad_frame", "a line names a cart_id that is not in the carts frame")
+    sku = lines["sku"].cast(pl.String).replace_strict(plan.catalog.sku_series, pl.int_range(plan.catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    qty_col = lines["qty"]
+    if qty_col.dtype.is_integer():
+        milli = qty_col.cast(pl.Int64).to_numpy() * QTY_SCALE
+    else:
+        milli = np.array([_milli(v) for v in qty_col.cast(pl.String).to_list()], dtype=np.int64)
+    factor = np.ones(lines.height, dtype=np.int64)
+    units = lines["unit"].to_list() if "unit" in lines.columns else [None] * lines.height
+    if "unit" in lines.columns and lines["unit"].null_count() < lines.height:
+        for unit in set(units) - {None}:
+            at = (lines["unit"] == unit).fill_null(False).to_numpy()
+            factor[at] = plan.catalog.factor(unit)[np.maximum(sku[at], 0)]
+    error = np.full(lines.height, OK, dtype=np.int64)
+    error[factor <= 0] = UNKNOWN_UNIT
+    error[(milli <= 0) | (milli * np.maximum(factor, 1) > MAX_QTY_MILLI)] = BAD_QUANTITY
+    error[sku < 0] = UNKNOWN_SKU
+    qty = np.where(error == OK, milli * factor, 0)
+    line_ids = lines["line_id"].cast(pl.String).to_list() if "line_id" in lines.columns else [str(i + 1) for i in range(lines.height)]
+    return CartBatch(
+        carts=cart_frame,
+        dates=[dt.date.fromordinal(int(d)) for d in ordinals.to_list()],
+        line_cart=cart_index.astype(np.int64),
+        line_ids=line_ids,
+        line_skus=lines["sku"].cast(pl.String).to_list(),
+        line_qty_text=qty_col.cast(pl.String).to_list(),
+        line_units=units,
+        sku=sku.astype(np.int64),
+        factor=factor,
+        qty=qty.astype(np.int64),
+        error=error,
+    )
+
+
+def _milli(value: str | None) -> int:
+    try:
+        return parse_quantity(value) if value is not None else -1
+    except MoneyError:
+        return -1
+
+
+def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.DataFrame) -> pl.DataFrame:
+    discount = np.zeros(batch.n_lines, dtype=np.int64)
+    np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)
+    names = np.array(["", *[p.name for p in plan.pricelists]], dtype=object)
+    status = np.array(LINE_ERRORS, dtype=object)[priced.error]
+    return pl.DataFrame(
+        {
+            "cart_id": lines["cart_id"],
+            "line_id": batch.line_ids,
+            "sku": batch.line_skus,
+            "status": status,
+            "price_list": names[priced.price_list + 1],
+            "unit_price_minor": priced.unit_price,
+            "list_amount_minor": priced.list_amount,
+            "discount_minor": discount,
+            "net_amount_minor": priced.net_amount,
+            "tax_minor": priced.tax,
+            "gross_amount_minor": priced.gross_amount,
+        }
+    )

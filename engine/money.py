@@ -1,0 +1,219 @@
+"""Money, quantities, percentages and rounding: the one module that converts and rounds.
+
+Inside the engine every amount is an integer count of its currency's minor unit,
+every quantity an integer count of thousandths (``QTY_SCALE``), every percentage
+an integer count of basis points (1% = 100 bp). Decimal strings exist only at the
+edges: ``parse_*`` reads them, ``format_*`` writes them.
+
+>>> parse_money("1234.5", "CNY")
+123450
+>>> format_money(-450, "CNY")
+'-4.50'
+>>> round_div(44995, 10000, "half_up")   # 4.4995 -> 4.50 at two decimals (on 1e-4 units)
+4
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Literal, TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+
+Rounding = Literal["half_up", "half_even"]
+ROUNDING_MODES: tuple[Rounding, ...] = ("half_up", "half_even")
+
+QTY_SCALE = 1000  # quantities carry at most 3 fractional digits
+QTY_DIGITS = 3
+BP_SCALE = 10_000  # 100% in basis points
+PERCENT_DIGITS = 2  # at most 2 fractional digits of a percent
+
+#: ISO 4217 minor-unit exponents. A currency missing here is refused at check time.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CNY": 2, "CZK": 2,
+    "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2,
+    "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2, "MYR": 2, "NOK": 2, "NZD": 2,
+    "OMR": 3, "PHP": 2, "PLN": 2, "RUB": 2, "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2,
+    "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
+}
+
+#: Documented limits; input beyond them is refused with a clear error.
+MAX_LINE_AMOUNT_MINOR = 10**15  # a line amount stays below 10^15 minor units
+MAX_UNIT_PRICE_MINOR = 10**12
+MAX_QTY_MILLI = 10**12  # one billion base units per line
+MAX_FX_DIGITS = 10  # fractional digits of an exchange rate
+
+
+class MoneyError(ValueError):
+    """A money, quantity or percentage literal that cannot be held exactly."""
+
+
+def exponent(currency: str) -> int:
+    try:
+        return CURRENCY_EXPONENTS[currency]
+    except KeyError:
+        raise MoneyError(f"unknown currency {currency!r}") from None
+
+
+def _decimal(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, AttributeError):
+        raise MoneyError(f"{what} {text!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise MoneyError(f"{what} {text!r} is not a finite number")
+    return value
+
+
+def _scaled(value: Decimal, digits: int, what: str, text: str) -> int:
+    scaled = value.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(f"{what} {text!r} has more than {digits} fractional digits")
+    return int(scaled)
+
+
+def parse_money(text: str, currency: str) -> int:
+    """Decimal string -> integer minor units; more digits than the currency has is an error."""
+    digits = exponent(currency)
+    return _scaled(_decimal(text, "amount"), digits, f"{currency} amount", text)
+
+
+def format_money(minor: int, currency: str) -> str:
+    digits = exponent(currency)
+    minor = int(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**digits)
+    return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+def parse_quantity(text: str) -> int:
+    """Decimal string -> integer thousandths. ``"1.5"`` -> 1500."""
+    return _scaled(_decimal(text, "quantity"), QTY_DIGITS, "quantity", text)
+
+
+def format_quantity(milli: int) -> str:
+    milli = int(milli)
+    sign = "-" if milli < 0 else ""
+    whole, frac = divmod(abs(milli), QTY_SCALE)
+    if frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:03d}".rstrip("0")
+
+
+def parse_percent(text: str) -> int:
+    """``"12.5%"`` or ``"12.5"`` -> 1250 basis points."""
+    body = text.strip().removesuffix("%")
+    return _scaled(_decimal(body, "percentage"), PERCENT_DIGITS, "percentage", text)
+
+
+def format_percent(bp: int) -> str:
+    whole, frac = divmod(abs(int(bp)), 100)
+    sign = "-" if bp < 0 else ""
+    if frac == 0:
+        return f"{sign}{whole}%"
+    return f"{sign}{whole}.{frac:02d}".rstrip("0") + "%"
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """An exchange rate as an exact fraction (numerator, denominator = 10^k)."""
+    value = _decimal(text, "exchange rate")
+    if value <= 0:
+        raise MoneyError(f"exchange rate {text!r} must be positive")
+    exp = value.as_tuple().exponent
+    digits = max(0, -exp) if isinstance(exp, int) else 0
+    if digits > MAX_FX_DIGITS:
+        raise MoneyError(f"exchange rate {text!r} has more than {MAX_FX_DIGITS} fractional digits")
+    return int(value.scaleb(digits)), 10**digits
+
+
+IntArray = npt.NDArray[np.int64]
+T = TypeVar("T", int, IntArray)
+
+
+@overload
+def round_div(num: int, den: int, mode: Rounding) -> int: ...
+@overload
+def round_div(num: IntArray, den: int | IntArray, mode: Rounding) -> IntArray: ...
+def round_div(num: int | IntArray, den: int | IntArray, mode: Rounding) -> int | IntArray:
+    """``num / den`` rounded to an integer, on the magnitude: half away from zero or half even.
+
+    ``den`` must be positive. Works on Python ints (exact at any size) and int64 arrays.
+    """
+    if isinstance(num, np.ndarray):
+        mag = np.abs(num)
+        q, r = np.divmod(mag, den)
+        twice = 2 * r
+        if mode == "half_up":
+            up = twice >= den
+        else:
+            up = (twice > den) | ((twice == den) & (q % 2 == 1))
+        out: IntArray = (q + up) * np.sign(num)
+        return out
+    assert isinstance(den, int)
+    mag_i = abs(num)
+    q_i, r_i = divmod(mag_i, den)
+    twice_i = 2 * r_i
+    if mode == "half_up":
+        up_i = twice_i >= den
+    else:
+        up_i = twice_i > den or (twice_i == den and q_i % 2 == 1)
+    result = q_i + int(up_i)
+    return -result if num < 0 else result
+
+
+@overload
+def mul_div_round(a: int, b: int, den: int, mode: Rounding) -> int: ...
+@overload
+def mul_div_round(a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding) -> IntArray: ...
+def mul_div_round(
+    a: int | IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding
+) -> int | IntArray:
+    """``a * b / den`` rounded, without forming ``a * b`` (which could overflow int64).
+
+    ``a = q*den + r`` so ``a*b/den = q*b + r*b/den``; callers keep ``|a|/den * |b|`` and
+    ``den * |b|`` inside int64 (the documented limits do).
+    """
+    if isinstance(a, np.ndarray):
+        sign = np.sign(a) * np.sign(b)
+        mag_a = np.abs(a)
+        mag_b = np.abs(b)
+        q, r = np.divmod(mag_a, den)
+        whole = q * mag_b
+        part = r * mag_b
+        pq, pr = np.divmod(part, den)
+        twice = 2 * pr
+        if mode == "half_up":
+            up = twice >= den
+        else:
+            total = whole + pq
+            up = (twice > den) | ((twice == den) & (total % 2 == 1))
+        out: IntArray = (whole + pq + up) * sign
+        return out
+    assert isinstance(b, int) and isinstance(den, int)
+    return round_div(a * b, den, mode)
+
+
+def percent_of(amount: T, bp: int | IntArray, mode: Rounding) -> T:
+    """``round(amount * bp / 10000)``: what a percentage of an amount is, at the minor unit."""
+    if isinstance(amount, np.ndarray):
+        return mul_div_round(amount, bp, BP_SCALE, mode)  # type: ignore[return-value]
+    assert isinstance(bp, int)
+    return round_div(amount * bp, BP_SCALE, mode)  # type: ignore[return-value]
+
+
+def amount_for(unit_price: T, qty_milli: T, mode: Rounding) -> T:
+    """``round(unit price x quantity)``: a line amount from a per-unit price and thousandths."""
+    if isinstance(unit_price, np.ndarray):
+        return mul_div_round(unit_price, qty_milli, QTY_SCALE, mode)  # type: ignore[return-value]
+    assert isinstance(qty_milli, int)
+    return round_div(unit_price * qty_milli, QTY_SCALE, mode)  # type: ignore[return-value]
+
+
+def convert_minor(amount: int, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> int:
+    """Convert minor units of ``src`` to ``dst`` at ``rate`` (dst per src), rounded once."""
+    num, den = rate
+    shift = exponent(dst) - exponent(src)
+    if shift >= 0:
+        return round_div(amount * num * 10**shift, den, mode)
+    return round_div(amount * num, den * 10**-shift, mode)

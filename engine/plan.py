@@ -1,0 +1,45 @@
+"""The compiled plan: everything pricing needs, as arrays and lookups, built once per publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsl import tree as t
+from engine.catalog import CatalogIndex
+from engine.line_index import LineRuleIndex
+from engine.money import Rounding
+from engine.pricelist import FxRates, PriceListPlan
+from engine.tax import TaxPlan
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """What an adjustment points back to: the rule's name, kind and source position."""
+
+    name: str
+    kind: str
+    span: t.Span
+
+    @property
+    def source(self) -> str:
+        return f"{self.span.file}:{self.span.line}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    currency: str
+    timezone: str
+    rounding: Rounding
+    version: str
+    catalog: CatalogIndex
+    pricelists: tuple[PriceListPlan, ...]
+    line_rules: tuple[RuleInfo, ...]
+    line_index: LineRuleIndex
+    tax: TaxPlan | None
+    fx: FxRates
+    sources: dict[str, str]
+
+    @property
+    def rule_names(self) -> list[str]:
+        return [p.name for p in self.pricelists] + [r.name for r in self.line_rules] + ([self.tax.name] if self.tax else [])

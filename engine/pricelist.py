@@ -1,0 +1,220 @@
+"""Stage 2, list price: the first applicable list (priority, then name) that holds the SKU.
+
+A list's rows are folded at compile time into a lookup: a dense ``[sku, break] -> row``
+array for lists without keys, sorted composite keys ``(sku, key, break)`` searched with
+``searchsorted`` for lists keyed by cart fields (customer prices). Quantity breaks pick
+the row with the largest ``min_qty`` not above the line's base quantity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from dsl import tree as t
+from dsl.schema import table_column
+from engine.catalog import CatalogIndex
+from engine.conditions import Conjunct
+from engine.data import DataError, DataSet
+from engine.money import (
+    MAX_UNIT_PRICE_MINOR,
+    MoneyError,
+    Rounding,
+    convert_minor,
+    exponent,
+    parse_money,
+    parse_quantity,
+    parse_rate,
+)
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class PriceListPlan:
+    name: str
+    span: t.Span
+    conjuncts: tuple[Conjunct, ...]
+    currency: str
+    tax_included: bool
+    keyed_fields: tuple[str, ...]
+    row_price: I64
+    row_factor: I64
+    break_values: I64  # sorted distinct min_qty (thousandths of the base unit)
+    dense: I64 | None  # [sku * n_breaks + break] -> row, for lists without keys
+    key_codes: tuple[dict[str, int], ...]  # per keyed field: value -> code
+    key_radix: int
+    sorted_keys: I64 | None  # composite (sku, key, break) per row, sorted
+    sorted_rows: I64 | None
+    converted: dict[tuple[str, int, int], I64] = field(default_factory=dict)
+
+    def lookup(self, sku: I64, key: I64, qty: I64) -> I64:
+        """Row index for each line (-1 where this list does not hold the SKU at that quantity)."""
+        n_breaks = len(self.break_values)
+        brk = np.searchsorted(self.break_values, qty, side="right") - 1
+        if self.dense is not None:
+            flat = sku * n_breaks + np.maximum(brk, 0)
+            rows: I64 = np.where(brk >= 0, self.dense[flat], -1)
+            return rows
+        assert self.sorted_keys is not None and self.sorted_rows is not None
+        prefix = sku * self.key_radix + key
+        wanted = prefix * n_breaks + brk
+        pos = np.searchsorted(self.sorted_keys, wanted, side="right") - 1
+        safe = np.maximum(pos, 0)
+        hit = (pos >= 0) & (brk >= 0) & (key >= 0) & (self.sorted_keys[safe] // n_breaks == prefix)
+        found: I64 = np.where(hit, self.sorted_rows[safe], -1)
+        return found
+
+    def prices_in(self, currency: str, rate: tuple[int, int], mode: Rounding) -> I64:
+        """Every row's unit price converted to ``currency`` (exact, rounded once), cached."""
+        cache_key = (currency, rate[0], rate[1])
+        found = self.converted.get(cache_key)
+        if found is None:
+            found = np.array(
+                [convert_minor(int(p), rate, self.currency, currency, mode) for p in self.row_price],
+                dtype=np.int64,
+            )
+            self.converted[cache_key] = found
+        return found
+
+
+def build_pricelist(
+    decl: t.PriceList,
+    conjuncts: tuple[Conjunct, ...],
+    ruleset_currency: str,
+    catalog: CatalogIndex,
+    data: DataSet,
+) -> PriceListPlan:
+    assert decl.table is not None
+    name = decl.table.name
+    frame = data.table(name)
+    currency = decl.currency or ruleset_currency
+    keyed = tuple(k.name for k in decl.table.keyed_by)
+    skus = frame["sku"].to_list()
+    prices = frame["price"].to_list()
+    min_qtys = frame["min_qty"].to_list() if "min_qty" in frame.columns else [None] * frame.height
+    units = frame["unit"].to_list() if "unit" in frame.columns else [None] * frame.height
+    key_columns = [frame[table_column(k)].to_list() for k in keyed]
+    row_sku = np.empty(frame.height, dtype=np.int64)
+    row_price = np.empty(frame.height, dtype=np.int64)
+    row_factor = np.empty(frame.height, dtype=np.int64)
+    row_min = np.empty(frame.height, dtype=np.int64)
+    key_codes: list[dict[str, int]] = [{} for _ in keyed]
+    row_keys = np.zeros((frame.height, len(keyed)), dtype=np.int64)
+    for i in range(frame.height):
+        where = {"table": name, "row": i + 1}
+        sku = skus[i]
+        if sku not in catalog.sku_index:
+            raise DataError(f"unknown sku {sku!r}", **where)  # type: ignore[arg-type]
+        s = catalog.sku_index[sku]
+        row_sku[i] = s
+        try:
+            row_price[i] = parse_money(prices[i] or "", currency)
+            row_min[i] = parse_quantity(min_qtys[i]) if min_qtys[i] not in (None, "") else 0
+        except MoneyError as err:
+            raise DataError(str(err), **where) from None  # type: ignore[arg-type]
+        if not 0 <= row_price[i] <= MAX_UNIT_PRICE_MINOR:
+            raise DataError(f"price {prices[i]!r} out of range", **where)  # type: ignore[arg-type]
+        unit = units[i] or catalog.base_units[s]
+        factor = int(catalog.factor(unit)[s])
+        if factor <= 0:
+            raise DataError(f"unit {unit!r} is not a unit of sku {sku!r}", **where)  # type: ignore[arg-type]
+        row_factor[i] = factor
+        for j, column in enumerate(key_columns):
+            value = column[i]
+            if value is None or value == "":
+                raise DataError(f"empty key column {table_column(keyed[j])!r}", **where)  # type: ignore[arg-type]
+            row_keys[i, j] = key_codes[j].setdefault(value, len(key_codes[j]))
+    break_values = np.unique(row_min) if frame.height else np.zeros(1, dtype=np.int64)
+    n_breaks = len(break_values)
+    row_break = np.searchsorted(break_values, row_min)
+    key_radix = 1
+    row_key = np.zeros(frame.height, dtype=np.int64)
+    for j in range(len(keyed)):
+        row_key = row_key * (len(key_codes[j]) + 1) + row_keys[:, j]
+        key_radix *= len(key_codes[j]) + 1
+    composite = (row_sku * key_radix + row_key) * n_breaks + row_break
+    order = np.argsort(composite, kind="stable")
+    sorted_keys = composite[order]
+    dupes = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
+    if len(dupes):
+        first, second = sorted(int(x) + 1 for x in order[[dupes[0], dupes[0] + 1]])
+        raise DataError(f"rows {first} and {second} price the same SKU, key and min_qty", table=name)
+    dense: I64 | None = None
+    if not keyed:
+        dense = np.full(catalog.size * n_breaks, -1, dtype=np.int64)
+        dense[row_sku * n_breaks + row_break] = np.arange(frame.height)
+        # a missing break takes the largest lower break that exists (forward fill per SKU)
+        grid = dense.reshape(catalog.size, n_breaks)
+        for b in range(1, n_breaks):
+            grid[:, b] = np.where(grid[:, b] < 0, grid[:, b - 1], grid[:, b])
+    return PriceListPlan(
+        name=decl.name,
+        span=decl.span,
+        conjuncts=conjuncts,
+        currency=currency,
+        tax_included=decl.tax_included,
+        keyed_fields=keyed,
+        row_price=row_price,
+        row_factor=row_factor,
+        break_values=break_values.astype(np.int64),
+        dense=dense,
+        key_codes=tuple(key_codes),
+        key_radix=key_radix,
+        sorted_keys=None if dense is not None else sorted_keys,
+        sorted_rows=None if dense is not None else order.astype(np.int64),
+    )
+
+
+def encode_keys(plan: PriceListPlan, carts: pl.DataFrame) -> I64:
+    """Each cart's composite key code for a keyed list (-1 where a value is not in the table)."""
+    code = np.zeros(carts.height, dtype=np.int64)
+    missing = np.zeros(carts.height, dtype=np.bool_)
+    for j, name in enumerate(plan.keyed_fields):
+        values = carts[name]
+        mapping = plan.key_codes[j]
+        codes = values.replace_strict(list(mapping), list(mapping.values()), default=-1, return_dtype=pl.Int64).to_numpy()
+        missing |= codes < 0
+        code = code * (len(mapping) + 1) + np.maximum(codes, 0)
+    result: I64 = np.where(missing, -1, code)
+    return result
+
+
+@dataclass(frozen=True)
+class FxRates:
+    """Exchange rates by (from, to): dates (ordinals, sorted) and exact rates."""
+
+    rates: dict[tuple[str, str], tuple[list[int], list[tuple[int, int]]]]
+
+    def rate(self, src: str, dst: str, day: int) -> tuple[int, int] | None:
+        """The rate of the latest date on or before ``day``."""
+        if src == dst:
+            return (1, 1)
+        found = self.rates.get((src, dst))
+        if found is None:
+            return None
+        dates, rates = found
+        pos = int(np.searchsorted(np.array(dates), day, side="right")) - 1
+        return rates[pos] if pos >= 0 else None
+
+
+def build_fx(data: DataSet) -> FxRates:
+    if "fx_rates" not in data.tables:
+        return FxRates({})
+    frame = data.tables["fx_rates"]
+    table: dict[tuple[str, str], list[tuple[int, tuple[int, int]]]] = {}
+    for i, row in enumerate(frame.iter_rows(named=True)):
+        try:
+            src, dst = row["from"], row["to"]
+            exponent(src)
+            exponent(dst)
+            day = dt.date.fromisoformat(row["date"]).toordinal()
+            rate = parse_rate(row["rate"])
+        except (KeyError, ValueError, TypeError) as err:
+            raise DataError(str(err), table="fx_rates", row=i + 1) from None
+        table.setdefault((src, dst), []).append((day, rate))
+    return FxRates({k: ([d for d, _ in sorted(v)], [r for _, r in sorted(v)]) for k, v in table.items()})
