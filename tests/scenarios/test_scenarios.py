@@ -1,0 +1,95 @@
+"""Acceptance scenarios (../shared/scenarios), each through the HTTP API.
+
+Each scenario directory here holds the scenario's rules written as a ``.rule`` file; the
+scenario's catalog and tables are loaded through the store exactly as ``pricer load``
+does, and its request is sent to ``POST /price``. ``pytest -k <scenario id>`` runs one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.data import DataSet
+from engine.store import Store
+from server.app import create_app
+from server.settings import Settings
+
+HERE = Path(__file__).parent
+CASES = HERE / "cases"
+SCENARIOS = sorted(p.parent.name for p in HERE.glob("*/ruleset.rule"))
+
+
+def load_case(scenario_id: str) -> dict[str, Any]:
+    return json.loads((CASES / f"{scenario_id}.json").read_text())
+
+
+@pytest.fixture
+def scenario_client(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    scenario_id = request.param
+    case = load_case(scenario_id)
+    data = DataSet.from_rows(case.get("catalog") or [], case.get("tables") or {})
+    settings = Settings(data_dir=tmp_path, rules_dir=HERE / scenario_id)
+    with Store(settings.db_path) as store:
+        files = tmp_path / "files"
+        files.mkdir()
+        data.catalog.write_csv(files / "catalog.csv")
+        store.load_table("catalog", files / "catalog.csv")
+        for name, frame in data.tables.items():
+            frame.write_csv(files / f"{name}.csv")
+            store.load_table(name, files / f"{name}.csv")
+    with TestClient(create_app(settings)) as client:
+        yield client, case
+
+
+def _lines(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {line["id"]: line for line in body["lines"]}
+
+
+def assert_expected(body: dict[str, Any], expected: dict[str, Any]) -> None:
+    lines = _lines(body)
+    for line_id, want in expected.get("lines", {}).items():
+        got = lines[line_id]
+        for key, value in want.items():
+            if key in ("note", "why"):
+                continue
+            if key == "adjustments":
+                assert [[a["rule"], a["amount"]] for a in got["adjustments"]] == value, line_id
+            else:
+                assert got[key] == value, (line_id, key)
+    totals = {"net_total": "net", "tax_total": "tax", "total": "gross"}
+    for key, total in totals.items():
+        if key in expected:
+            assert body["totals"][total] == expected[key], key
+    if "errors" in expected:
+        got_errors = sorted((e["line"], e["code"]) for e in body["errors"])
+        assert got_errors == sorted((e["line"], e["code"]) for e in expected["errors"])
+
+
+#: the scenarios' "also" sentences, as a changed request and the figures it must give
+ALSO: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "P03-validity-window": (
+        {"date": "2026-11-30"},
+        {"lines": {"1": {"unit_price": "19.00", "price_list": "gold november"}}, "net_total": "19.00"},
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario_client", SCENARIOS, indirect=True, ids=SCENARIOS)
+def test_scenario(scenario_client: tuple[TestClient, dict[str, Any]]) -> None:
+    client, case = scenario_client
+    cart = case["request"]["cart"]
+    response = client.post("/price", json=cart)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_expected(body, case["expected"])
+    if case["id"] in ALSO:
+        change, expected = ALSO[case["id"]]
+        again = client.post("/price", json={**cart, **change})
+        assert again.status_code == 200, again.text
+        assert_expected(again.json(), expected)
