@@ -25,6 +25,7 @@ from engine.data import DataError, DataSet
 from engine.explain import responses
 from engine.frames import batch_from_frames, priced_frame
 from engine.plan import Plan
+from engine.scalar import small_path
 from engine.waterfall import price
 
 __all__ = [
@@ -133,8 +134,9 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
 
 
 def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
-    """Price one cart; line problems are line errors, a malformed cart raises ``CartError``."""
-    return quote_batch(plan, [cart], max_lines=max_lines)[0]
+    """Price one cart (the small-batch path); line problems are line errors, a malformed
+    cart raises ``CartError``. Gives the same answer as ``quote_batch``."""
+    return small_path(plan).quote(cart, max_lines=max_lines)
 
 
 def quote_batch(plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART) -> list[dict[str, Any]]:

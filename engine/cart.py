@@ -197,6 +197,10 @@ def _quantity(raw: Any) -> int:
     """Thousandths, or -1 for anything that is not a positive decimal with <= 3 decimals."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         return -1
+    if isinstance(raw, int):
+        return raw * 1000
+    if isinstance(raw, str) and raw.isdigit():  # the common case, without Decimal
+        return int(raw) * 1000
     try:
         return parse_quantity(str(raw))
     except MoneyError:

@@ -52,6 +52,20 @@ class CartAtom:
     values: frozenset[str] = frozenset()
     date: int = 0
 
+    def holds(self, value: object) -> bool:
+        """The same test on one cart's value (the small-batch path)."""
+        if self.op in ("in", "not in"):
+            return (value in self.values) != (self.op == "not in")
+        day = int(value)  # type: ignore[call-overload]
+        return {
+            "==": day == self.date,
+            "!=": day != self.date,
+            "<": day < self.date,
+            "<=": day <= self.date,
+            ">": day > self.date,
+            ">=": day >= self.date,
+        }[self.op]
+
     def evaluate(self, column: np.ndarray) -> BoolArray:
         if self.op in ("in", "not in"):
             values = self.values
@@ -225,6 +239,10 @@ class ConditionCompiler:
 
 
 # ---- evaluating cart atoms -------------------------------------------------------------
+
+
+def holds_for_cart(conjuncts: tuple[Conjunct, ...], values: dict[str, object]) -> bool:
+    return any(all(atom.holds(values.get(atom.field)) for atom in conj.cart) for conj in conjuncts)
 
 
 def cart_fields(conjuncts: Iterable[Conjunct]) -> set[str]:

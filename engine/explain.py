@@ -1,8 +1,12 @@
-"""Priced lines out, as JSON-ready dicts: every cent explained, money as decimal strings."""
+"""Priced lines out, as JSON-ready dicts: every cent explained, money as decimal strings.
+
+Both paths (bulk arrays and the small-batch probe) describe each line as a ``Record`` of
+plain ints, and one function turns records into the response, so the two can't drift.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,79 +26,118 @@ ERROR_MESSAGES = {
 }
 
 
-def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[str, Any]]:
-    currencies = batch.carts["currency"].to_list()
-    n_carts = len(batch.dates)
-    out: list[dict[str, Any]] = [
-        {
-            "ruleset_version": plan.version,
-            "currency": currencies[c],
-            "date": batch.dates[c].isoformat(),
-            "lines": [],
-            "errors": [],
-        }
-        for c in range(n_carts)
-    ]
-    adj = priced.adjustments
-    starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1))
-    sums = {name: [0] * n_carts for name in ("list", "discount", "net", "tax", "gross")}
+class Record(NamedTuple):
+    line_id: str
+    sku_text: str
+    qty_text: str
+    unit: str | None
+    error: int
+    sku: int
+    base_qty: int
+    price_list: int
+    unit_price: int
+    factor: int
+    list_amount: int
+    adjustments: list[tuple[int, int, int]]  # (rule, kind, amount)
+    net: int
+    tax_rate: int
+    tax: int
+    gross: int
+
+
+def build_response(plan: Plan, currency: str, date: str, records: list[Record]) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    total_list = total_discount = total_net = total_tax = total_gross = 0
     cat = plan.catalog
-    for i in range(batch.n_lines):
-        c = int(batch.line_cart[i])
-        cur = currencies[c]
-        line: dict[str, Any] = {"id": batch.line_ids[i], "sku": batch.line_skus[i], "qty": batch.line_qty_text[i]}
-        if batch.line_units[i] is not None:
-            line["unit"] = batch.line_units[i]
-        code = int(priced.error[i])
-        if code != OK:
-            name = LINE_ERRORS[code]
-            message = f"line {batch.line_ids[i]}: " + ERROR_MESSAGES[name].format(
-                sku=batch.line_skus[i], unit=batch.line_units[i], qty=batch.line_qty_text[i]
-            )
+    for r in records:
+        line: dict[str, Any] = {"id": r.line_id, "sku": r.sku_text, "qty": r.qty_text}
+        if r.unit is not None:
+            line["unit"] = r.unit
+        if r.error != OK:
+            name = LINE_ERRORS[r.error]
+            message = f"line {r.line_id}: " + ERROR_MESSAGES[name].format(sku=r.sku_text, unit=r.unit, qty=r.qty_text)
             line["status"] = "error"
             line["error"] = {"code": name, "message": message}
-            out[c]["errors"].append({"line": batch.line_ids[i], "code": name, "message": message})
-            out[c]["lines"].append(line)
+            errors.append({"line": r.line_id, "code": name, "message": message})
+            lines.append(line)
             continue
-        s = int(batch.sku[i])
-        li = int(priced.price_list[i])
-        pl_plan = plan.pricelists[li]
-        base_unit = cat.base_units[s]
-        factor = int(priced.pricing_factor[i])
-        pricing_unit = base_unit if factor == 1 else _unit_named(plan, s, factor, base_unit)
+        pl_plan = plan.pricelists[r.price_list]
+        base_unit = cat.base_units[r.sku]
         adjustments = []
-        for k in range(int(starts[i]), int(starts[i + 1])):
-            rule = plan.line_rules[int(adj.rule[k])]
-            adjustments.append(
-                {"rule": rule.name, "kind": KIND_NAMES[int(adj.kind[k])], "amount": format_money(int(adj.amount[k]), cur), "source": rule.source}
-            )
-            sums["discount"][c] += int(adj.amount[k])
+        for rule_index, kind, amount in r.adjustments:
+            rule = plan.line_rules[rule_index]
+            adjustments.append({"rule": rule.name, "kind": KIND_NAMES[kind], "amount": format_money(amount, currency), "source": rule.source})
+            total_discount += amount
         line.update(
             {
-                "base_qty": format_quantity(int(batch.qty[i])),
+                "base_qty": format_quantity(r.base_qty),
                 "base_unit": base_unit,
                 "status": "ok",
                 "price_list": pl_plan.name,
-                "unit_price": format_money(int(priced.unit_price[i]), cur),
-                "pricing_unit": pricing_unit,
-                "list_amount": format_money(int(priced.list_amount[i]), cur),
+                "unit_price": format_money(r.unit_price, currency),
+                "pricing_unit": base_unit if r.factor == 1 else _unit_named(plan, r.sku, r.factor, base_unit),
+                "list_amount": format_money(r.list_amount, currency),
                 "adjustments": adjustments,
-                "net_amount": format_money(int(priced.net_amount[i]), cur),
-                "tax_rate": format_percent(int(priced.tax_rate[i])),
-                "tax": format_money(int(priced.tax[i]), cur),
-                "gross_amount": format_money(int(priced.gross_amount[i]), cur),
+                "net_amount": format_money(r.net, currency),
+                "tax_rate": format_percent(r.tax_rate),
+                "tax": format_money(r.tax, currency),
+                "gross_amount": format_money(r.gross, currency),
             }
         )
         if pl_plan.tax_included:
             line["tax_included"] = True
-        out[c]["lines"].append(line)
-        sums["list"][c] += int(priced.list_amount[i])
-        sums["net"][c] += int(priced.net_amount[i])
-        sums["tax"][c] += int(priced.tax[i])
-        sums["gross"][c] += int(priced.gross_amount[i])
-    for c in range(n_carts):
-        out[c]["totals"] = {name: format_money(values[c], currencies[c]) for name, values in sums.items()}
-    return out
+        lines.append(line)
+        total_list += r.list_amount
+        total_net += r.net
+        total_tax += r.tax
+        total_gross += r.gross
+    return {
+        "ruleset_version": plan.version,
+        "currency": currency,
+        "date": date,
+        "lines": lines,
+        "errors": errors,
+        "totals": {
+            "list": format_money(total_list, currency),
+            "discount": format_money(total_discount, currency),
+            "net": format_money(total_net, currency),
+            "tax": format_money(total_tax, currency),
+            "gross": format_money(total_gross, currency),
+        },
+    }
+
+
+def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[str, Any]]:
+    adj = priced.adjustments
+    starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1)).tolist()
+    adj_rule, adj_kind, adj_amount = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist()
+    columns = zip(
+        batch.line_cart.tolist(),
+        priced.error.tolist(),
+        batch.sku.tolist(),
+        batch.qty.tolist(),
+        priced.price_list.tolist(),
+        priced.unit_price.tolist(),
+        priced.pricing_factor.tolist(),
+        priced.list_amount.tolist(),
+        priced.net_amount.tolist(),
+        priced.tax_rate.tolist(),
+        priced.tax.tolist(),
+        priced.gross_amount.tolist(),
+        strict=True,
+    )
+    per_cart: list[list[Record]] = [[] for _ in batch.dates]
+    for i, (cart, error, sku, qty, li, unit_price, factor, list_amount, net, rate, tax, gross) in enumerate(columns):
+        adjustments = [(adj_rule[k], adj_kind[k], adj_amount[k]) for k in range(starts[i], starts[i + 1])]
+        per_cart[cart].append(
+            Record(
+                batch.line_ids[i], batch.line_skus[i], batch.line_qty_text[i], batch.line_units[i],
+                error, sku, qty, li, unit_price, factor, list_amount, adjustments, net, rate, tax, gross,
+            )
+        )
+    currencies = batch.carts["currency"].to_list()
+    return [build_response(plan, currencies[c], batch.dates[c].isoformat(), per_cart[c]) for c in range(len(batch.dates))]
 
 
 def _unit_named(plan: Plan, sku: int, factor: int, base_unit: str) -> str:

@@ -12,6 +12,7 @@ of rules (DESIGN principle 1).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,6 +134,7 @@ class LineRuleIndex:
         self.signature_slots: dict[bytes, int] = {}
         self.tables: list[I32] = []
         self._table_cache: I32 | None = None
+        self._lock = threading.Lock()
 
     # ---- compile-time tables ---------------------------------------------------------------
 
@@ -262,14 +264,38 @@ class LineRuleIndex:
         slots = np.empty(len(keys), dtype=np.int64)
         missing = [i for i, k in enumerate(keys) if k not in self.class_slots]
         if missing:
-            sub = classes[missing] if self.fields else pl.DataFrame({"_": [0] * len(missing)})
-            columns = frame_columns(sub) if self.fields else {}
-            active = np.stack([evaluate_cart(c, columns, len(missing)) for c in self.conj_cart], axis=1) if self.conj_cart else np.zeros((len(missing), 0), dtype=np.bool_)
-            for row, i in enumerate(missing):
-                self.class_slots[keys[i]] = self._slot_for(active[row])
+            with self._lock:
+                self._add_classes(classes, keys, missing)
         for i, k in enumerate(keys):
             slots[i] = self.class_slots[k]
         return slots
+
+    def _add_classes(self, classes: pl.DataFrame, keys: list[tuple[object, ...]], missing: list[int]) -> None:
+        missing = [i for i in missing if keys[i] not in self.class_slots]
+        if not missing:
+            return
+        columns = frame_columns(classes[missing]) if self.fields else {}
+        active = (
+            np.stack([evaluate_cart(c, columns, len(missing)) for c in self.conj_cart], axis=1)
+            if self.conj_cart
+            else np.zeros((len(missing), 0), dtype=np.bool_)
+        )
+        for row, i in enumerate(missing):
+            self.class_slots[keys[i]] = self._slot_for(active[row])
+
+    def slot_of_context(self, values: dict[str, object]) -> int:
+        """The table slot for one cart's context values (cached after the first time)."""
+        key = tuple(values.get(f) for f in self.fields)
+        slot = self.class_slots.get(key)
+        if slot is None:
+            schema = {f: (pl.Int64 if f == "date" else pl.String) for f in self.fields}
+            frame = pl.DataFrame([list(key)], schema=schema, orient="row") if self.fields else pl.DataFrame({"_": [0]})
+            slot = int(self.class_slots_for(frame)[0])
+        return slot
+
+    def table(self) -> I32:
+        with self._lock:
+            return self._all_tables()
 
     def programs_for(self, carts: pl.DataFrame, line_cart: I64, sku: I64, qty: I64, amount: I64) -> I32:
         """The program of every line (0 = no line promotion applies)."""
@@ -282,6 +308,5 @@ class LineRuleIndex:
         ac = np.searchsorted(self.amount_bounds, amount, side="right")
         cell = qc * self.n_acells + ac
         flat = (table_slot * self.n_sku + sku) * self.n_cells + cell
-        tables = self._all_tables()
-        result: I32 = tables[flat]
+        result: I32 = self.table()[flat]
         return result

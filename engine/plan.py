@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from dsl import tree as t
 from engine.catalog import CatalogIndex
@@ -39,6 +40,8 @@ class Plan:
     tax: TaxPlan | None
     fx: FxRates
     sources: dict[str, str]
+    #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
+    scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rule_names(self) -> list[str]:
