@@ -13,7 +13,14 @@ from dsl.errors import Diagnostic
 from engine.catalog import build_catalog
 from engine.conditions import FULL, LOW, ConditionCompiler, ConditionTooComplex, Conjunct
 from engine.data import DataError, DataSet
-from engine.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT, BenefitSpec, LineRule, LineRuleIndex
+from engine.line_index import (
+    KIND_AMOUNT,
+    KIND_FIXED,
+    KIND_PERCENT,
+    BenefitSpec,
+    LineRule,
+    LineRuleIndex,
+)
 from engine.money import parse_percent
 from engine.plan import Plan, RuleInfo
 from engine.pricelist import build_fx, build_pricelist

@@ -89,11 +89,11 @@ def build_catalog(data: DataSet) -> CatalogIndex:
         arr[row] = factor
 
     unit_texts = frame["units"].to_list() if "units" in frame.columns else [None] * len(skus)
-    for row, (base, text) in enumerate(zip(base_units, unit_texts, strict=True)):
+    for row, (base, unit_text) in enumerate(zip(base_units, unit_texts, strict=True)):
         if not base:
             raise DataError("empty base_unit", table="catalog", row=row + 1)
         put(base, row, 1)
-        for part in (text or "").split(";"):
+        for part in (unit_text or "").split(";"):
             if not part.strip():
                 continue
             unit, sep, number = part.partition("=")

@@ -55,8 +55,9 @@ class CartAtom:
     def holds(self, value: object) -> bool:
         """The same test on one cart's value (the small-batch path)."""
         if self.op in ("in", "not in"):
-            return (value in self.values) != (self.op == "not in")
-        day = int(value)  # type: ignore[call-overload]
+            return bool((value in self.values) != (self.op == "not in"))
+        assert isinstance(value, int)
+        day = value
         return {
             "==": day == self.date,
             "!=": day != self.date,
@@ -72,7 +73,7 @@ class CartAtom:
             hit = np.fromiter((v in values for v in column), dtype=np.bool_, count=len(column))
             return ~hit if self.op == "not in" else hit
         col = column.astype(np.int64)
-        return {
+        result: BoolArray = {
             "==": col == self.date,
             "!=": col != self.date,
             "<": col < self.date,
@@ -80,6 +81,7 @@ class CartAtom:
             ">": col > self.date,
             ">=": col >= self.date,
         }[self.op]
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,7 @@ class ConditionCompiler:
         return self._dnf(cond, negated=False)
 
     def and_all(self, parts: Iterable[tuple[Conjunct, ...]], span: t.Span) -> tuple[Conjunct, ...]:
-        result = TRUE
+        result: tuple[Conjunct, ...] = TRUE
         for part in parts:
             result = self._and(result, part, span)
         return result
@@ -229,7 +231,7 @@ class ConditionCompiler:
         has_all = (combos > 0).all(axis=0)
         distinct = {tuple(int(x) for x in combos[:, i]) for i in np.nonzero(has_all)[0]}
         for factors in sorted(distinct):
-            mask = has_all.copy()
+            mask: BoolArray = np.asarray(has_all, dtype=np.bool_).copy()
             for row, f in enumerate(factors):
                 mask &= combos[row] == f
             points = [m * f for (m, _), f in zip(parsed, factors, strict=True)]

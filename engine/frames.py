@@ -8,7 +8,15 @@ import numpy as np
 import polars as pl
 
 from dsl.schema import CART_TEXT_FIELDS
-from engine.cart import BAD_QUANTITY, LINE_ERRORS, OK, UNKNOWN_SKU, UNKNOWN_UNIT, CartBatch, CartError
+from engine.cart import (
+    BAD_QUANTITY,
+    LINE_ERRORS,
+    OK,
+    UNKNOWN_SKU,
+    UNKNOWN_UNIT,
+    CartBatch,
+    CartError,
+)
 from engine.money import MAX_QTY_MILLI, QTY_SCALE, MoneyError, parse_quantity
 from engine.plan import Plan
 from engine.waterfall import PricedLines

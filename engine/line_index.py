@@ -20,7 +20,15 @@ import numpy.typing as npt
 import polars as pl
 
 from engine.catalog import BoolArray
-from engine.conditions import HIGH, LOW, Conjunct, cart_fields, context_classes, evaluate_cart, frame_columns
+from engine.conditions import (
+    HIGH,
+    LOW,
+    Conjunct,
+    cart_fields,
+    context_classes,
+    evaluate_cart,
+    frame_columns,
+)
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -260,7 +268,7 @@ class LineRuleIndex:
 
     def class_slots_for(self, classes: pl.DataFrame) -> npt.NDArray[np.int64]:
         """The table slot of each distinct cart context (evaluating cart atoms once per context)."""
-        keys = classes.select(self.fields).rows() if self.fields else [()] * classes.height
+        keys: list[tuple[object, ...]] = classes.select(self.fields).rows() if self.fields else [()] * classes.height
         slots = np.empty(len(keys), dtype=np.int64)
         missing = [i for i, k in enumerate(keys) if k not in self.class_slots]
         if missing:

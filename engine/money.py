@@ -16,7 +16,7 @@ edges: ``parse_*`` reads them, ``format_*`` writes them.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Literal, TypeVar, overload
+from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -128,7 +128,6 @@ def parse_rate(text: str) -> tuple[int, int]:
 
 
 IntArray = npt.NDArray[np.int64]
-T = TypeVar("T", int, IntArray)
 
 
 @overload
@@ -194,26 +193,11 @@ def mul_div_round(
     return round_div(a * b, den, mode)
 
 
-def percent_of(amount: T, bp: int | IntArray, mode: Rounding) -> T:
-    """``round(amount * bp / 10000)``: what a percentage of an amount is, at the minor unit."""
-    if isinstance(amount, np.ndarray):
-        return mul_div_round(amount, bp, BP_SCALE, mode)  # type: ignore[return-value]
-    assert isinstance(bp, int)
-    return round_div(amount * bp, BP_SCALE, mode)  # type: ignore[return-value]
-
-
-def amount_for(unit_price: T, qty_milli: T, mode: Rounding) -> T:
-    """``round(unit price x quantity)``: a line amount from a per-unit price and thousandths."""
-    if isinstance(unit_price, np.ndarray):
-        return mul_div_round(unit_price, qty_milli, QTY_SCALE, mode)  # type: ignore[return-value]
-    assert isinstance(qty_milli, int)
-    return round_div(unit_price * qty_milli, QTY_SCALE, mode)  # type: ignore[return-value]
-
-
 def convert_minor(amount: int, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> int:
     """Convert minor units of ``src`` to ``dst`` at ``rate`` (dst per src), rounded once."""
     num, den = rate
     shift = exponent(dst) - exponent(src)
+    scale = int(10 ** abs(shift))
     if shift >= 0:
-        return round_div(amount * num * 10**shift, den, mode)
-    return round_div(amount * num, den * 10**-shift, mode)
+        return round_div(amount * num * scale, den, mode)
+    return round_div(amount * num, den * scale, mode)

@@ -114,7 +114,8 @@ def build_pricelist(
         row_sku[i] = s
         try:
             row_price[i] = parse_money(prices[i] or "", currency)
-            row_min[i] = parse_quantity(min_qtys[i]) if min_qtys[i] not in (None, "") else 0
+            min_qty = min_qtys[i]
+            row_min[i] = parse_quantity(min_qty) if min_qty else 0
         except MoneyError as err:
             raise DataError(str(err), **where) from None  # type: ignore[arg-type]
         if not 0 <= row_price[i] <= MAX_UNIT_PRICE_MINOR:

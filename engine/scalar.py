@@ -33,7 +33,14 @@ from engine.cart import (
 from engine.conditions import holds_for_cart
 from engine.explain import Record, build_response
 from engine.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT
-from engine.money import BP_SCALE, CURRENCY_EXPONENTS, MAX_LINE_AMOUNT_MINOR, MAX_QTY_MILLI, QTY_SCALE, round_div
+from engine.money import (
+    BP_SCALE,
+    CURRENCY_EXPONENTS,
+    MAX_LINE_AMOUNT_MINOR,
+    MAX_QTY_MILLI,
+    QTY_SCALE,
+    round_div,
+)
 from engine.plan import Plan
 from engine.pricelist import PriceListPlan
 
@@ -70,7 +77,8 @@ class _ListProbe:
         code = 0
         for j, name in enumerate(self.plan.keyed_fields):
             mapping = self.plan.key_codes[j]
-            found = mapping.get(values.get(name))  # type: ignore[arg-type]
+            value = values.get(name)
+            found = mapping.get(value) if isinstance(value, str) else None
             if found is None:
                 return -1
             code = code * (len(mapping) + 1) + found
@@ -265,4 +273,4 @@ def small_path(plan: Plan) -> SmallPath:
     if probe is None:
         probe = SmallPath(plan)
         plan.scratch["small_path"] = probe
-    return probe  # type: ignore[no-any-return]
+    return probe

@@ -31,7 +31,7 @@ class TaxPlan:
 
     def rate(self, region: str | None, tax_class: str | None, trade_term: str | None) -> int:
         best: tuple[int, int] | None = None
-        for i, (r, c, term, bp) in enumerate(self.rows):
+        for i, (r, c, term, _bp) in enumerate(self.rows):
             if (r is None or r == region) and (c is None or c == tax_class) and (term is None or term == trade_term):
                 score = sum(k is not None for k in (r, c, term))
                 if best is None or score > best[0]:
