@@ -161,6 +161,15 @@ def round_div(num: int | IntArray, den: int | IntArray, mode: Rounding) -> int |
     return -result if num < 0 else result
 
 
+def int_round_div(num: int, den: int, half_even: bool) -> int:
+    """``round_div`` for Python ints only, without dispatch (the small-batch path's hot loop)."""
+    q, r = divmod(-num if num < 0 else num, den)
+    twice = r + r
+    if twice > den or (twice == den and (not half_even or q & 1)):
+        q += 1
+    return -q if num < 0 else q
+
+
 @overload
 def mul_div_round(a: int, b: int, den: int, mode: Rounding) -> int: ...
 @overload

@@ -39,7 +39,7 @@ from engine.money import (
     MAX_LINE_AMOUNT_MINOR,
     MAX_QTY_MILLI,
     QTY_SCALE,
-    round_div,
+    int_round_div,
 )
 from engine.plan import Plan
 from engine.pricelist import PriceListPlan
@@ -149,7 +149,7 @@ class SmallPath:
         if len(lines) > max_lines:
             raise CartError("too_many_lines", f"cart: {len(lines)} lines; at most {max_lines}", "lines")
         plan = self.plan
-        mode = plan.rounding
+        half_even = plan.rounding == "half_even"
         applies = [holds_for_cart(p.conjuncts, values) for p in plan.pricelists]
         keys = [probe.key_of(values) if probe.plan.keyed_fields else 0 for probe in self.lists]
         slot = self.index.slot_of_context(values) if self.index.rules else 0
@@ -205,9 +205,9 @@ class SmallPath:
                     if rate is None:
                         error = NO_FX_RATE
                     else:
-                        unit_price = int(probe.plan.prices_in(currency, rate, mode)[row])
+                        unit_price = int(probe.plan.prices_in(currency, rate, plan.rounding)[row])
             if error == OK:
-                list_amount = round_div(unit_price * qty, price_factor * QTY_SCALE, mode)
+                list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
                 if list_amount >= MAX_LINE_AMOUNT_MINOR:
                     error, list_amount = AMOUNT_TOO_LARGE, 0
             if error != OK:
@@ -219,29 +219,30 @@ class SmallPath:
                 cell = bisect_right(self.q_bounds, qty) * n_acells + bisect_right(self.a_bounds, list_amount)
                 program = int(table[(slot * n_sku + sku) * n_cells + cell])
                 if program:
-                    net = self._apply(slots_of[program], net, qty, adjustments)
+                    net = self._apply(slots_of[program], net, qty, adjustments, half_even)
             rate_bp = self._tax_rate(region, self.tax_class[sku], term)
             if plan.pricelists[chosen].tax_included:
-                net_of_tax = round_div(net * BP_SCALE, BP_SCALE + rate_bp, mode)
+                net_of_tax = int_round_div(net * BP_SCALE, BP_SCALE + rate_bp, half_even)
                 tax = net - net_of_tax
             else:
                 net_of_tax = net
-                tax = round_div(net * rate_bp, BP_SCALE, mode)
+                tax = int_round_div(net * rate_bp, BP_SCALE, half_even)
             records.append(
                 Record(line_id, sku_text, qty_text, unit, OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax)
             )
         return currency, day, records
 
-    def _apply(self, slots: tuple[tuple[int, ...], ...], net: int, qty: int, adjustments: list[tuple[int, int, int]]) -> int:
-        mode = self.plan.rounding
+    def _apply(
+        self, slots: tuple[tuple[int, ...], ...], net: int, qty: int, adjustments: list[tuple[int, int, int]], half_even: bool
+    ) -> int:
         for members in slots:
             best, best_discount = -1, -1
             for b in members:
                 kind = self.kind[b]
                 if kind == KIND_PERCENT:
-                    discount, ok = round_div(net * self.bp[b], BP_SCALE, mode), True
+                    discount, ok = int_round_div(net * self.bp[b], BP_SCALE, half_even), True
                 else:
-                    by_qty = round_div(self.amount[b] * qty, QTY_SCALE, mode)
+                    by_qty = int_round_div(self.amount[b] * qty, QTY_SCALE, half_even)
                     if kind == KIND_AMOUNT:
                         discount, ok = min(net, by_qty), True
                     else:
