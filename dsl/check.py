@@ -109,6 +109,8 @@ class _Checker:
             self._promotion(promo, schema)
         for tax in taxes:
             self._table(tax.table, required=("rate",), schema=schema)
+            if tax.table.keyed_by:
+                self.error("E0206", "a tax table is not keyed; its rows match on region, tax_class and trade_term columns", tax.table.keyed_by[0].span)
         for extra in taxes[1:]:
             self.error("E0101", f"a ruleset has one tax declaration; '{extra.name}' is a second", extra.name_span, f"the first is '{taxes[0].name}' at {taxes[0].span}")
         if any(d.severity == "error" for d in self.diags) or header is None:
@@ -262,6 +264,9 @@ class _Checker:
             self._benefit(step.benefit)
             value: int | None
             if tiers.measure == "qty":
+                if isinstance(step.threshold, t.QtyLit):
+                    self.error("E0304", f"a 'tiers by qty' threshold is counted in the base unit, not in '{step.threshold.unit}'", step.threshold.span, "write it as a number of base units")
+                    continue
                 value = self._quantity_literal(step.threshold)
             else:
                 value = self._money_literal(step.threshold, allow_negative=False)
@@ -300,7 +305,12 @@ class _Checker:
                 self._unknown_field(atom.field, schema)
                 continue
             if info.scope not in allowed:
-                self.error("E0206", f"'{atom.field.name}' is a line field; {place} can only read cart fields", atom.field.span, "move it into: each line where ...")
+                hint = (
+                    "a price list is chosen for the whole cart; for quantity breaks give its table a min_qty column"
+                    if "price list" in place
+                    else "move it into: each line where ..."
+                )
+                self.error("E0206", f"'{atom.field.name}' is a line field; {place} can only read cart fields", atom.field.span, hint)
                 continue
             if isinstance(atom, t.Compare):
                 self._compare(atom, info)
@@ -309,9 +319,13 @@ class _Checker:
                     self._value(info, value, "in")
 
     def _unknown_field(self, ref: t.FieldRef, schema: Schema) -> None:
-        hint = did_you_mean(ref.name, schema.fields)
-        if hint is None and ref.name.startswith("customer."):
-            hint = f"declare custom attributes first: attribute {ref.name}"
+        head, _, attr = ref.name.partition(".")
+        builtin = {f.partition(".")[2] for f in schema.fields if f.startswith(head + ".")}
+        close = did_you_mean(attr, builtin) if head in ("customer", "item") and attr else None
+        if head in ("customer", "item") and attr and "." not in attr and close is None:
+            hint: str | None = f"declare custom attributes first: attribute {ref.name}"
+        else:
+            hint = did_you_mean(ref.name, schema.fields)
         self.error("E0201", f"unknown field '{ref.name}'", ref.span, hint)
 
     def _compare(self, atom: t.Compare, info: FieldInfo) -> None:

@@ -136,4 +136,4 @@ def format_ruleset(rule_file: t.RuleFile) -> str:
     trailing = _leading_comments(rule_file.source, len(rule_file.source.splitlines()) + 1, previous_end)
     if trailing:
         chunks.append("\n".join(trailing))
-    return "\n\n".join(chunks) + "\n"
+    return "\n\n".join(chunks) + "\n" if chunks else ""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,34 @@ FRIENDLY: dict[str, str] = {
 }
 
 
+_WORD_LITERAL = re.compile(r'"([a-z_]+)"')
+_WORD_END = "(?![a-zA-Z0-9_])"
+
+
+def _whole_word_keywords(grammar: str) -> str:
+    """Make every keyword match as a whole word only (``perunit`` is not ``per unit``).
+
+    Each quoted word in a rule becomes a filtered terminal that matches only when no letter,
+    digit or underscore follows, with priority 2,
+    so it also wins over a field or unit name that spells the same word.
+    """
+    rules, _, terminals = grammar.partition("// ---- tokens")
+    words = sorted(set(_WORD_LITERAL.findall(rules)))
+    rules = _WORD_LITERAL.sub(lambda m: f"_KW_{m.group(1).upper()}", rules)
+    terminals = re.sub(
+        r'^([A-Z_]+)(\.\d+)?: ((?:"[a-z_]+"(?: \| )?)+)$',
+        lambda m: f"{m.group(1)}{m.group(2) or ''}: /({'|'.join(_WORD_LITERAL.findall(m.group(3)))}){_WORD_END}/",
+        terminals,
+        flags=re.M,
+    )
+    declared = "\n".join(f"_KW_{w.upper()}.2: /{w}{_WORD_END}/" for w in words)
+    return f"{rules}// ---- tokens{terminals}\n{declared}\n"
+
+
 @cache
 def _parser() -> Lark:
     return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        _whole_word_keywords(GRAMMAR_PATH.read_text(encoding="utf-8")),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
@@ -241,6 +266,17 @@ class _ToTree(Transformer[Token, Any]):
 
     def pricelist(self, meta: Meta, c: list[Any]) -> t.PriceList:
         opts = self._options(c[1:])
+        for key in ("stacking", "group"):
+            if key in opts:
+                self.repeats.append(
+                    Diagnostic(
+                        code="E0206",
+                        severity="error",
+                        message=f"'{key}' does not apply to a price list",
+                        span=opts[key][1],
+                        hint="price lists are tried by priority; the first that holds the SKU prices the line",
+                    )
+                )
         return t.PriceList(
             name=_unquote(c[0]),
             priority=opts.get("priority", (0,))[0],
@@ -288,6 +324,8 @@ class _ToTree(Transformer[Token, Any]):
 def _terminal_text(name: str) -> str:
     if name in FRIENDLY:
         return FRIENDLY[name]
+    if name.startswith("_KW_"):
+        return f"'{name[4:].lower()}'"
     try:
         pattern = _parser().get_terminal(name).pattern
     except KeyError:
@@ -297,9 +335,20 @@ def _terminal_text(name: str) -> str:
 
 def _expected(expected: set[str]) -> str:
     names = sorted({_terminal_text(e) for e in expected})
-    if len(names) > 6:
-        names = names[:6] + ["..."]
+    if len(names) > 8:
+        names = names[:8] + ["..."]
     return ", ".join(names)
+
+
+def _acceptable(err: UnexpectedInput) -> set[str]:
+    """What the parser could really take here (LALR lookahead sets over-approximate)."""
+    interactive = getattr(err, "interactive_parser", None)
+    if interactive is not None:
+        try:
+            return set(interactive.accepts())
+        except Exception:  # noqa: BLE001 - fall back to lark's own list
+            pass
+    return set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
 
 
 def _syntax_diagnostic(err: UnexpectedInput, path: str) -> Diagnostic:
@@ -311,7 +360,7 @@ def _syntax_diagnostic(err: UnexpectedInput, path: str) -> Diagnostic:
             severity="error",
             message="the file ends in the middle of a declaration",
             span=span,
-            hint=f"expected {_expected(set(err.expected))}",
+            hint=f"expected {_expected(_acceptable(err) - {'$END'})}",
         )
     if isinstance(err, UnexpectedToken):
         tok = err.token
@@ -322,11 +371,11 @@ def _syntax_diagnostic(err: UnexpectedInput, path: str) -> Diagnostic:
             severity="error",
             message=f"unexpected '{tok}'",
             span=span,
-            hint=f"expected {_expected(set(err.expected))}",
+            hint=f"expected {_expected(_acceptable(err))}",
         )
     if isinstance(err, UnexpectedCharacters):
         span = t.Span(file=path, line=line, col=col, end_line=line, end_col=col + 1)
-        allowed = set(err.allowed or ())
+        allowed = _acceptable(err)
         return Diagnostic(
             code="E0002",
             severity="error",

@@ -49,7 +49,7 @@ class CartAtom:
 
     field: str
     op: str  # "in" | "not in" | one of == != < <= > >= (dates, as ordinals)
-    values: frozenset[str] = frozenset()
+    values: frozenset[object] = frozenset()
     date: int = 0
 
     def holds(self, value: object) -> bool:
@@ -204,7 +204,7 @@ class ConditionCompiler:
         if info.type == "date":
             dates = [v.value.toordinal() for v in values if isinstance(v, t.DateLit)]
             if op in ("in", "not in"):
-                cart_atom = CartAtom(field=name, op=op, values=frozenset(str(d) for d in dates))
+                cart_atom = CartAtom(field=name, op=op, values=frozenset(dates))
                 return (Conjunct(item=None, cart=(cart_atom,), qty=FULL, amount=FULL),)
             return (Conjunct(item=None, cart=(CartAtom(field=name, op=op, date=dates[0]),), qty=FULL, amount=FULL),)
         if info.type == "money":
