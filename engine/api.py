@@ -24,7 +24,7 @@ from engine.cart import MAX_LINES_PER_CART, CartError, decode_carts
 from engine.data import DataError, DataSet
 from engine.explain import responses
 from engine.frames import batch_from_frames, priced_frame
-from engine.plan import Plan
+from engine.plan import Plan, customer_attributes
 from engine.scalar import small_path
 from engine.waterfall import price
 
@@ -100,17 +100,6 @@ def format_sources(sources: dict[str, str]) -> dict[str, str]:
     return {f.path: format_ruleset(f) for f in ruleset.files}
 
 
-BUILTIN_CUSTOMER_FIELDS = {"id", "tier", "region", "group"}
-
-
-def _customer_attrs(plan: Plan) -> list[str]:
-    """Custom customer attributes the plan reads (the cart frame needs a column for each)."""
-    fields = set(plan.line_index.fields)
-    fields |= {a.field for p in plan.pricelists for c in p.conjuncts for a in c.cart}
-    attrs = {f.removeprefix("customer.") for f in fields if f.startswith("customer.")}
-    return sorted(attrs - BUILTIN_CUSTOMER_FIELDS)
-
-
 def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
     catalog = plan.catalog
     factors = catalog.unit_factors
@@ -128,7 +117,7 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
         timezone=plan.timezone,
         sku_index=catalog.sku_index,
         factor_of=factor_of,
-        customer_attrs=_customer_attrs(plan),
+        customer_attrs=customer_attributes(plan),
         max_lines=max_lines,
     )
 

@@ -46,3 +46,14 @@ class Plan:
     @property
     def rule_names(self) -> list[str]:
         return [p.name for p in self.pricelists] + [r.name for r in self.line_rules] + ([self.tax.name] if self.tax else [])
+
+
+BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})
+
+
+def customer_attributes(plan: Plan) -> list[str]:
+    """Custom customer attributes the plan's rules read (a cart column is made for each)."""
+    fields = set(plan.line_index.fields)
+    fields |= {a.field for p in plan.pricelists for c in p.conjuncts for a in c.cart}
+    attrs = {f.removeprefix("customer.") for f in fields if f.startswith("customer.")}
+    return sorted(attrs - BUILTIN_CUSTOMER_FIELDS)

@@ -41,7 +41,7 @@ from engine.money import (
     QTY_SCALE,
     int_round_div,
 )
-from engine.plan import Plan
+from engine.plan import Plan, customer_attributes
 from engine.pricelist import PriceListPlan
 
 
@@ -105,9 +105,7 @@ class SmallPath:
         self.rule = index.benefit_rule.tolist()
         self.exclusive = index.programs.benefit_exclusive.tolist()
         self.tax_rates: dict[tuple[Any, Any, Any], int] = {}
-        self.customer_attrs = sorted(
-            {f.removeprefix("customer.") for f in index.fields if f.startswith("customer.")} - {"id", "tier", "region", "group"}
-        )
+        self.customer_attrs = customer_attributes(plan)
 
     def factor(self, unit: str | None, sku: int) -> int:
         if unit is None or unit == self.base_units[sku]:
