@@ -20,7 +20,12 @@ install: $(STAMP)
 demo-data: $(STAMP)
 	$(BIN)/python -m server.demo --if-empty
 
+# The demo's admin token (publishing); set your own for anything but the demo.
+PRICER_ADMIN_TOKEN ?= pricer-demo-token
+export PRICER_ADMIN_TOKEN
+
 serve: demo-data
+	@echo "admin token (demo): $(PRICER_ADMIN_TOKEN)"
 	$(BIN)/pricer serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)

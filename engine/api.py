@@ -141,7 +141,8 @@ def quote_batch(plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER
 def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     """The columnar bulk path: one row per line in, one priced row per line out.
 
-    ``carts``: ``cart_id`` (unique), optional ``currency``, ``date`` (pl.Date or ISO text),
+    ``carts``: ``cart_id`` (unique), ``date`` (pl.Date or ISO text), optional ``currency``
+    (default and null: the ruleset's),
     ``customer_id``, ``customer_tier``, ``customer_region``, ``customer_group``, ``channel``,
     ``project``, ``trade_term``. ``lines``: ``cart_id``, ``line_id``, ``sku``, ``qty``
     (integer base units, or decimal text), optional ``unit``. Output columns: cart_id,

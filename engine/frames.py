@@ -17,7 +17,7 @@ from engine.cart import (
     CartBatch,
     CartError,
 )
-from engine.money import MAX_QTY_MILLI, QTY_SCALE, MoneyError, parse_quantity
+from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, QTY_SCALE, MoneyError, parse_quantity
 from engine.plan import Plan
 from engine.waterfall import PricedLines
 
@@ -51,8 +51,12 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         raise CartError("bad_date", "every cart needs a date (YYYY-MM-DD)")
     epoch = dt.date(1970, 1, 1).toordinal()
     ordinals = dates.cast(pl.Int64) + epoch
+    currency = carts["currency"].cast(pl.String).fill_null(plan.currency) if "currency" in carts.columns else pl.Series([plan.currency] * carts.height)
+    unknown = set(currency.unique().to_list()) - set(CURRENCY_EXPONENTS)
+    if unknown:
+        raise CartError("unknown_currency", f"unknown currency {sorted(unknown)[0]!r} in the carts frame", "currency")
     frame = {
-        "currency": carts["currency"] if "currency" in carts.columns else pl.Series([plan.currency] * carts.height),
+        "currency": currency,
         "date": ordinals,
     }
     for name in CART_TEXT_FIELDS:
