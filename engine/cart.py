@@ -39,13 +39,15 @@ class CartError(ValueError):
 
 @dataclass
 class CartBatch:
+    """Carts as columns. The text columns are only read to write responses, so the
+    columnar path passes polars Series and never converts them to Python objects."""
+
     carts: pl.DataFrame  # currency, date (ordinal), and every cart field rules can read
-    dates: list[dt.date]
     line_cart: I64
-    line_ids: list[str]
-    line_skus: list[str]
-    line_qty_text: list[str]
-    line_units: list[str | None]
+    line_ids: Sequence[str] | pl.Series
+    line_skus: Sequence[str] | pl.Series
+    line_qty_text: Sequence[str] | pl.Series
+    line_units: Sequence[str | None] | pl.Series
     sku: I64
     factor: I64
     qty: I64  # base quantity, thousandths
@@ -54,6 +56,10 @@ class CartBatch:
     @property
     def n_lines(self) -> int:
         return len(self.sku)
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [dt.date.fromordinal(d) for d in self.carts["date"].to_list()]
 
 
 def cart_date(value: Any, timezone: str, where: str) -> dt.date:
@@ -101,7 +107,6 @@ def decode_carts(
         columns.setdefault(name, [])
     for attr in customer_attrs:
         columns[f"customer.{attr}"] = []
-    dates: list[dt.date] = []
     line_cart: list[int] = []
     ids: list[str] = []
     skus: list[str] = []
@@ -124,7 +129,6 @@ def decode_carts(
             raise CartError("bad_cart", f"{where}: customer must be an object", "customer")
         columns["currency"].append(cur)
         columns["date"].append(day.toordinal())
-        dates.append(day)
         for name in CART_TEXT_FIELDS:
             if name == "currency":
                 continue
@@ -180,7 +184,6 @@ def decode_carts(
     )
     return CartBatch(
         carts=frame,
-        dates=dates,
         line_cart=np.array(line_cart, dtype=np.int64),
         line_ids=ids,
         line_skus=skus,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -17,7 +18,7 @@ from engine.cart import (
     CartBatch,
     CartError,
 )
-from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, QTY_SCALE, MoneyError, parse_quantity
+from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, QTY_SCALE
 from engine.plan import Plan
 from engine.waterfall import PricedLines
 
@@ -63,21 +64,18 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         source = next((col for col, field in CART_COLUMNS.items() if field == name), None)
         if name == "currency":
             continue
-        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else pl.Series([None] * carts.height, dtype=pl.String)
+        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else _nulls(carts.height)
     cart_frame = pl.DataFrame(frame).with_columns(pl.col("currency").cast(pl.String))
     cart_index = lines["cart_id"].replace_strict(carts["cart_id"], pl.int_range(carts.height, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     if (cart_index < 0).any():
         raise CartError("bad_frame", "a line names a cart_id that is not in the carts frame")
     sku = lines["sku"].cast(pl.String).replace_strict(plan.catalog.sku_series, pl.int_range(plan.catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     qty_col = lines["qty"]
-    if qty_col.dtype.is_integer():
-        milli = qty_col.cast(pl.Int64).to_numpy() * QTY_SCALE
-    else:
-        milli = np.array([_milli(v) for v in qty_col.cast(pl.String).to_list()], dtype=np.int64)
+    milli = _milli_column(qty_col)
     factor = np.ones(lines.height, dtype=np.int64)
-    units = lines["unit"].to_list() if "unit" in lines.columns else [None] * lines.height
+    units: Sequence[str | None] | pl.Series = lines["unit"] if "unit" in lines.columns else _nulls(lines.height)
     if "unit" in lines.columns and lines["unit"].null_count() < lines.height:
-        for unit in set(units) - {None}:
+        for unit in set(lines["unit"].unique().to_list()) - {None}:
             at = (lines["unit"] == unit).fill_null(False).to_numpy()
             factor[at] = plan.catalog.factor(unit)[np.maximum(sku[at], 0)]
     error = np.full(lines.height, OK, dtype=np.int64)
@@ -85,14 +83,13 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
     error[(milli <= 0) | (milli * np.maximum(factor, 1) > MAX_QTY_MILLI)] = BAD_QUANTITY
     error[sku < 0] = UNKNOWN_SKU
     qty = np.where(error == OK, milli * factor, 0)
-    line_ids = lines["line_id"].cast(pl.String).to_list() if "line_id" in lines.columns else [str(i + 1) for i in range(lines.height)]
+    line_ids = lines["line_id"].cast(pl.String) if "line_id" in lines.columns else pl.int_range(1, lines.height + 1, eager=True).cast(pl.String)
     return CartBatch(
         carts=cart_frame,
-        dates=[dt.date.fromordinal(int(d)) for d in ordinals.to_list()],
         line_cart=cart_index.astype(np.int64),
         line_ids=line_ids,
-        line_skus=lines["sku"].cast(pl.String).to_list(),
-        line_qty_text=qty_col.cast(pl.String).to_list(),
+        line_skus=lines["sku"].cast(pl.String),
+        line_qty_text=qty_col.cast(pl.String),
         line_units=units,
         sku=sku.astype(np.int64),
         factor=factor,
@@ -101,25 +98,43 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
     )
 
 
-def _milli(value: str | None) -> int:
-    try:
-        return parse_quantity(value) if value is not None else -1
-    except MoneyError:
-        return -1
+def _nulls(n: int) -> pl.Series:
+    return pl.repeat(None, n, dtype=pl.String, eager=True)
+
+
+def _milli_column(qty: pl.Series) -> np.ndarray:
+    """Quantities in thousandths; -1 for anything not a positive decimal with <= 3 decimals."""
+    if qty.dtype.is_integer():
+        whole = qty.cast(pl.Int64)
+        return np.where(whole.is_null().to_numpy(), -1, whole.fill_null(0).to_numpy() * QTY_SCALE)
+    text = qty.cast(pl.String).str.strip_chars()
+    whole_only = text.cast(pl.Int64, strict=False)
+    if whole_only.null_count() == 0:  # every quantity a whole number: no regex needed
+        values = whole_only.to_numpy()
+        return np.where((values > 0) & (values <= MAX_QTY_MILLI // QTY_SCALE), values * QTY_SCALE, -1)
+    frame = pl.DataFrame({"q": text}).select(
+        ok=pl.col("q").str.contains(r"^\d{1,12}(\.\d{1,3})?$").fill_null(False),
+        whole=pl.col("q").str.extract(r"^(\d{1,12})", 1).cast(pl.Int64, strict=False),
+        frac=pl.col("q").str.extract(r"\.(\d{1,3})$", 1).str.pad_end(3, "0").cast(pl.Int64, strict=False).fill_null(0),
+    )
+    ok = frame["ok"].to_numpy()
+    milli = frame["whole"].fill_null(0).to_numpy() * QTY_SCALE + frame["frac"].to_numpy()
+    return np.where(ok, milli, -1)
 
 
 def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.DataFrame) -> pl.DataFrame:
     discount = np.zeros(batch.n_lines, dtype=np.int64)
     np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)
-    names = np.array(["", *[p.name for p in plan.pricelists]], dtype=object)
-    status = np.array(LINE_ERRORS, dtype=object)[priced.error]
+    list_names = ["", *[p.name for p in plan.pricelists]]
+    status = pl.Series("status", priced.error).replace_strict(list(range(len(LINE_ERRORS))), list(LINE_ERRORS), return_dtype=pl.String)
+    names = pl.Series("price_list", priced.price_list + 1).replace_strict(list(range(len(list_names))), list_names, return_dtype=pl.String)
     return pl.DataFrame(
         {
             "cart_id": lines["cart_id"],
-            "line_id": batch.line_ids,
-            "sku": batch.line_skus,
+            "line_id": pl.Series(batch.line_ids),
+            "sku": pl.Series(batch.line_skus),
             "status": status,
-            "price_list": names[priced.price_list + 1],
+            "price_list": names,
             "unit_price_minor": priced.unit_price,
             "list_amount_minor": priced.list_amount,
             "discount_minor": discount,

@@ -40,6 +40,8 @@ def discount_of(
     """The discount each benefit gives on each line's running net, and whether it applies."""
     kind = index.benefit_kind[benefit]
     bp = index.benefit_bp[benefit]
+    if not (kind != KIND_PERCENT).any():  # the common case: percentages only
+        return mul_div_round(net, bp, BP_SCALE, mode), np.ones(len(net), dtype=np.bool_)
     per_unit = index.benefit_amount[benefit]
     percent = mul_div_round(net, bp, BP_SCALE, mode)
     by_qty = mul_div_round(per_unit, qty, QTY_SCALE, mode)

@@ -170,6 +170,20 @@ def int_round_div(num: int, den: int, half_even: bool) -> int:
     return -q if num < 0 else q
 
 
+_FAST_LIMIT = 1 << 61
+
+
+def _small_non_negative(a: IntArray, b: int | IntArray) -> bool:
+    if a.size == 0:
+        return True
+    a_min, a_max = int(a.min()), int(a.max())
+    if isinstance(b, np.ndarray):
+        b_min, b_max = (int(b.min()), int(b.max())) if b.size else (0, 0)
+    else:
+        b_min = b_max = int(b)
+    return a_min >= 0 and b_min >= 0 and a_max * b_max < _FAST_LIMIT
+
+
 @overload
 def mul_div_round(a: int, b: int, den: int, mode: Rounding) -> int: ...
 @overload
@@ -183,6 +197,16 @@ def mul_div_round(
     ``den * |b|`` inside int64 (the documented limits do).
     """
     if isinstance(a, np.ndarray):
+        if _small_non_negative(a, b):
+            # the common case: a*b cannot overflow and nothing is negative: one pass
+            num = a * b
+            if mode == "half_up":
+                fast: IntArray = (num + num + den) // (den + den)
+                return fast
+            q, r = np.divmod(num, den)
+            twice = r + r
+            even: IntArray = q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
+            return even
         sign = np.sign(a) * np.sign(b)
         mag_a = np.abs(a)
         mag_b = np.abs(b)

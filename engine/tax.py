@@ -77,6 +77,10 @@ def _codes(values: list[str | None]) -> tuple[list[str | None], I64]:
 
 def split_tax(amount: I64, bp: I64, included: npt.NDArray[np.bool_], mode: Rounding) -> tuple[I64, I64]:
     """(net, tax) per line: tax on top of the net, or carved out of a tax-inclusive gross."""
+    if not bp.any():
+        return amount, np.zeros(len(amount), dtype=np.int64)
+    if not included.any():
+        return amount, mul_div_round(amount, bp, BP_SCALE, mode)
     on_top = mul_div_round(amount, bp, BP_SCALE, mode)
     carved_net = mul_div_round(amount, np.full(len(amount), BP_SCALE, dtype=np.int64), BP_SCALE + bp, mode)
     net: I64 = np.where(included, carved_net, amount)

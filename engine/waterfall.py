@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, NO_PRICE, OK, CartBatch
 from engine.conditions import context_classes, evaluate_cart, frame_columns
@@ -20,6 +21,7 @@ from engine.pricelist import encode_keys
 from engine.tax import line_rates, split_tax
 
 I64 = npt.NDArray[np.int64]
+DAY_RADIX = 10_000_000  # above any date ordinal: (currency code, day) packed in one int
 
 
 @dataclass
@@ -61,21 +63,27 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     error[open_] = NO_PRICE
     unit_price = np.zeros(n, dtype=np.int64)
     factor = np.ones(n, dtype=np.int64)
-    currencies = batch.carts["currency"].to_numpy()
+    cart_currency = batch.carts["currency"]
+    single = cart_currency.n_unique() == 1
     for li, pl_plan in enumerate(plan.pricelists):
-        lines = np.nonzero(chosen == li)[0]
-        if len(lines) == 0:
-            continue
-        factor[lines] = pl_plan.row_factor[row[lines]]
-        cart_cur = currencies[batch.line_cart[lines]]
-        same = cart_cur == pl_plan.currency
-        unit_price[lines[same]] = pl_plan.row_price[row[lines[same]]]
-        foreign = lines[~same]
+        in_list = chosen == li
+        if single and cart_currency[0] == pl_plan.currency:
+            same = in_list  # every cart is in this list's currency: no conversion at all
+        else:
+            same = in_list & (cart_currency == pl_plan.currency).to_numpy()[batch.line_cart]
+        at = np.nonzero(same)[0]
+        factor[at] = pl_plan.row_factor[row[at]]
+        unit_price[at] = pl_plan.row_price[row[at]]
+        foreign = np.nonzero(in_list & ~same)[0]
         if len(foreign):
-            dates = batch.carts["date"].to_numpy()
-            pairs = {(str(cur), int(d)) for cur, d in zip(currencies[batch.line_cart[foreign]], dates[batch.line_cart[foreign]], strict=True)}
-            for cur, day in sorted(pairs):
-                at = foreign[(currencies[batch.line_cart[foreign]] == cur) & (dates[batch.line_cart[foreign]] == day)]
+            factor[foreign] = pl_plan.row_factor[row[foreign]]
+            names = cart_currency.unique(maintain_order=True)
+            codes = cart_currency.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64).to_numpy()
+            cart_key = codes * DAY_RADIX + batch.carts["date"].to_numpy()
+            line_key = cart_key[batch.line_cart[foreign]]
+            for key in np.unique(line_key).tolist():
+                at = foreign[line_key == key]
+                cur, day = str(names[key // DAY_RADIX]), key % DAY_RADIX
                 rate = plan.fx.rate(pl_plan.currency, cur, day)
                 if rate is None:
                     error[at] = NO_FX_RATE
