@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from dsl.errors import RuleError, render_all
 from engine import api as engine_api
@@ -139,12 +142,13 @@ def _startup_ruleset(settings: Settings, store: Store) -> Loaded | None:
 # ---- dependencies --------------------------------------------------------------------
 
 
-def _runtime(request: Request) -> Runtime:
+# async, so FastAPI calls them on the event loop instead of hopping to the thread pool
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def _loaded(runtime: Annotated[Runtime, Depends(_runtime)]) -> Loaded:
+async def _loaded(runtime: Annotated[Runtime, Depends(_runtime)]) -> Loaded:
     return runtime.require()
 
 
@@ -187,12 +191,53 @@ def _check_lines(cart: CartIn, limit: int, where: str) -> None:
 pricing = APIRouter(tags=["pricing"])
 
 
-@pricing.post("/price", response_model=None, responses={200: {"model": QuoteOut}, **_ERRORS})
-def price(cart: CartIn, runtime: RuntimeDep, loaded: LoadedDep) -> OrjsonResponse:
+_CART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CartIn"}}},
+    }
+}
+
+
+def _parse_cart(request: Request, body: bytes) -> CartIn:
+    """The body as a ``CartIn``, parsed and validated in one pass by pydantic's JSON parser."""
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise RequestValidationError(
+            [{"type": "model_attributes_type", "loc": ("body",), "msg": "not JSON", "input": body}]
+        )
+    try:
+        return CartIn.model_validate_json(body)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = []
+        for err in exc.errors():
+            loc = ("body", *err.get("loc", ()))
+            if err.get("type") == "json_invalid" and not body.strip():
+                errors.append(
+                    {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+                )
+            else:
+                errors.append({**dict(err), "loc": loc})
+        raise RequestValidationError(errors) from None
+
+
+@pricing.post(
+    "/price",
+    response_model=None,
+    responses={200: {"model": QuoteOut}, **_ERRORS},
+    openapi_extra=_CART_BODY,
+)
+async def price(request: Request, runtime: RuntimeDep, loaded: LoadedDep) -> OrjsonResponse:
     """Quote one cart: every line with its list price, adjustments, net, tax and totals."""
+    cart = _parse_cart(request, await request.body())
     limit = runtime.settings.max_lines_per_cart
     _check_lines(cart, limit, "lines")
-    return OrjsonResponse(engine_api.quote(loaded.plan, cart.to_engine(), max_lines=limit))
+    # priced in the thread pool: a slow quote (a first-seen customer context builds its
+    # promotion table) must not stall the event loop for every other request
+    quote = await run_in_threadpool(
+        engine_api.quote, loaded.plan, cart.to_engine(), max_lines=limit
+    )
+    return OrjsonResponse(quote)
 
 
 @pricing.post("/price/batch", response_model=None, responses={200: {"model": BatchOut}, **_ERRORS})
