@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.cart import LINE_ERRORS, OK, CartBatch
 from engine.line_index import KIND_NAMES
-from engine.money import format_money, format_percent, format_quantity
+from engine.money import format_percent, format_quantity, money_formatter
 from engine.plan import Plan
 from engine.waterfall import PricedLines
 
@@ -50,6 +50,8 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
     errors: list[dict[str, Any]] = []
     total_list = total_discount = total_net = total_tax = total_gross = 0
     cat = plan.catalog
+    money = money_formatter(currency)
+    rules = plan.line_rules
     for r in records:
         line: dict[str, Any] = {"id": r.line_id, "sku": r.sku_text, "qty": r.qty_text}
         if r.unit is not None:
@@ -66,23 +68,23 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
         base_unit = cat.base_units[r.sku]
         adjustments = []
         for rule_index, kind, amount in r.adjustments:
-            rule = plan.line_rules[rule_index]
-            adjustments.append({"rule": rule.name, "kind": KIND_NAMES[kind], "amount": format_money(amount, currency), "source": rule.source})
+            rule = rules[rule_index]
+            adjustments.append({"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source})
             total_discount += amount
         line.update(
             {
-                "base_qty": format_quantity(r.base_qty),
+                "base_qty": str(r.base_qty // 1000) if r.base_qty % 1000 == 0 else format_quantity(r.base_qty),
                 "base_unit": base_unit,
                 "status": "ok",
                 "price_list": pl_plan.name,
-                "unit_price": format_money(r.unit_price, currency),
+                "unit_price": money(r.unit_price),
                 "pricing_unit": base_unit if r.factor == 1 else _unit_named(plan, r.sku, r.factor, base_unit),
-                "list_amount": format_money(r.list_amount, currency),
+                "list_amount": money(r.list_amount),
                 "adjustments": adjustments,
-                "net_amount": format_money(r.net, currency),
-                "tax_rate": format_percent(r.tax_rate),
-                "tax": format_money(r.tax, currency),
-                "gross_amount": format_money(r.gross, currency),
+                "net_amount": money(r.net),
+                "tax_rate": format_percent(r.tax_rate) if r.tax_rate else "0%",
+                "tax": money(r.tax),
+                "gross_amount": money(r.gross),
             }
         )
         if pl_plan.tax_included:
@@ -99,11 +101,11 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
         "lines": lines,
         "errors": errors,
         "totals": {
-            "list": format_money(total_list, currency),
-            "discount": format_money(total_discount, currency),
-            "net": format_money(total_net, currency),
-            "tax": format_money(total_tax, currency),
-            "gross": format_money(total_gross, currency),
+            "list": money(total_list),
+            "discount": money(total_discount),
+            "net": money(total_net),
+            "tax": money(total_tax),
+            "gross": money(total_gross),
         },
     }
 

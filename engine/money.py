@@ -15,6 +15,7 @@ edges: ``parse_*`` reads them, ``format_*`` writes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Literal, overload
 
@@ -85,6 +86,23 @@ def format_money(minor: int, currency: str) -> str:
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(minor), 10**digits)
     return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+def money_formatter(currency: str) -> Callable[[int], str]:
+    """``format_money`` specialised to one currency (the response writer's hot loop)."""
+    digits = exponent(currency)
+    scale = 10**digits
+    if digits == 0:
+        return lambda minor: str(int(minor))
+
+    def fmt(minor: int) -> str:
+        if minor < 0:
+            whole, frac = divmod(-minor, scale)
+            return f"-{whole}.{frac:0{digits}d}"
+        whole, frac = divmod(minor, scale)
+        return f"{whole}.{frac:0{digits}d}"
+
+    return fmt
 
 
 def parse_quantity(text: str) -> int:

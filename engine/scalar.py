@@ -58,6 +58,8 @@ class _ListProbe:
                 self.keyed.setdefault(prefix, []).append((brk, row))
         self.prices = plan.row_price.tolist()
         self.factors = plan.row_factor.tolist()
+        self.currency = plan.currency
+        self.tax_included = plan.tax_included
 
     def lookup(self, sku: int, key: int, qty: int) -> int:
         brk = bisect_right(self.breaks, qty) - 1
@@ -148,86 +150,106 @@ class SmallPath:
             raise CartError("too_many_lines", f"cart: {len(lines)} lines; at most {max_lines}", "lines")
         plan = self.plan
         half_even = plan.rounding == "half_even"
-        applies = [holds_for_cart(p.conjuncts, values) for p in plan.pricelists]
-        keys = [probe.key_of(values) if probe.plan.keyed_fields else 0 for probe in self.lists]
-        slot = self.index.slot_of_context(values) if self.index.rules else 0
-        table = self.index.table() if self.index.rules else None
-        n_sku, n_cells, n_acells = self.index.n_sku, self.index.n_cells, self.index.n_acells
-        slots_of = self.index.programs.slots
+        # everything the line loop touches, hoisted into locals (this loop is the hot path)
+        active = [
+            (li, probe, probe.key_of(values) if probe.plan.keyed_fields else 0)
+            for li, probe in enumerate(self.lists)
+            if holds_for_cart(probe.plan.conjuncts, values)
+        ]
+        index = self.index
+        # the slot first: a first-seen context may add a table
+        slot_base = index.slot_of_context(values) * index.n_sku if index.rules else 0
+        table = index.table().data if index.rules else None
+        n_cells, n_acells = index.n_cells, index.n_acells
+        q_bounds, a_bounds = self.q_bounds, self.a_bounds
+        slots_of = index.programs.slots
+        sku_index, base_units, unit_factors = self.sku_index, self.base_units, self.unit_factors
+        tax_class, tax_rates = self.tax_class, self.tax_rates
         region, term = values["customer.region"], values["trade_term"]
+        day_ordinal = values["date"]
         records: list[Record] = []
+        append = records.append
         for i, line in enumerate(lines):
             if not isinstance(line, Mapping):
                 raise CartError("bad_line", f"cart: line {i + 1} must be an object", f"lines[{i}]")
-            line_id = _text(line.get("id")) or str(i + 1)
+            raw_id = line.get("id")
+            line_id = raw_id if type(raw_id) is str and raw_id else (_text(raw_id) or str(i + 1))
             sku_text = line.get("sku")
-            if not isinstance(sku_text, str):
+            if type(sku_text) is not str:
                 raise CartError("bad_line", f"cart: line {line_id} needs a 'sku' string", f"lines[{i}].sku")
             unit = line.get("unit")
-            if unit is not None and not isinstance(unit, str):
+            if unit is not None and type(unit) is not str:
                 raise CartError("bad_line", f"cart: line {line_id}: 'unit' must be a string", f"lines[{i}].unit")
             raw_qty = line.get("qty")
-            qty_text = str(raw_qty) if isinstance(raw_qty, str | int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
-            sku = self.sku_index.get(sku_text, -1)
-            error, qty = OK, 0
+            if type(raw_qty) is str:
+                qty_text = raw_qty
+                milli = int(raw_qty) * QTY_SCALE if raw_qty.isdigit() else _quantity(raw_qty)
+            else:
+                qty_text = str(raw_qty) if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
+                milli = _quantity(raw_qty)
+            sku = sku_index.get(sku_text, -1)
+            error = OK
+            qty = 0
             if sku < 0:
                 error = UNKNOWN_SKU
             else:
-                factor = self.factor(unit, sku)
+                if unit is None or unit == base_units[sku]:
+                    factor = 1
+                else:
+                    found = unit_factors.get(unit)
+                    factor = found[sku] if found is not None else 0
                 if factor <= 0:
                     error = UNKNOWN_UNIT
+                elif milli <= 0 or milli * factor > MAX_QTY_MILLI:
+                    error = BAD_QUANTITY
                 else:
-                    milli = _quantity(raw_qty)
-                    if milli <= 0 or milli * factor > MAX_QTY_MILLI:
-                        error = BAD_QUANTITY
-                    else:
-                        qty = milli * factor
-            chosen, row = -1, -1
+                    qty = milli * factor
+            chosen = row = -1
+            probe = None
             if error == OK:
-                for li, probe in enumerate(self.lists):
-                    if applies[li]:
-                        row = probe.lookup(sku, keys[li], qty)
-                        if row >= 0:
-                            chosen = li
-                            break
-                if chosen < 0:
+                for li, candidate, key in active:
+                    row = candidate.lookup(sku, key, qty)
+                    if row >= 0:
+                        chosen, probe = li, candidate
+                        break
+                else:
                     error = NO_PRICE
             unit_price = price_factor = list_amount = 0
-            if error == OK:
-                probe = self.lists[chosen]
+            if probe is not None:
                 price_factor = probe.factors[row]
-                if probe.plan.currency == currency:
+                if probe.currency == currency:
                     unit_price = probe.prices[row]
                 else:
-                    rate = plan.fx.rate(probe.plan.currency, currency, values["date"])
+                    rate = plan.fx.rate(probe.currency, currency, day_ordinal)
                     if rate is None:
                         error = NO_FX_RATE
                     else:
                         unit_price = int(probe.plan.prices_in(currency, rate, plan.rounding)[row])
-            if error == OK:
-                list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
-                if list_amount >= MAX_LINE_AMOUNT_MINOR:
-                    error, list_amount = AMOUNT_TOO_LARGE, 0
-            if error != OK:
-                records.append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
+                if error == OK:
+                    list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
+                    if list_amount >= MAX_LINE_AMOUNT_MINOR:
+                        error, list_amount = AMOUNT_TOO_LARGE, 0
+            if error != OK or probe is None:
+                append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
                 continue
             net = list_amount
             adjustments: list[tuple[int, int, int]] = []
             if table is not None:
-                cell = bisect_right(self.q_bounds, qty) * n_acells + bisect_right(self.a_bounds, list_amount)
-                program = int(table[(slot * n_sku + sku) * n_cells + cell])
+                cell = bisect_right(q_bounds, qty) * n_acells + bisect_right(a_bounds, list_amount)
+                program = table[(slot_base + sku) * n_cells + cell]
                 if program:
                     net = self._apply(slots_of[program], net, qty, adjustments, half_even)
-            rate_bp = self._tax_rate(region, self.tax_class[sku], term)
-            if plan.pricelists[chosen].tax_included:
+            tax_key = (region, tax_class[sku], term)
+            rate_bp = tax_rates.get(tax_key)
+            if rate_bp is None:
+                rate_bp = self._tax_rate(*tax_key)
+            if probe.tax_included:
                 net_of_tax = int_round_div(net * BP_SCALE, BP_SCALE + rate_bp, half_even)
                 tax = net - net_of_tax
             else:
                 net_of_tax = net
-                tax = int_round_div(net * rate_bp, BP_SCALE, half_even)
-            records.append(
-                Record(line_id, sku_text, qty_text, unit, OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax)
-            )
+                tax = int_round_div(net * rate_bp, BP_SCALE, half_even) if rate_bp else 0
+            append(Record(line_id, sku_text, qty_text, unit, OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax))
         return currency, day, records
 
     def _apply(
