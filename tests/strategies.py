@@ -1,0 +1,566 @@
+"""Hypothesis strategies for pricing cases: a small catalog, rules as source text, data, carts.
+
+Everything drawn stays inside what the static checker accepts and what the oracle
+(``tests.reference``) decides: tiers ascending and in base units, money literals only in
+the ruleset currency (CNY, JPY or BHD, so minor units of 2, 0 and 3 digits), and carts
+in another currency only when the ruleset names no money at all.
+
+>>> from hypothesis import find
+>>> case = find(cases(), lambda c: len(c.carts) == 1)
+>>> sorted(case.sources)[0].endswith(".rule")
+True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from hypothesis import strategies as st
+
+from engine.data import DataSet
+from engine.money import format_money
+
+RULESET_CURRENCIES = ("CNY", "CNY", "JPY", "BHD")
+FOREIGN_CURRENCY = "USD"
+#: Rates both ways between the foreign currency and each ruleset currency.
+FX_FROM_FOREIGN = {"CNY": ("7.1234", "6.9"), "JPY": ("150.25", "149.5"), "BHD": ("0.376",)}
+FX_TO_FOREIGN = {"CNY": ("0.1385", "0.14", "0.1407"), "JPY": ("0.0067", "0.00665"), "BHD": ("2.6596",)}
+
+SKU_NAMES = ("A", "B", "C", "D", "E", "F", "G", "H")
+CUSTOMER_IDS = ("D1", "D2", "D3")
+TIERS = ("gold", "silver", "bronze")
+REGIONS = ("CN", "HK", "US")
+CATEGORIES = ("tools", "parts", "reagent")
+BRANDS = ("acme", "zeta")
+TAX_CLASSES = ("std", "reduced")
+COLORS = ("red", "blue")
+
+# Names chosen so that sorting by name exercises case, digits and non-ASCII.
+LIST_NAMES = ("standard", "gold", "Gold", "list 10", "list 9", "été", "Zed")
+PROMO_NAMES = ("ten", "five", "A 10%", "a 10%", "B promo", "vol", "促销", "x10", "x9", "Zz")
+
+WINDOWS = (
+    ("2026-11-01", "2026-11-30"),
+    ("2026-11-15", "2026-11-15"),
+    ("2026-10-01", "2026-11-14"),
+    ("2026-12-01", "2026-12-31"),
+)
+CART_DATES = (
+    "2026-10-31",
+    "2026-11-01",
+    "2026-11-14",
+    "2026-11-15",
+    "2026-11-30",
+    "2026-12-01",
+    "2026-11-30T17:30:00+01:00",  # 2026-12-01 in Shanghai
+    "2026-11-14T23:59:59+07:00",  # 2026-11-15 in Shanghai
+    "2026-11-15T01:00:00+08:00",
+)
+AWKWARD_QTYS = (
+    "1", "2", "3", "0.001", "3.333", "12", "24", "100", "0.5", "10.250", "144",
+    "999999", "1000000000", "1000000000.001",  # the one-billion limit
+    "05", ".5", "+2", " 3 ", "2.500", "1e3",  # odd but decimal
+    "0", "-1", "1.0005", "abc", "",  # bad quantities
+)
+
+# Money pools in minor units, written out in whatever currency the case uses.
+PRICES = (1, 99, 999, 1000, 1999, 3333, 10000, 123456, 2000000)
+AMOUNTS_OFF = (1, 50, 100, 333, 25000)
+FIXED_PRICES = (1, 100, 999, 1500, 1999)
+AMOUNT_THRESHOLDS = (1000, 5000, 9999, 10000, 100000)
+TIER_AMOUNTS = (0, 1000, 5000, 10000, 50000, 100000)
+PERCENTS = ("5%", "10%", "12.5%", "33.33%", "0.01%", "100%")  # 0% is refused (E0205)
+TAX_RATES = ("13%", "9", "6%", "0", "12.5%")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One generated ruleset with its data and a batch of carts."""
+
+    blocks: tuple[str, ...]  # declarations, as source text, in drawn order
+    sources: dict[str, str]  # the blocks laid out in files
+    catalog: tuple[dict[str, Any], ...]
+    tables: dict[str, tuple[dict[str, Any], ...]]
+    carts: tuple[dict[str, Any], ...]
+
+    @property
+    def data(self) -> DataSet:
+        return DataSet.from_rows(self.catalog, {k: list(v) for k, v in self.tables.items()})
+
+    def __repr__(self) -> str:  # what hypothesis prints for a falsifying example
+        out = ["Case("]
+        for path, text in self.sources.items():
+            out.append(f"--- {path}\n{text}")
+        out.append(f"catalog = {list(self.catalog)!r}")
+        for name, rows in self.tables.items():
+            out.append(f"table {name} = {list(rows)!r}")
+        for cart in self.carts:
+            out.append(f"cart = {cart!r}")
+        out.append(")")
+        return "\n".join(out)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis prints with this
+        printer.text(repr(self))
+
+
+def quote_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def string_set(values: tuple[str, ...] | list[str]) -> str:
+    return "(" + ", ".join(quote_text(v) for v in values) + ")"
+
+
+def lay_out(blocks: tuple[str, ...] | list[str], assignment: list[int], names: list[str]) -> dict[str, str]:
+    """Put block i in file ``names[assignment[i]]``, keeping the blocks' order in each file."""
+    files: dict[str, list[str]] = {}
+    for block, index in zip(blocks, assignment, strict=True):
+        files.setdefault(names[index], []).append(block)
+    return {name: "\n\n".join(parts) + "\n" for name, parts in files.items()}
+
+
+FILE_NAMES = ("a.rule", "prices.rule", "promo/b.rule", "promo/a.rule", "z.rule")
+
+
+@st.composite
+def layouts(draw: st.DrawFn, blocks: tuple[str, ...]) -> dict[str, str]:
+    """The blocks, reordered and spread over 1-3 files with drawn names."""
+    order = draw(st.permutations(list(blocks)))
+    count = draw(st.integers(1, 3))
+    names = draw(st.lists(st.sampled_from(FILE_NAMES), min_size=count, max_size=count, unique=True))
+    assignment = [draw(st.integers(0, count - 1)) for _ in order]
+    return lay_out(order, assignment, names)
+
+
+# ---- catalog -----------------------------------------------------------------------------
+
+
+@st.composite
+def catalogs(draw: st.DrawFn) -> tuple[dict[str, Any], ...]:
+    n = draw(st.integers(3, 8))
+    all_box = draw(st.booleans())
+    rows = []
+    for sku in SKU_NAMES[:n]:
+        row: dict[str, Any] = {
+            "sku": sku,
+            "base_unit": draw(st.sampled_from(("pcs", "pcs", "m"))),
+            "category": draw(st.sampled_from(CATEGORIES)),
+            "brand": draw(st.sampled_from((*BRANDS, None))),
+            "tax_class": draw(st.sampled_from((*TAX_CLASSES, None))),
+            "color": draw(st.sampled_from((*COLORS, None))),
+        }
+        if all_box or draw(st.booleans()):
+            box = draw(st.sampled_from((6, 12)))  # `qty >= 2 box` is compared per SKU
+            units = {"box": box}
+            if draw(st.booleans()):
+                units["case"] = box * 12
+            row["units"] = units
+        rows.append(row)
+    return tuple(rows)
+
+
+def units_of(row: dict[str, Any]) -> dict[str, int]:
+    return dict(row.get("units") or {})
+
+
+def some_sku_has_box(catalog: tuple[dict[str, Any], ...]) -> bool:
+    return any("box" in units_of(r) for r in catalog)
+
+
+# ---- conditions ----------------------------------------------------------------------------
+
+
+def context_atoms() -> st.SearchStrategy[str]:
+    tiers = st.lists(st.sampled_from(TIERS), min_size=1, max_size=2, unique=True)
+    regions = st.lists(st.sampled_from(REGIONS), min_size=1, max_size=2, unique=True)
+    ids = st.lists(st.sampled_from(CUSTOMER_IDS), min_size=1, max_size=2, unique=True)
+    return st.one_of(
+        st.sampled_from(TIERS).map(lambda v: f"customer.tier == {quote_text(v)}"),
+        st.sampled_from(TIERS).map(lambda v: f"customer.tier != {quote_text(v)}"),
+        tiers.map(lambda vs: f"customer.tier in {string_set(vs)}"),
+        tiers.map(lambda vs: f"customer.tier not in {string_set(vs)}"),
+        st.sampled_from(REGIONS).map(lambda v: f"customer.region == {quote_text(v)}"),
+        regions.map(lambda vs: f"customer.region in {string_set(vs)}"),
+        ids.map(lambda vs: f"customer.id in {string_set(vs)}"),
+        st.sampled_from(CUSTOMER_IDS).map(lambda v: f"customer.id != {quote_text(v)}"),
+        st.just('customer.group == "south"'),
+        st.just('customer.segment == "x"'),
+        st.just('channel == "mall"'),
+        st.just('trade_term != "FOB"'),
+        st.just('project == "P-1"'),
+        st.sampled_from(("==", "!=")).map(lambda op: f'currency {op} "{FOREIGN_CURRENCY}"'),
+        st.sampled_from(("<", ">=", "==")).map(lambda op: f"date {op} 2026-11-15"),
+    )
+
+
+def money_text(currency: str) -> st.SearchStrategy[str]:
+    """What follows a money literal: nothing, or the ruleset currency."""
+    return st.sampled_from(("", f" {currency}"))
+
+
+def line_atoms(catalog: tuple[dict[str, Any], ...], currency: str) -> st.SearchStrategy[str]:
+    skus = [r["sku"] for r in catalog]
+    categories = sorted({r["category"] for r in catalog})
+    brands = sorted({r["brand"] for r in catalog if r["brand"]}) or list(BRANDS)
+    sku_sets = st.lists(st.sampled_from(skus), min_size=1, max_size=3, unique=True)
+    qty_ops = st.sampled_from(("<", "<=", ">", ">=", "==", "!="))
+    qty_values = st.sampled_from(("0.001", "1", "2.5", "3.333", "10", "12", "24", "100"))
+    atoms = [
+        st.sampled_from(skus).map(lambda v: f"sku == {quote_text(v)}"),
+        sku_sets.map(lambda vs: f"sku in {string_set(vs)}"),
+        sku_sets.map(lambda vs: f"sku not in {string_set(vs)}"),
+        st.sampled_from(categories).map(lambda v: f"category == {quote_text(v)}"),
+        st.sampled_from(categories).map(lambda v: f"category != {quote_text(v)}"),
+        st.sampled_from(brands).map(lambda v: f"brand == {quote_text(v)}"),
+        st.lists(st.sampled_from(brands), min_size=1, max_size=2, unique=True).map(
+            lambda vs: f"brand not in {string_set(vs)}"
+        ),
+        st.sampled_from(TAX_CLASSES).map(lambda v: f"tax_class == {quote_text(v)}"),
+        st.sampled_from(COLORS).map(lambda v: f"item.color == {quote_text(v)}"),
+        st.sampled_from(COLORS).map(lambda v: f"item.color != {quote_text(v)}"),
+        st.lists(qty_values, min_size=1, max_size=3, unique=True).map(lambda vs: f"qty in ({', '.join(vs)})"),
+        st.tuples(qty_ops, qty_values).map(lambda p: f"qty {p[0]} {p[1]}"),
+        st.tuples(
+            st.sampled_from(("<", ">=")),
+            st.sampled_from(AMOUNT_THRESHOLDS),
+            money_text(currency),
+        ).map(lambda p: f"amount {p[0]} {format_money(p[1], currency)}{p[2]}"),
+        context_atoms(),
+    ]
+    if some_sku_has_box(catalog):  # a SKU without boxes never matches these, even under `not`
+        atoms.append(
+            st.tuples(st.sampled_from(("<", ">=", "==", "!=")), st.sampled_from(("1", "2", "0.5"))).map(
+                lambda p: f"qty {p[0]} {p[1]} box"
+            )
+        )
+        atoms.append(st.just("qty in (1 box, 2 box)"))
+    return st.one_of(*atoms)
+
+
+def conditions(atoms: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """and / or / not over the atoms, parenthesised so the text parses as drawn."""
+
+    def combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        group = st.lists(children, min_size=2, max_size=3)
+        return st.one_of(
+            group.map(lambda cs: " and ".join(f"({c})" for c in cs)),
+            group.map(lambda cs: " or ".join(f"({c})" for c in cs)),
+            children.map(lambda c: f"not ({c})"),
+        )
+
+    return st.recursive(atoms, combine, max_leaves=4)
+
+
+CONTEXT_CONDITIONS = conditions(context_atoms())
+
+
+# ---- price lists -------------------------------------------------------------------------
+
+
+#: Cart fields a price table may be keyed by, and the values its key column takes.
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "customer.id": CUSTOMER_IDS,
+    "customer.tier": TIERS,
+    "channel": ("mall", "admin"),
+}
+
+
+@st.composite
+def price_rows(
+    draw: st.DrawFn,
+    catalog: tuple[dict[str, Any], ...],
+    key: str | None,
+    coverage: float,
+    currency: str,
+) -> list[dict[str, Any]]:
+    """Rows for about ``coverage`` of the SKUs, with quantity breaks, units and keys."""
+    rows: list[dict[str, Any]] = []
+    for item in catalog:
+        if coverage < 1 and not draw(st.booleans()):
+            continue
+        key_values: tuple[str | None, ...] = (None,)
+        if key is not None:
+            key_values = tuple(
+                draw(st.lists(st.sampled_from(KEY_FIELDS[key]), min_size=1, max_size=2, unique=True))
+            )
+        for key_value in key_values:
+            breaks = draw(
+                st.lists(st.sampled_from(("0", "2.5", "10", "24", "120")), min_size=1, max_size=3, unique=True)
+            )
+            for min_qty in breaks:
+                price = format_money(draw(st.sampled_from(PRICES)), currency)
+                row: dict[str, Any] = {"sku": item["sku"], "price": price}
+                if key is not None:
+                    row[key.replace(".", "_")] = key_value
+                if min_qty != "0" or draw(st.booleans()):
+                    row["min_qty"] = min_qty
+                unit = draw(st.sampled_from((None, item["base_unit"], *units_of(item))))
+                if unit is not None:
+                    row["unit"] = unit
+                rows.append(row)
+    return rows
+
+
+def pricelist_text(
+    name: str,
+    priority: int,
+    table: str,
+    *,
+    when: str | None = None,
+    valid: tuple[str, str] | None = None,
+    currency: str | None = None,
+    includes_tax: bool = False,
+    key: str | None = None,
+) -> str:
+    body = []
+    if when:
+        body.append(f"when {when}")
+    if valid:
+        body.append(f"valid {valid[0]} .. {valid[1]}")
+    if currency:
+        body.append(f"currency {currency}")
+    if includes_tax:
+        body.append("includes tax")
+    body.append(f"table {table}" + (f" keyed by {key}" if key else ""))
+    inner = "\n".join("  " + b for b in body)
+    return f"pricelist {quote_text(name)} priority {priority} {{\n{inner}\n}}"
+
+
+# ---- promotions --------------------------------------------------------------------------
+
+
+@cache
+def benefits(currency: str) -> st.SearchStrategy[str]:
+    def money(minor: int) -> str:
+        return format_money(minor, currency)
+
+    return st.one_of(
+        st.sampled_from(PERCENTS).map(lambda p: f"percent_off {p}"),
+        st.tuples(
+            st.sampled_from(AMOUNTS_OFF), money_text(currency), st.sampled_from(("", " per unit"))
+        ).map(lambda p: f"amount_off {money(p[0])}{p[1]}{p[2]}"),
+        st.tuples(st.sampled_from(FIXED_PRICES), money_text(currency)).map(
+            lambda p: f"fixed_price {money(p[0])}{p[1]}"
+        ),
+    )
+
+
+@st.composite
+def tiers(draw: st.DrawFn, currency: str) -> str:
+    # Tier thresholds count base units; the checker refuses `>= 1 box` there (E0304).
+    measure = draw(st.sampled_from(("qty", "amount")))
+    if measure == "qty":
+        pool = ("0", "1", "2.5", "5", "10", "24", "100")
+        picked = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
+        picked.sort(key=float)
+    else:
+        suffix = draw(money_text(currency))
+        minors = sorted(draw(st.lists(st.sampled_from(TIER_AMOUNTS), min_size=1, max_size=3, unique=True)))
+        picked = [format_money(m, currency) + suffix for m in minors]
+    steps = " ".join(f">= {v}: {draw(benefits(currency))}" for v in picked)
+    return f"tiers by {measure} {{ {steps} }}"
+
+
+@st.composite
+def promotions(
+    draw: st.DrawFn,
+    catalog: tuple[dict[str, Any], ...],
+    where_conditions: st.SearchStrategy[str],
+    currency: str,
+    name: str,
+) -> str:
+    head = [f"promotion {quote_text(name)}"]
+    head.append(f"priority {draw(st.sampled_from((0, 50, 100, 100, 200, -5)))}")
+    head.append(draw(st.sampled_from(("stacking exclusive", "stacking stackable", "", "", "", ""))))
+    if draw(st.integers(0, 2)) == 0:
+        head.append(f"group {quote_text(draw(st.sampled_from(('g1', 'g2'))))}")
+    body = []
+    if draw(st.integers(0, 3)) == 0:
+        start, end = draw(st.sampled_from(WINDOWS))
+        body.append(f"valid {start} .. {end}")
+    if draw(st.integers(0, 3)) == 0:
+        body.append(f"when {draw(CONTEXT_CONDITIONS)}")
+    where = ""
+    if draw(st.integers(0, 3)) != 0:
+        where = f" where {draw(where_conditions)}"
+    if draw(st.integers(0, 2)) == 0:
+        action = draw(tiers(currency))
+    else:
+        action = draw(benefits(currency))
+    body.append(f"each line{where}: {action}")
+    inner = "\n".join("  " + b for b in body)
+    return " ".join(h for h in head if h) + f" {{\n{inner}\n}}"
+
+
+def names_money(block: str, currency: str) -> bool:
+    """Does a promotion's text name an amount of money (so its meaning needs a currency)?"""
+    return re.search(rf"\bamount\b|amount_off|fixed_price|\b{currency}\b", block) is not None
+
+
+# ---- tax -------------------------------------------------------------------------------
+
+
+@st.composite
+def tax_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    keys = st.fixed_dictionaries(
+        {},
+        optional={
+            "region": st.sampled_from(REGIONS),
+            "tax_class": st.sampled_from(TAX_CLASSES),
+            "trade_term": st.sampled_from(("EXW", "FOB")),
+        },
+    )
+    rows = draw(st.lists(keys, min_size=1, max_size=5))
+    out = []
+    for row in rows:
+        wildcard = draw(st.sampled_from((None, None, "", "*")))  # empty or * = any
+        full = {"region": wildcard, "tax_class": wildcard, "trade_term": wildcard, **row}
+        full["rate"] = draw(st.sampled_from(TAX_RATES))
+        out.append(full)
+    return out
+
+
+# ---- carts -------------------------------------------------------------------------------
+
+
+@st.composite
+def quantities(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return draw(st.sampled_from(AWKWARD_QTYS))
+    milli = draw(st.integers(1, 500_000))
+    whole, frac = divmod(milli, 1000)
+    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".") if frac else str(whole)
+
+
+UNIT_CHOICES = st.sampled_from((None, None, None, None, "base", "other", "other", "box", "crate"))
+
+
+@st.composite
+def carts(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, foreign_ok: bool
+) -> dict[str, Any]:
+    customer = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "id": st.sampled_from(CUSTOMER_IDS),
+                "tier": st.sampled_from(TIERS),
+                "region": st.sampled_from(REGIONS),
+                "group": st.sampled_from(("south", "north")),
+                "segment": st.sampled_from(("x", "y")),
+            },
+        )
+    )
+    cart: dict[str, Any] = {"date": draw(st.sampled_from(CART_DATES))}
+    if customer or draw(st.booleans()):
+        cart["customer"] = customer
+    if draw(st.booleans()):
+        cart["currency"] = currency
+    if foreign_ok and draw(st.integers(0, 3)) == 0:
+        cart["currency"] = FOREIGN_CURRENCY
+    for key, values in (
+        ("channel", ("mall", "admin")),
+        ("trade_term", ("EXW", "FOB")),
+        ("project", ("P-1", "P-2")),
+    ):
+        if draw(st.booleans()):
+            cart[key] = draw(st.sampled_from(values))
+    skus = [r["sku"] for r in catalog]
+    lines = []
+    numbered = draw(st.integers(0, 4)) != 0
+    for i in range(draw(st.integers(1, 8))):
+        line: dict[str, Any] = {"id": f"L{i + 1}"} if numbered else {}  # else ids are positions
+        line["sku"] = draw(st.sampled_from(skus)) if draw(st.integers(0, 15)) else "NOPE"
+        item = next((r for r in catalog if r["sku"] == line["sku"]), None)
+        unit = draw(UNIT_CHOICES)
+        if unit == "base":
+            unit = item["base_unit"] if item else "pcs"
+        elif unit == "other":  # a unit the SKU has, if any
+            unit = draw(st.sampled_from(sorted(units_of(item)) or ["box"])) if item else "box"
+        if unit is not None:
+            line["unit"] = unit
+        line["qty"] = draw(quantities())
+        lines.append(line)
+    cart["lines"] = lines
+    return cart
+
+
+# ---- a whole case ----------------------------------------------------------------------------
+
+
+@st.composite
+def cases(draw: st.DrawFn, max_carts: int = 3) -> Case:
+    catalog = draw(catalogs())
+    money = draw(st.sampled_from(RULESET_CURRENCIES))
+    rounding = draw(st.sampled_from(("half_up", "half_even")))
+    timezone = draw(st.sampled_from(("Asia/Shanghai", "Asia/Shanghai", "Europe/Berlin")))
+    blocks = [
+        f'ruleset "generated" currency {money} timezone "{timezone}" rounding {rounding}',
+        "attribute customer.segment",
+    ]
+    tables: dict[str, tuple[dict[str, Any], ...]] = {}
+
+    # price lists
+    count = draw(st.integers(1, 4))
+    names = draw(st.lists(st.sampled_from(LIST_NAMES), min_size=count, max_size=count, unique=True))
+    foreign_lists = False
+    for j, name in enumerate(names):
+        key = draw(st.sampled_from((None, None, None, None, None, *KEY_FIELDS)))
+        table = f"prices_{j}"
+        currency = FOREIGN_CURRENCY if draw(st.integers(0, 4)) == 0 else None
+        rows = draw(price_rows(catalog, key, 0.5, currency or money))
+        if not rows:
+            rows = draw(price_rows(catalog, key, 1.0, currency or money))
+        tables[table] = tuple(rows)
+        foreign_lists |= currency is not None
+        blocks.append(
+            pricelist_text(
+                name,
+                draw(st.sampled_from((0, 100, 100, 200))),
+                table,
+                when=draw(st.none() | CONTEXT_CONDITIONS),
+                valid=draw(st.none() | st.sampled_from(WINDOWS)),
+                currency=currency,
+                includes_tax=draw(st.integers(0, 4)) == 0,
+                key=key,
+            )
+        )
+    if draw(st.integers(0, 3)) != 0:  # most rulesets have a catch-all list
+        tables["base_prices"] = tuple(draw(price_rows(catalog, None, 1.0, money)))
+        blocks.append(pricelist_text("base", -10, "base_prices"))
+
+    # promotions
+    promo_names = draw(st.lists(st.sampled_from(PROMO_NAMES), max_size=6, unique=True))
+    where_conditions = conditions(line_atoms(catalog, money))
+    promo_blocks = [draw(promotions(catalog, where_conditions, money, name)) for name in promo_names]
+    blocks.extend(promo_blocks)
+    money_free = not any(names_money(b, money) for b in promo_blocks)
+
+    # tax
+    if draw(st.integers(0, 3)) != 0:
+        tables["tax_rates"] = tuple(draw(tax_rows()))
+        blocks.append('tax "vat" {\n  table tax_rates\n}')
+
+    # exchange rates: both ways, sometimes only from mid-November (earlier carts lack a rate)
+    if foreign_lists or money_free:
+        dates = draw(st.sampled_from((("2026-10-01",), ("2026-11-15",), ("2026-10-01", "2026-11-15"))))
+        fx = []
+        for date in dates:
+            inbound = draw(st.sampled_from(FX_FROM_FOREIGN[money]))
+            outbound = draw(st.sampled_from(FX_TO_FOREIGN[money]))
+            fx.append({"from": FOREIGN_CURRENCY, "to": money, "date": date, "rate": inbound})
+            fx.append({"from": money, "to": FOREIGN_CURRENCY, "date": date, "rate": outbound})
+        tables["fx_rates"] = tuple(fx)
+
+    batch = draw(st.lists(carts(catalog, money, foreign_ok=money_free), min_size=1, max_size=max_carts))
+    sources = draw(layouts(tuple(blocks)))
+    return Case(
+        blocks=tuple(blocks),
+        sources=sources,
+        catalog=catalog,
+        tables=tables,
+        carts=tuple(batch),
+    )
