@@ -91,6 +91,31 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str)
     )
 
 
+def names_money(promo: t.Promotion) -> bool:
+    """Does a promotion read or give an amount of money (so a foreign cart needs a rate)?"""
+    scope = promo.scope
+    if scope is None:
+        return False
+    action = scope.action
+    if isinstance(action, t.Tiers):
+        if action.measure == "amount":
+            return True
+        benefits: list[t.Benefit] = [step.benefit for step in action.steps]
+    else:
+        benefits = [action]
+    if any(not isinstance(b, t.PercentOff) for b in benefits):
+        return True
+    return scope.where is not None and _reads_amount(scope.where)
+
+
+def _reads_amount(cond: t.Condition) -> bool:
+    if isinstance(cond, t.Compare | t.InSet):
+        return cond.field.name == "amount"
+    if isinstance(cond, t.Not):
+        return _reads_amount(cond.item)
+    return any(_reads_amount(item) for item in cond.items)
+
+
 def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: str = "") -> Plan:
     """Raises ``CompileError`` (with diagnostics) or ``DataError``."""
     catalog = build_catalog(data)
@@ -141,5 +166,6 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         line_index=LineRuleIndex(rules, catalog.size),
         tax=tax,
         fx=fx,
+        money_in_promotions=any(names_money(p) for p in checked.promotions),
         sources=checked.sources,
     )

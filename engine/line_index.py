@@ -29,6 +29,7 @@ from engine.conditions import (
     evaluate_cart,
     frame_columns,
 )
+from engine.money import Rounding, convert_minor
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -143,6 +144,7 @@ class LineRuleIndex:
         self.tables: list[I32] = []
         self._table_cache: I32 | None = None
         self._lock = threading.Lock()
+        self._converted: dict[tuple[object, ...], tuple[I64, I64]] = {}
 
     # ---- compile-time tables ---------------------------------------------------------------
 
@@ -194,6 +196,21 @@ class LineRuleIndex:
             benefit_kind=self.benefit_kind,
             slot_key=slot_key,
         )
+
+    # ---- money in another currency -------------------------------------------------------------
+
+    def in_currency(self, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> tuple[I64, I64]:
+        """The amount cell edges and per-unit benefit amounts converted from the ruleset
+        currency into a cart's currency at ``rate`` (each figure rounded once), cached."""
+        key = (rate, src, dst, mode)
+        found = self._converted.get(key)
+        if found is None:
+            def conv(values: I64) -> I64:
+                return np.array([convert_minor(int(v), rate, src, dst, mode) for v in values.tolist()], dtype=np.int64)
+
+            found = (conv(self.amount_bounds), conv(self.benefit_amount))
+            self._converted[key] = found
+        return found
 
     # ---- per-signature tables ------------------------------------------------------------------
 
@@ -305,15 +322,18 @@ class LineRuleIndex:
         with self._lock:
             return self._all_tables()
 
-    def programs_for(self, carts: pl.DataFrame, line_cart: I64, sku: I64, qty: I64, amount: I64) -> I32:
-        """The program of every line (0 = no line promotion applies)."""
+    def programs_for(
+        self, carts: pl.DataFrame, line_cart: I64, sku: I64, qty: I64, amount: I64, amount_cell: I64 | None = None
+    ) -> I32:
+        """The program of every line (0 = no line promotion applies). ``amount_cell``
+        overrides the amount cells (carts in another currency compare converted edges)."""
         if not self.rules:
             return np.zeros(len(sku), dtype=np.int32)
         class_of_cart, classes = context_classes(carts, self.fields)
         slot_of_class = self.class_slots_for(classes)
         table_slot = slot_of_class[class_of_cart][line_cart]
         qc = np.searchsorted(self.qty_bounds, qty, side="right")
-        ac = np.searchsorted(self.amount_bounds, amount, side="right")
+        ac = np.searchsorted(self.amount_bounds, amount, side="right") if amount_cell is None else amount_cell
         cell = qc * self.n_acells + ac
         flat = (table_slot * self.n_sku + sku) * self.n_cells + cell
         result: I32 = self.table()[flat]

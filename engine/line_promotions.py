@@ -35,14 +35,16 @@ class Adjustments:
 
 
 def discount_of(
-    index: LineRuleIndex, benefit: I64, net: I64, qty: I64, mode: Rounding
+    index: LineRuleIndex, benefit: I64, net: I64, qty: I64, mode: Rounding, per_unit_amounts: I64 | None = None
 ) -> tuple[I64, npt.NDArray[np.bool_]]:
-    """The discount each benefit gives on each line's running net, and whether it applies."""
+    """The discount each benefit gives on each line's running net, and whether it applies.
+    ``per_unit_amounts`` gives each line's benefit amount when it is not the ruleset's
+    (a cart in another currency)."""
     kind = index.benefit_kind[benefit]
     bp = index.benefit_bp[benefit]
     if not (kind != KIND_PERCENT).any():  # the common case: percentages only
         return mul_div_round(net, bp, BP_SCALE, mode), np.ones(len(net), dtype=np.bool_)
-    per_unit = index.benefit_amount[benefit]
+    per_unit = index.benefit_amount[benefit] if per_unit_amounts is None else per_unit_amounts
     percent = mul_div_round(net, bp, BP_SCALE, mode)
     by_qty = mul_div_round(per_unit, qty, QTY_SCALE, mode)
     amount_off = np.minimum(net, by_qty)
@@ -53,9 +55,17 @@ def discount_of(
 
 
 def apply_line_promotions(
-    index: LineRuleIndex, program: npt.NDArray[np.int32], net: I64, qty: I64, mode: Rounding
+    index: LineRuleIndex,
+    program: npt.NDArray[np.int32],
+    net: I64,
+    qty: I64,
+    mode: Rounding,
+    money: tuple[I64, I64] | None = None,
 ) -> tuple[I64, Adjustments]:
-    """Run every line's program; returns the new running net and the adjustments made."""
+    """Run every line's program; returns the new running net and the adjustments made.
+
+    ``money`` = (a table ``[currency slot, benefit] -> per-unit amount``, each line's slot)
+    for batches with carts in currencies other than the ruleset's."""
     net = net.copy()
     programs = index.programs.array()
     lines_with = np.nonzero(program > 0)[0]
@@ -78,7 +88,8 @@ def apply_line_promotions(
             if not present.any():
                 continue
             safe = np.maximum(benefit, 0)
-            discount, applies = discount_of(index, safe, net[rows], qty[rows], mode)
+            per_unit = None if money is None else money[0][money[1][rows], safe]
+            discount, applies = discount_of(index, safe, net[rows], qty[rows], mode, per_unit)
             better = present & applies & (discount > best_discount)
             best = np.where(better, benefit, best)
             best_discount = np.where(better, discount, best_discount)

@@ -40,6 +40,8 @@ class Plan:
     tax: TaxPlan | None
     fx: FxRates
     sources: dict[str, str]
+    #: some line promotion reads or gives money: a cart in another currency needs a rate
+    money_in_promotions: bool
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -162,6 +162,15 @@ class SmallPath:
         table = index.table().data if index.rules else None
         n_cells, n_acells = index.n_cells, index.n_acells
         q_bounds, a_bounds = self.q_bounds, self.a_bounds
+        amounts = self.amount
+        money_missing = False
+        if currency != plan.currency and plan.money_in_promotions:
+            rate = plan.fx.rate(plan.currency, currency, values["date"])
+            if rate is None:
+                money_missing = True  # no ruleset->cart rate for the promotions' amounts
+            else:
+                edges, converted = index.in_currency(rate, plan.currency, currency, plan.rounding)
+                a_bounds, amounts = edges.tolist(), converted.tolist()
         slots_of = index.programs.slots
         sku_index, base_units, unit_factors = self.sku_index, self.base_units, self.unit_factors
         tax_class, tax_rates = self.tax_class, self.tax_rates
@@ -229,6 +238,8 @@ class SmallPath:
                     list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
                     if list_amount >= MAX_LINE_AMOUNT_MINOR:
                         error, list_amount = AMOUNT_TOO_LARGE, 0
+                    elif money_missing:
+                        error, list_amount = NO_FX_RATE, 0
             if error != OK or probe is None:
                 append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
                 continue
@@ -238,7 +249,7 @@ class SmallPath:
                 cell = bisect_right(q_bounds, qty) * n_acells + bisect_right(a_bounds, list_amount)
                 program = table[(slot_base + sku) * n_cells + cell]
                 if program:
-                    net = self._apply(slots_of[program], net, qty, adjustments, half_even)
+                    net = self._apply(slots_of[program], net, qty, adjustments, half_even, amounts)
             tax_key = (region, tax_class[sku], term)
             rate_bp = tax_rates.get(tax_key)
             if rate_bp is None:
@@ -253,7 +264,13 @@ class SmallPath:
         return currency, day, records
 
     def _apply(
-        self, slots: tuple[tuple[int, ...], ...], net: int, qty: int, adjustments: list[tuple[int, int, int]], half_even: bool
+        self,
+        slots: tuple[tuple[int, ...], ...],
+        net: int,
+        qty: int,
+        adjustments: list[tuple[int, int, int]],
+        half_even: bool,
+        amounts: list[int],
     ) -> int:
         for members in slots:
             best, best_discount = -1, -1
@@ -262,7 +279,7 @@ class SmallPath:
                 if kind == KIND_PERCENT:
                     discount, ok = int_round_div(net * self.bp[b], BP_SCALE, half_even), True
                 else:
-                    by_qty = int_round_div(self.amount[b] * qty, QTY_SCALE, half_even)
+                    by_qty = int_round_div(amounts[b] * qty, QTY_SCALE, half_even)
                     if kind == KIND_AMOUNT:
                         discount, ok = min(net, by_qty), True
                     else:

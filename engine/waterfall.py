@@ -103,16 +103,53 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     return chosen, unit_price, factor, amount, error
 
 
+def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) -> tuple[I64 | None, tuple[I64, I64] | None]:
+    """For carts in another currency than the ruleset's, when promotions name money: each
+    line's amount cell against converted edges and its row of converted benefit amounts.
+    Lines of a cart with no ruleset->cart rate get ``no_fx_rate`` (``error`` is updated)."""
+    if not plan.money_in_promotions:
+        return None, None
+    cart_currency = batch.carts["currency"]
+    foreign_cart = (cart_currency != plan.currency).to_numpy()
+    if not foreign_cart.any():
+        return None, None
+    index = plan.line_index
+    cell = np.searchsorted(index.amount_bounds, list_amount, side="right")
+    tables = [index.benefit_amount]
+    slot = np.zeros(batch.n_lines, dtype=np.int64)
+    names = cart_currency.unique(maintain_order=True)
+    codes = cart_currency.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64).to_numpy()
+    cart_key = np.where(foreign_cart, codes * DAY_RADIX + batch.carts["date"].to_numpy(), -1)
+    line_key = cart_key[batch.line_cart]
+    for key in np.unique(line_key[line_key >= 0]).tolist():
+        at = np.nonzero((line_key == key) & (error == OK))[0]
+        currency, day = str(names[key // DAY_RADIX]), key % DAY_RADIX
+        rate = plan.fx.rate(plan.currency, currency, day)
+        if rate is None:
+            error[at] = NO_FX_RATE
+            continue
+        edges, amounts = index.in_currency(rate, plan.currency, currency, plan.rounding)
+        cell[at] = np.searchsorted(edges, list_amount[at], side="right")
+        slot[at] = len(tables)
+        tables.append(amounts)
+    return cell, (np.stack(tables), slot)
+
+
 def price(plan: Plan, batch: CartBatch) -> PricedLines:
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)
+    cell, money = foreign_money(plan, batch, list_amount, error)
     ok = np.nonzero(error == OK)[0]
+    list_amount[error != OK] = 0
     net = list_amount.copy()
+    chosen[error != OK] = -1
     adjustments = Adjustments.empty()
     if len(ok):
         program = plan.line_index.programs_for(
-            batch.carts, batch.line_cart[ok], batch.sku[ok], batch.qty[ok], list_amount[ok]
+            batch.carts, batch.line_cart[ok], batch.sku[ok], batch.qty[ok], list_amount[ok],
+            amount_cell=None if cell is None else cell[ok],
         )
-        net_ok, adj = apply_line_promotions(plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding)
+        money_ok = None if money is None else (money[0], money[1][ok])
+        net_ok, adj = apply_line_promotions(plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding, money_ok)
         net[ok] = net_ok
         adjustments = Adjustments(line=ok[adj.line], rule=adj.rule, kind=adj.kind, amount=adj.amount)
     rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)

@@ -186,6 +186,8 @@ class Context:
     cart: dict
     currency: str
     date: dt.date
+    #: ruleset currency -> cart currency, when they differ and the rules name money
+    money_rate: tuple[int, int] | None = None
 
     def customer(self, key: str) -> object | None:
         customer = self.cart.get("customer") or {}
@@ -290,9 +292,38 @@ def money_literal(lit: t.Literal_, ctx: Context, rules: Rules) -> int:
         currency = lit.currency
     else:
         raise Undecided(f"a {type(lit).__name__} where money is expected")
+    value = parse_money(lit.text, currency)
     if currency != ctx.currency:
-        raise Undecided(f"money in {currency} applied to a cart in {ctx.currency}")
-    return parse_money(lit.text, currency)
+        # decided (docs/engine.md): rule money is converted into the cart's currency at the
+        # cart date's ruleset->cart rate, rounded once per figure
+        assert ctx.money_rate is not None, "price_line refuses such carts without a rate"
+        return convert(value, ctx.money_rate, currency, ctx.currency, rules.rounding)
+    return value
+
+
+def names_money(promotion: t.Promotion) -> bool:
+    """Does a promotion's scope read or give an amount of money?"""
+    scope = promotion.scope
+    if scope is None:
+        return False
+    action = scope.action
+    if isinstance(action, t.Tiers):
+        if action.measure == "amount":
+            return True
+        benefits = [step.benefit for step in action.steps]
+    else:
+        benefits = [action]
+    if any(not isinstance(b, t.PercentOff) for b in benefits):
+        return True
+    return scope.where is not None and _reads_amount(scope.where)
+
+
+def _reads_amount(cond: t.Condition) -> bool:
+    if isinstance(cond, t.Compare | t.InSet):
+        return cond.field.name == "amount"
+    if isinstance(cond, t.Not):
+        return _reads_amount(cond.item)
+    return any(_reads_amount(item) for item in cond.items)
 
 
 def compare(left: object, op: str, right: object) -> bool:
@@ -594,6 +625,11 @@ def tax_rate(rules: Rules, ctx: Context, line: Line, data: DataSet) -> int:
 
 def price_line(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict:
     price = list_price(rules, ctx, line, data)
+    if ctx.currency != rules.currency and ctx.money_rate is None and any(names_money(p) for p in rules.promotions):
+        raise LineError(
+            "no_fx_rate",
+            f"line {line.id}: no {rules.currency}->{ctx.currency} rate on {ctx.date} for the promotions' amounts",
+        )
     list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), rules.rounding)
     if abs(list_amount) >= MAX_LINE_AMOUNT_MINOR:
         raise LineError("amount_too_large", f"line {line.id}: the line amount is too large")
@@ -648,6 +684,8 @@ def reference_quote(sources: dict[str, str], data: DataSet, cart: dict) -> dict:
     if currency not in CURRENCY_EXPONENTS:
         raise ValueError(f"unknown currency {currency!r}")
     ctx = Context(cart=cart, currency=currency, date=cart_date(cart, rules.timezone))
+    if currency != rules.currency:
+        ctx.money_rate = fx_rate(data, rules.currency, currency, ctx.date)
 
     lines: list[dict] = []
     errors: list[dict] = []
