@@ -202,7 +202,7 @@ def _quantity(raw: Any) -> int:
         return -1
     if isinstance(raw, int):
         return raw * 1000
-    if isinstance(raw, str) and raw.isdigit():  # the common case, without Decimal
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():  # the common case, without Decimal
         return int(raw) * 1000
     try:
         return parse_quantity(str(raw))

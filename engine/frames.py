@@ -113,9 +113,10 @@ def _milli_column(qty: pl.Series) -> np.ndarray:
         values = whole_only.to_numpy()
         return np.where((values > 0) & (values <= MAX_QTY_MILLI // QTY_SCALE), values * QTY_SCALE, -1)
     frame = pl.DataFrame({"q": text}).select(
-        ok=pl.col("q").str.contains(r"^\d{1,12}(\.\d{1,3})?$").fill_null(False),
-        whole=pl.col("q").str.extract(r"^(\d{1,12})", 1).cast(pl.Int64, strict=False),
-        frac=pl.col("q").str.extract(r"\.(\d{1,3})$", 1).str.pad_end(3, "0").cast(pl.Int64, strict=False).fill_null(0),
+        # the syntax of engine.money.DECIMAL_SYNTAX, at most 3 decimals (trailing zeros aside)
+        ok=pl.col("q").str.contains(r"^\+?([0-9]{1,12}(\.[0-9]{0,3}0*)?|\.[0-9]{1,3}0*)$").fill_null(False),
+        whole=pl.col("q").str.extract(r"^\+?([0-9]{0,12})", 1).str.replace(r"^$", "0").cast(pl.Int64, strict=False),
+        frac=pl.col("q").str.extract(r"\.([0-9]{0,3})", 1).str.pad_end(3, "0").cast(pl.Int64, strict=False).fill_null(0),
     )
     ok = frame["ok"].to_numpy()
     milli = frame["whole"].fill_null(0).to_numpy() * QTY_SCALE + frame["frac"].to_numpy()

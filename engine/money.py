@@ -15,6 +15,7 @@ edges: ``parse_*`` reads them, ``format_*`` writes them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Literal, overload
@@ -57,7 +58,14 @@ def exponent(currency: str) -> int:
         raise MoneyError(f"unknown currency {currency!r}") from None
 
 
+#: what a decimal looks like at the edges: ASCII digits, an optional sign and point; no
+#: exponents, underscores, other scripts' digits or infinities (which ``Decimal`` accepts)
+DECIMAL_SYNTAX = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
+
+
 def _decimal(text: str, what: str) -> Decimal:
+    if not isinstance(text, str) or DECIMAL_SYNTAX.fullmatch(text.strip()) is None:
+        raise MoneyError(f"{what} {text!r} is not a decimal number")
     try:
         value = Decimal(text.strip())
     except (InvalidOperation, AttributeError):

@@ -192,7 +192,7 @@ class SmallPath:
             raw_qty = line.get("qty")
             if type(raw_qty) is str:
                 qty_text = raw_qty
-                milli = int(raw_qty) * QTY_SCALE if raw_qty.isdigit() else _quantity(raw_qty)
+                milli = int(raw_qty) * QTY_SCALE if raw_qty.isascii() and raw_qty.isdigit() else _quantity(raw_qty)
             else:
                 qty_text = str(raw_qty) if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
                 milli = _quantity(raw_qty)

@@ -296,3 +296,25 @@ def test_convert_minor_is_one_exact_rounding(
     num, den = parse_rate(rate)
     major = Fraction(amount, 10 ** exponent(src)) * Fraction(num, den)
     assert convert_minor(amount, (num, den), src, dst, mode) == exact_round(major * 10 ** exponent(dst), mode)
+
+
+@pytest.mark.parametrize("text", ["1e3", "1_000", "\u0663", "Infinity", "NaN", "0x10", "1,5"])
+def test_quantities_and_money_take_plain_ascii_decimals_only(text: str) -> None:
+    with pytest.raises(MoneyError):
+        parse_quantity(text)
+    with pytest.raises(MoneyError):
+        parse_money(text, "CNY")
+
+
+def test_the_columnar_path_reads_quantities_like_the_json_path() -> None:
+    import polars as pl
+
+    from engine.cart import _quantity
+    from engine.frames import _milli_column
+
+    texts = ["5", "05", "2.5", "2.500", ".5", "+2", " 3 ", "2.", "1e3", "1_000", "\u0663", "-2", "2.0005", "abc"]
+    columnar = _milli_column(pl.Series(texts)).tolist()
+    one_by_one = [_quantity(t) for t in texts]
+    # both give the same thousandths for every valid quantity and refuse the same texts
+    assert [max(c, -1) if c > 0 else -1 for c in columnar] == [q if q > 0 else -1 for q in one_by_one]
+    assert columnar[:8] == [5000, 5000, 2500, 2500, 500, 2000, 3000, 2000]
