@@ -68,8 +68,22 @@ class CatalogIndex:
         return found if found is not None else np.zeros(self.size, dtype=np.int64)
 
 
+_CATALOGS: dict[int, tuple[pl.DataFrame, CatalogIndex]] = {}
+
+
 def build_catalog(data: DataSet) -> CatalogIndex:
-    frame = data.catalog
+    """The catalog index of a data snapshot (built once per catalog frame, then reused)."""
+    cached = _CATALOGS.get(id(data.catalog))
+    if cached is not None and cached[0] is data.catalog:
+        return cached[1]
+    index = _build_catalog(data.catalog)
+    if len(_CATALOGS) >= 8:
+        _CATALOGS.pop(next(iter(_CATALOGS)))
+    _CATALOGS[id(data.catalog)] = (data.catalog, index)
+    return index
+
+
+def _build_catalog(frame: pl.DataFrame) -> CatalogIndex:
     for column in ("sku", "base_unit"):
         if column not in frame.columns:
             raise DataError(f"the catalog has no '{column}' column", table="catalog")

@@ -18,7 +18,8 @@ from engine.cart import (
     CartBatch,
     CartError,
 )
-from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, QTY_SCALE
+from engine.columns import null_text, quantity_column
+from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI
 from engine.plan import Plan
 from engine.waterfall import PricedLines
 
@@ -64,16 +65,16 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         source = next((col for col, field in CART_COLUMNS.items() if field == name), None)
         if name == "currency":
             continue
-        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else _nulls(carts.height)
+        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else null_text(carts.height)
     cart_frame = pl.DataFrame(frame).with_columns(pl.col("currency").cast(pl.String))
     cart_index = lines["cart_id"].replace_strict(carts["cart_id"], pl.int_range(carts.height, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     if (cart_index < 0).any():
         raise CartError("bad_frame", "a line names a cart_id that is not in the carts frame")
     sku = lines["sku"].cast(pl.String).replace_strict(plan.catalog.sku_series, pl.int_range(plan.catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     qty_col = lines["qty"]
-    milli = _milli_column(qty_col)
+    milli = quantity_column(qty_col)
     factor = np.ones(lines.height, dtype=np.int64)
-    units: Sequence[str | None] | pl.Series = lines["unit"] if "unit" in lines.columns else _nulls(lines.height)
+    units: Sequence[str | None] | pl.Series = lines["unit"] if "unit" in lines.columns else null_text(lines.height)
     if "unit" in lines.columns and lines["unit"].null_count() < lines.height:
         for unit in set(lines["unit"].unique().to_list()) - {None}:
             at = (lines["unit"] == unit).fill_null(False).to_numpy()
@@ -96,31 +97,6 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         qty=qty.astype(np.int64),
         error=error,
     )
-
-
-def _nulls(n: int) -> pl.Series:
-    return pl.repeat(None, n, dtype=pl.String, eager=True)
-
-
-def _milli_column(qty: pl.Series) -> np.ndarray:
-    """Quantities in thousandths; -1 for anything not a positive decimal with <= 3 decimals."""
-    if qty.dtype.is_integer():
-        whole = qty.cast(pl.Int64)
-        return np.where(whole.is_null().to_numpy(), -1, whole.fill_null(0).to_numpy() * QTY_SCALE)
-    text = qty.cast(pl.String).str.strip_chars()
-    whole_only = text.cast(pl.Int64, strict=False)
-    if whole_only.null_count() == 0:  # every quantity a whole number: no regex needed
-        values = whole_only.to_numpy()
-        return np.where((values > 0) & (values <= MAX_QTY_MILLI // QTY_SCALE), values * QTY_SCALE, -1)
-    frame = pl.DataFrame({"q": text}).select(
-        # the syntax of engine.money.DECIMAL_SYNTAX, at most 3 decimals (trailing zeros aside)
-        ok=pl.col("q").str.contains(r"^\+?([0-9]{1,12}(\.[0-9]{0,3}0*)?|\.[0-9]{1,3}0*)$").fill_null(False),
-        whole=pl.col("q").str.extract(r"^\+?([0-9]{0,12})", 1).str.replace(r"^$", "0").cast(pl.Int64, strict=False),
-        frac=pl.col("q").str.extract(r"\.([0-9]{0,3})", 1).str.pad_end(3, "0").cast(pl.Int64, strict=False).fill_null(0),
-    )
-    ok = frame["ok"].to_numpy()
-    milli = frame["whole"].fill_null(0).to_numpy() * QTY_SCALE + frame["frac"].to_numpy()
-    return np.where(ok, milli, -1)
 
 
 def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.DataFrame) -> pl.DataFrame:

@@ -9,6 +9,7 @@ the row with the largest ``min_qty`` not above the line's base quantity.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,16 +19,15 @@ import polars as pl
 from dsl import tree as t
 from dsl.schema import table_column
 from engine.catalog import CatalogIndex
+from engine.columns import scaled_column
 from engine.conditions import Conjunct
 from engine.data import DataError, DataSet
 from engine.money import (
     MAX_UNIT_PRICE_MINOR,
-    MoneyError,
+    QTY_DIGITS,
     Rounding,
     convert_minor,
     exponent,
-    parse_money,
-    parse_quantity,
     parse_rate,
 )
 
@@ -82,6 +82,26 @@ class PriceListPlan:
         return found
 
 
+@dataclass(frozen=True)
+class _Folded:
+    """A price table folded into lookups: what depends on the data, not on the rules."""
+
+    row_price: I64
+    row_factor: I64
+    break_values: I64
+    dense: I64 | None
+    key_codes: tuple[dict[str, int], ...]
+    key_radix: int
+    sorted_keys: I64 | None
+    sorted_rows: I64 | None
+
+
+#: folded tables by (table frame, currency, keys, catalog); republishing rules over the
+#: same data snapshot reuses them. Values keep the frame and catalog alive, so ids stay valid.
+_FOLDED: dict[tuple[int, str, tuple[str, ...], int], tuple[pl.DataFrame, CatalogIndex, _Folded]] = {}
+_FOLDED_MAX = 64
+
+
 def build_pricelist(
     decl: t.PriceList,
     conjuncts: tuple[Conjunct, ...],
@@ -90,46 +110,71 @@ def build_pricelist(
     data: DataSet,
 ) -> PriceListPlan:
     assert decl.table is not None
-    name = decl.table.name
-    frame = data.table(name)
+    frame = data.table(decl.table.name)
     currency = decl.currency or ruleset_currency
     keyed = tuple(k.name for k in decl.table.keyed_by)
-    skus = frame["sku"].to_list()
-    prices = frame["price"].to_list()
-    min_qtys = frame["min_qty"].to_list() if "min_qty" in frame.columns else [None] * frame.height
-    units = frame["unit"].to_list() if "unit" in frame.columns else [None] * frame.height
-    key_columns = [frame[table_column(k)].to_list() for k in keyed]
-    row_sku = np.empty(frame.height, dtype=np.int64)
-    row_price = np.empty(frame.height, dtype=np.int64)
-    row_factor = np.empty(frame.height, dtype=np.int64)
-    row_min = np.empty(frame.height, dtype=np.int64)
-    key_codes: list[dict[str, int]] = [{} for _ in keyed]
-    row_keys = np.zeros((frame.height, len(keyed)), dtype=np.int64)
-    for i in range(frame.height):
-        where = {"table": name, "row": i + 1}
-        sku = skus[i]
-        if sku not in catalog.sku_index:
-            raise DataError(f"unknown sku {sku!r}", **where)  # type: ignore[arg-type]
-        s = catalog.sku_index[sku]
-        row_sku[i] = s
-        try:
-            row_price[i] = parse_money(prices[i] or "", currency)
-            min_qty = min_qtys[i]
-            row_min[i] = parse_quantity(min_qty) if min_qty else 0
-        except MoneyError as err:
-            raise DataError(str(err), **where) from None  # type: ignore[arg-type]
-        if not 0 <= row_price[i] <= MAX_UNIT_PRICE_MINOR:
-            raise DataError(f"price {prices[i]!r} out of range", **where)  # type: ignore[arg-type]
-        unit = units[i] or catalog.base_units[s]
-        factor = int(catalog.factor(unit)[s])
-        if factor <= 0:
-            raise DataError(f"unit {unit!r} is not a unit of sku {sku!r}", **where)  # type: ignore[arg-type]
-        row_factor[i] = factor
-        for j, column in enumerate(key_columns):
-            value = column[i]
-            if value is None or value == "":
-                raise DataError(f"empty key column {table_column(keyed[j])!r}", **where)  # type: ignore[arg-type]
-            row_keys[i, j] = key_codes[j].setdefault(value, len(key_codes[j]))
+    cache_key = (id(frame), currency, keyed, id(catalog))
+    cached = _FOLDED.get(cache_key)
+    if cached is not None and cached[0] is frame and cached[1] is catalog:
+        folded = cached[2]
+    else:
+        folded = _fold(decl.table.name, frame, currency, keyed, catalog)
+        if len(_FOLDED) >= _FOLDED_MAX:
+            _FOLDED.pop(next(iter(_FOLDED)))
+        _FOLDED[cache_key] = (frame, catalog, folded)
+    return PriceListPlan(
+        name=decl.name,
+        span=decl.span,
+        conjuncts=conjuncts,
+        currency=currency,
+        tax_included=decl.tax_included,
+        keyed_fields=keyed,
+        row_price=folded.row_price,
+        row_factor=folded.row_factor,
+        break_values=folded.break_values,
+        dense=folded.dense,
+        key_codes=folded.key_codes,
+        key_radix=folded.key_radix,
+        sorted_keys=folded.sorted_keys,
+        sorted_rows=folded.sorted_rows,
+    )
+
+
+def _fold(name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...], catalog: CatalogIndex) -> _Folded:
+    n = frame.height
+    row_sku = frame["sku"].cast(pl.String).replace_strict(catalog.sku_series, pl.int_range(catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    _first_bad(row_sku < 0, name, lambda i: f"unknown sku {frame['sku'][i]!r}")
+    row_price, price_ok = scaled_column(frame["price"], exponent(currency))
+    _first_bad(~price_ok, name, lambda i: f"price {frame['price'][i]!r} is not an amount of {currency}")
+    _first_bad(row_price > MAX_UNIT_PRICE_MINOR, name, lambda i: f"price {frame['price'][i]!r} out of range")
+    if "min_qty" in frame.columns:
+        given = frame["min_qty"].fill_null("").cast(pl.String).str.strip_chars() != ""
+        row_min, min_ok = scaled_column(frame["min_qty"].fill_null("0"), QTY_DIGITS)
+        _first_bad(given.to_numpy() & ~min_ok, name, lambda i: f"min_qty {frame['min_qty'][i]!r} is not a quantity")
+    else:
+        row_min = np.zeros(n, dtype=np.int64)
+    row_factor = np.ones(n, dtype=np.int64)
+    if "unit" in frame.columns and frame["unit"].null_count() < n:
+        units = frame["unit"].cast(pl.String)
+        for unit in units.drop_nulls().unique().to_list():
+            at = (units == unit).fill_null(False).to_numpy()
+            row_factor[at] = catalog.factor(unit)[row_sku[at]]
+        # a row naming its SKU's base unit prices per base unit
+        named = units.is_not_null().to_numpy()
+        base = np.array(catalog.base_units, dtype=object)[row_sku] == units.to_numpy()
+        row_factor[named & base] = 1
+        _first_bad(row_factor <= 0, name, lambda i: f"unit {units[i]!r} is not a unit of sku {frame['sku'][i]!r}")
+    key_codes: list[dict[str, int]] = []
+    row_keys = np.zeros((n, len(keyed)), dtype=np.int64)
+    for j, field_name in enumerate(keyed):
+        key_column = table_column(field_name)
+        column = frame[key_column].cast(pl.String)
+        empty = (column.is_null() | (column == "")).fill_null(True).to_numpy()
+        if empty.any():
+            raise DataError(f"empty key column {key_column!r}", table=name, row=int(np.argmax(empty)) + 1)
+        vocabulary = column.unique(maintain_order=True)
+        key_codes.append(dict(zip(vocabulary.to_list(), range(len(vocabulary)), strict=True)))
+        row_keys[:, j] = column.replace_strict(vocabulary, pl.int_range(len(vocabulary), eager=True), return_dtype=pl.Int64).to_numpy()
     break_values = np.unique(row_min) if frame.height else np.zeros(1, dtype=np.int64)
     n_breaks = len(break_values)
     row_break = np.searchsorted(break_values, row_min)
@@ -153,13 +198,7 @@ def build_pricelist(
         grid = dense.reshape(catalog.size, n_breaks)
         for b in range(1, n_breaks):
             grid[:, b] = np.where(grid[:, b] < 0, grid[:, b - 1], grid[:, b])
-    return PriceListPlan(
-        name=decl.name,
-        span=decl.span,
-        conjuncts=conjuncts,
-        currency=currency,
-        tax_included=decl.tax_included,
-        keyed_fields=keyed,
+    return _Folded(
         row_price=row_price,
         row_factor=row_factor,
         break_values=break_values.astype(np.int64),
@@ -169,6 +208,13 @@ def build_pricelist(
         sorted_keys=None if dense is not None else sorted_keys,
         sorted_rows=None if dense is not None else order.astype(np.int64),
     )
+
+
+def _first_bad(bad: np.ndarray, table: str, message: Callable[[int], str]) -> None:
+    """Raise ``DataError`` naming the first bad row (1-based, as a spreadsheet shows it)."""
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(message(i), table=table, row=i + 1)
 
 
 def encode_keys(plan: PriceListPlan, carts: pl.DataFrame) -> I64:

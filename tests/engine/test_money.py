@@ -310,7 +310,7 @@ def test_the_columnar_path_reads_quantities_like_the_json_path() -> None:
     import polars as pl
 
     from engine.cart import _quantity
-    from engine.frames import _milli_column
+    from engine.columns import quantity_column as _milli_column
 
     texts = ["5", "05", "2.5", "2.500", ".5", "+2", " 3 ", "2.", "1e3", "1_000", "\u0663", "-2", "2.0005", "abc"]
     columnar = _milli_column(pl.Series(texts)).tolist()
