@@ -221,6 +221,13 @@ def bench_rules(
     out["cart_us_pricer"] = percentiles_us(
         time_calls(lambda c: quote(plan, c), latency_carts, args.warmup)
     )
+    # the same carts priced without writing the response (ints, not decimal strings)
+    from engine.scalar import small_path
+
+    probe = small_path(plan)
+    out["cart_us_pricer_unformatted"] = percentiles_us(
+        time_calls(probe.price, latency_carts, args.warmup)
+    )
     zen_carts = latency_carts[: args.warmup + args.zen_cart_calls]
     out["cart_us_zen"] = percentiles_us(
         time_calls(lambda c: zen.quote_cart(c, cat_of, price_of), zen_carts, args.warmup)
@@ -339,6 +346,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "cart_us": {
             "pricer": {k: per_rules[top]["cart_us_pricer"][k] for k in ("p50", "p99")},
+            "pricer_unformatted": {
+                k: per_rules[top]["cart_us_pricer_unformatted"][k] for k in ("p50", "p99")
+            },
             "zen": {k: per_rules[top]["cart_us_zen"][k] for k in ("p50", "p99")},
         },
         "cart_us_by_rules": {
@@ -444,6 +454,7 @@ def table(r: dict[str, Any]) -> str:
         "| | p50 | p99 |",
         "| --- | ---: | ---: |",
         f"| pricer `quote` | {c['pricer']['p50']} | {c['pricer']['p99']} |",
+        f"| pricer, priced lines without the JSON response (`SmallPath.price`) | {c['pricer_unformatted']['p50']} | {c['pricer_unformatted']['p99']} |",
         f"| zen-engine (one `evaluate` per cart) | {c['zen']['p50']} | {c['zen']['p99']} |",
         "",
     ]
