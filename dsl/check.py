@@ -45,6 +45,8 @@ class CheckedRuleset:
     tax: t.TaxRule | None
     schema: Schema
     sources: dict[str, str]
+    floor: t.FloorDecl | None = None
+    approvals: tuple[t.ApprovalDecl, ...] = ()
 
 
 def evaluation_order(priority: int, name: str) -> tuple[int, str]:
@@ -113,6 +115,14 @@ class _Checker:
                 self.error("E0206", "a tax table is not keyed; its rows match on region, tax_class and trade_term columns", tax.table.keyed_by[0].span)
         for extra in taxes[1:]:
             self.error("E0101", f"a ruleset has one tax declaration; '{extra.name}' is a second", extra.name_span, f"the first is '{taxes[0].name}' at {taxes[0].span}")
+        floors = [d for d in decls if isinstance(d, t.FloorDecl)]
+        for floor in floors:
+            self._table(t.TableRef(name=floor.table, keyed_by=(), span=floor.span), required=("sku", "floor"), schema=schema)
+        for extra in floors[1:]:
+            self.error("E0101", "a ruleset has one floor declaration; this is a second", extra.span, f"the first is at {floors[0].span}")
+        approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
+        for approval in approvals:
+            self._approval(approval, schema)
         if any(d.severity == "error" for d in self.diags) or header is None:
             return None
         return CheckedRuleset(
@@ -123,6 +133,8 @@ class _Checker:
             pricelists=tuple(sorted(pricelists, key=lambda d: evaluation_order(d.priority, d.name))),
             promotions=tuple(sorted(promotions, key=lambda d: evaluation_order(d.priority, d.name))),
             tax=taxes[0] if taxes else None,
+            floor=floors[0] if floors else None,
+            approvals=tuple(sorted(approvals, key=lambda d: evaluation_order(d.priority, d.name))),
             schema=schema,
             sources=dict(self.ruleset.sources),
         )
@@ -215,16 +227,122 @@ class _Checker:
         if decl.when is not None:
             self._condition(decl.when, schema, allowed=("cart",), place="a promotion's 'when'")
         self._validity(decl.valid)
-        if decl.scope is None:
+        scope = decl.scope
+        if scope is None:
             self.error("E0502", f"promotion '{decl.name}' has no scope", decl.name_span, "add: each line where <condition>: <benefit>")
             return
-        if decl.scope.where is not None:
-            self._condition(decl.scope.where, schema, allowed=("cart", "item", "line"), place="a line condition")
-        action = decl.scope.action
-        if isinstance(action, t.Tiers):
-            self._tiers(action)
+        if isinstance(scope, t.LineScope):
+            if scope.where is not None:
+                self._condition(scope.where, schema, allowed=("cart", "item", "line"), place="a line condition")
+            action = scope.action
+            if isinstance(action, t.Tiers):
+                self._tiers(action)
+            else:
+                self._benefit(action)
+        elif isinstance(scope, t.ComboScope):
+            for part in scope.parts:
+                self._whole(part.count, "a combo part's count")
+                self._selector(part.selector, schema)
+            self._set_benefit(scope.benefit)
+        elif isinstance(scope, t.PoolScope):
+            self._selector(scope.selector, schema)
+            if isinstance(scope.every, t.MoneyLit):
+                value = self._money_literal(scope.every, allow_negative=False)
+                if value is not None and value <= 0:
+                    self.error("E0505", "a pool's step must be above zero", scope.every.span)
+            elif isinstance(scope.every, t.NumberLit):
+                self._whole(scope.every, "a pool's step in units")
+            else:
+                self.error("E0202", f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {_describe(scope.every)}", scope.every.span)
+            self._set_benefit(scope.benefit)
         else:
-            self._benefit(action)
+            self._order_scope(scope)
+        self._caps(decl)
+
+    def _whole(self, lit: t.Literal_, what: str) -> int | None:
+        text = lit.text if isinstance(lit, t.NumberLit) else None
+        if text is None or not text.isdigit() or int(text) <= 0:
+            self.error("E0505", f"{what} must be a positive whole number", lit.span)
+            return None
+        return int(text)
+
+    def _selector(self, selector: t.ItemSelector, schema: Schema) -> None:
+        info = schema.get(selector.field.name)
+        if info is None:
+            self._unknown_field(selector.field, schema)
+            return
+        if info.scope != "item":
+            self.error("E0206", f"a combo part or pool selects lines by an item field (sku, category, brand, item.*), not '{selector.field.name}'", selector.field.span)
+            return
+        for value in selector.values:
+            self._value(info, value, "in")
+
+    def _set_benefit(self, benefit: t.SetBenefit) -> None:
+        if isinstance(benefit, t.Gift):
+            self._gift(benefit)
+        else:
+            self._benefit(benefit)
+
+    def _gift(self, gift: t.Gift) -> None:
+        self._whole(gift.qty, "a gift's quantity")
+        if self.data is not None and gift.sku.value not in self.skus:
+            self.error("E0303", f"gift '{gift.sku.value}' is not in the catalog", gift.sku.span, did_you_mean(gift.sku.value, self.skus))
+
+    def _order_scope(self, scope: t.OrderScope) -> None:
+        previous: tuple[int, t.Span] | None = None
+        for step in scope.steps:
+            if isinstance(step.benefit, t.Gift):
+                self._gift(step.benefit)
+            else:
+                self._benefit(step.benefit)
+            value = self._money_literal(step.threshold, allow_negative=False)
+            if value is None:
+                continue
+            if scope.kind == "every" and value <= 0:
+                self.error("E0505", "'order every' needs an amount above zero", step.threshold.span)
+            if previous is not None:
+                if value == previous[0]:
+                    self.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
+                elif value < previous[0]:
+                    self.error("E0401", "tier thresholds must increase from step to step", step.threshold.span, f"this one is below the step at {previous[1]}")
+            previous = (value, step.threshold.span)
+
+    def _caps(self, decl: t.Promotion) -> None:
+        scope = decl.scope
+        gives_gifts = _gives_gifts(scope)
+        for cap in decl.caps:
+            if cap.kind in ("applications", "uses", "gifts", "gift_stock"):
+                self._whole(cap.value, f"'{cap.kind.replace('_', ' ')}'")
+            else:
+                value = self._money_literal(cap.value, allow_negative=False)
+                if value is not None and value <= 0:
+                    self.error("E0505", "a cap on money must be above zero", cap.value.span)
+            if cap.kind == "applications" and not (isinstance(scope, t.ComboScope | t.PoolScope) or (isinstance(scope, t.OrderScope) and scope.kind == "every")):
+                self.error("E0504", "'max N per order' counts combo sets, pool applications or 'order every' steps", cap.span, "for a line promotion, cap the money: max discount 50.00 per order")
+            if cap.kind in ("gifts", "gift_stock") and not gives_gifts:
+                self.error("E0504", f"'{cap.kind.replace('_', ' ')}' caps gifts, and this promotion gives none", cap.span)
+            if cap.kind == "discount" and gives_gifts:
+                self.error("E0504", "a gift promotion gives no discount to cap", cap.span, "cap its gifts: max 2 gifts per order, or gift stock 500")
+        if decl.cheapest_first and not isinstance(scope, t.ComboScope | t.PoolScope):
+            self.error("E0504", "'cheapest first' says which units a combo or pool consumes; this promotion consumes none", decl.span)
+
+    def _approval(self, decl: t.ApprovalDecl, schema: Schema) -> None:
+        if decl.when is not None:
+            self._condition(decl.when, schema, allowed=("cart",), place="an approval's 'when'")
+        previous: tuple[int, t.Span] | None = None
+        for i, band in enumerate(decl.bands):
+            if band.limit is None:
+                if i != len(decl.bands) - 1:
+                    self.error("E0506", "'above' is the last band", band.span)
+                continue
+            try:
+                bp = parse_percent(band.limit.text)
+            except MoneyError as err:
+                self.error("E0205", str(err), band.limit.span)
+                continue
+            if previous is not None and bp <= previous[0]:
+                self.error("E0506", "approval bands must go up from band to band", band.limit.span, f"the previous band is at {previous[1]}")
+            previous = (bp, band.limit.span)
 
     def _benefit(self, benefit: t.Benefit) -> None:
         if isinstance(benefit, t.PercentOff):
@@ -354,6 +472,14 @@ class _Checker:
                 self.error("E0202", f"'{info.name}' is money, compared with a percentage", lit.span)
                 return
             self._money_literal(lit, allow_negative=True)
+
+
+def _gives_gifts(scope: t.Scope | None) -> bool:
+    if isinstance(scope, t.ComboScope | t.PoolScope):
+        return isinstance(scope.benefit, t.Gift)
+    if isinstance(scope, t.OrderScope):
+        return any(isinstance(step.benefit, t.Gift) for step in scope.steps)
+    return False
 
 
 def _atoms(cond: t.Condition) -> Iterator[t.Compare | t.InSet]:

@@ -45,6 +45,10 @@ CODES: dict[str, str] = {
     "E0501": "empty validity window (start after end)",
     "E0502": "declaration without what it needs (a price list without a table, a promotion without a scope)",
     "E0503": "condition too complex to compile (too many alternatives)",
+    "E0504": "a cap or option that does not fit the promotion's scope",
+    "E0505": "a combo, pool or order promotion figure that must be a positive whole number",
+    "E0506": "approval bands out of order, or without a final outcome",
+    "W0501": "warning: a promotion that can never apply (shadowed by an earlier exclusive promotion with a wider condition)",
     "E0601": "ruleset directory has no .rule files",
 }
 

@@ -56,6 +56,63 @@ def benefit(b: t.Benefit) -> str:
     return f"fixed_price {literal(b.price)}"
 
 
+def set_benefit(b: t.SetBenefit) -> str:
+    if isinstance(b, t.Gift):
+        return f"gift {b.qty.text} of {_quote(b.sku.value)}"
+    if isinstance(b, t.PercentOff):
+        return f"percent_off {b.percent.text}%"
+    if isinstance(b, t.AmountOff):
+        return f"amount_off {literal(b.amount)} per set"
+    return f"fixed_price {literal(b.price)} per set"
+
+
+def order_benefit(b: t.OrderBenefit) -> str:
+    if isinstance(b, t.Gift):
+        return set_benefit(b)
+    if isinstance(b, t.PercentOff):
+        return f"percent_off {b.percent.text}%"
+    return f"amount_off {literal(b.amount)}"
+
+
+def selector(sel: t.ItemSelector) -> str:
+    if len(sel.values) == 1:
+        return f"{sel.field.name} {literal(sel.values[0])}"
+    return f"{sel.field.name} in ({', '.join(literal(v) for v in sel.values)})"
+
+
+def cap(c: t.Cap) -> str:
+    value = literal(c.value)
+    return {
+        "applications": f"max {value} per order",
+        "discount": f"max discount {value} per order",
+        "gifts": f"max {value} gifts per order",
+        "budget": f"budget {value}",
+        "uses": f"uses {value} per customer",
+        "gift_stock": f"gift stock {value}",
+    }[c.kind]
+
+
+def _scope_lines(scope: t.Scope) -> list[str]:
+    if isinstance(scope, t.LineScope):
+        where = f" where {condition(scope.where)}" if scope.where is not None else ""
+        action = scope.action
+        if isinstance(action, t.Tiers):
+            steps = [f"{INDENT}>= {literal(s.threshold)}: {benefit(s.benefit)}" for s in action.steps]
+            return [f"each line{where}: tiers by {action.measure} {{", *steps, "}"]
+        return [f"each line{where}: {benefit(action)}"]
+    if isinstance(scope, t.ComboScope):
+        parts = ", ".join(f"{p.count.text} of {selector(p.selector)}" for p in scope.parts)
+        return [f"combo {parts}: {set_benefit(scope.benefit)}"]
+    if isinstance(scope, t.PoolScope):
+        return [f"pool {selector(scope.selector)} every {literal(scope.every)}: {set_benefit(scope.benefit)}"]
+    if scope.kind == "tiers":
+        steps = [f"{INDENT}>= {literal(s.threshold)}: {order_benefit(s.benefit)}" for s in scope.steps]
+        return ["order subtotal tiers {", *steps, "}"]
+    step = scope.steps[0]
+    head = "order subtotal >=" if scope.kind == "threshold" else "order every"
+    return [f"{head} {literal(step.threshold)}: {order_benefit(step.benefit)}"]
+
+
 def _valid(v: t.Validity) -> str:
     return f"valid {v.start.isoformat()} .. {v.end.isoformat()}"
 
@@ -77,6 +134,14 @@ def declaration(d: t.Declaration) -> str:
         return " ".join(parts)
     if isinstance(d, t.AttributeDecl):
         return f"attribute {d.field.name}"
+    if isinstance(d, t.FloorDecl):
+        return f"floor {{\n{INDENT}table {d.table} policy {d.policy}\n}}"
+    if isinstance(d, t.ApprovalDecl):
+        lines = [f"when {condition(d.when)}"] if d.when is not None else []
+        for band in d.bands:
+            lines.append(f"up to {band.limit.text}%: {band.outcome}" if band.limit is not None else f"above: {band.outcome}")
+        head = f"approval {_quote(d.name)} priority {d.priority}"
+        return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in lines) + "}"
     if isinstance(d, t.TaxRule):
         return f"tax {_quote(d.name)} {{\n{INDENT}{_table(d.table)}\n}}"
     if isinstance(d, t.PriceList):
@@ -104,14 +169,10 @@ def declaration(d: t.Declaration) -> str:
     if d.when is not None:
         body.append(f"when {condition(d.when)}")
     if d.scope is not None:
-        where = f" where {condition(d.scope.where)}" if d.scope.where is not None else ""
-        action = d.scope.action
-        if isinstance(action, t.Tiers):
-            body.append(f"each line{where}: tiers by {action.measure} {{")
-            body.extend(f"{INDENT}>= {literal(s.threshold)}: {benefit(s.benefit)}" for s in action.steps)
-            body.append("}")
-        else:
-            body.append(f"each line{where}: {benefit(action)}")
+        body.extend(_scope_lines(d.scope))
+    body.extend(cap(c) for c in d.caps)
+    if d.cheapest_first:
+        body.append("cheapest first")
     return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"
 
 

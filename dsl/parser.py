@@ -35,6 +35,7 @@ FRIENDLY: dict[str, str] = {
     "UNIT_NAME": "a unit name",
     "COMPARATOR": "a comparison (==, !=, <, <=, >, >=)",
     "STACKING": "'exclusive' or 'stackable'",
+    "FLOOR_POLICY": "'clamp' or 'flag'",
     "MEASURE": "'qty' or 'amount'",
     "ROUNDING_MODE": "'half_up' or 'half_even'",
     "LBRACE": "'{'",
@@ -193,6 +194,119 @@ class _ToTree(Transformer[Token, Any]):
     def tiers(self, meta: Meta, c: list[Any]) -> t.Tiers:
         return t.Tiers(measure=str(c[0]), steps=tuple(c[1:]), span=self.s(meta))  # type: ignore[arg-type]
 
+    # combos, pools, order promotions, caps
+    def select_one(self, meta: Meta, c: list[Any]) -> t.ItemSelector:
+        value = t.StringLit(value=_unquote(c[1]), span=self.s(c[1]))
+        return t.ItemSelector(field=self._field(c[0]), values=(value,), span=self.s(meta))
+
+    def select_many(self, meta: Meta, c: list[Any]) -> t.ItemSelector:
+        return t.ItemSelector(field=self._field(c[0]), values=c[1], span=self.s(meta))
+
+    def combo_part(self, meta: Meta, c: list[Any]) -> t.ComboPart:
+        count = t.NumberLit(text=str(c[0]), span=self.s(c[0]))
+        return t.ComboPart(count=count, selector=c[1], span=self.s(meta))
+
+    def per_set(self, meta: Meta, c: list[Any]) -> None:
+        return None
+
+    def set_percent_off(self, meta: Meta, c: list[Token]) -> t.PercentOff:
+        return self.percent_off(meta, c)
+
+    def set_amount_off(self, meta: Meta, c: list[Any]) -> t.AmountOff:
+        return t.AmountOff(amount=c[0], span=self.s(meta))
+
+    def set_fixed_price(self, meta: Meta, c: list[Any]) -> t.FixedPrice:
+        return t.FixedPrice(price=c[0], span=self.s(meta))
+
+    order_percent_off = set_percent_off
+    order_amount_off = set_amount_off
+
+    def gift(self, meta: Meta, c: list[Any]) -> t.Gift:
+        qty = t.NumberLit(text=str(c[0]), span=self.s(c[0]))
+        sku = t.StringLit(value=_unquote(c[1]), span=self.s(c[1]))
+        return t.Gift(qty=qty, sku=sku, span=self.s(meta))
+
+    def _scope(self, scope: Any, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        return ("scope", scope, tuple(x for x in c if isinstance(x, t.Cap)))
+
+    def combo_scope(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        parts = tuple(x for x in c if isinstance(x, t.ComboPart))
+        benefit = next(x for x in c if isinstance(x, t.PercentOff | t.AmountOff | t.FixedPrice | t.Gift))
+        return self._scope(t.ComboScope(parts=parts, benefit=benefit, span=self.s(meta)), c)
+
+    def pool_scope(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        scope = t.PoolScope(selector=c[0], every=c[1], benefit=c[2], span=self.s(meta))
+        return self._scope(scope, c[3:])
+
+    def order_tier(self, meta: Meta, c: list[Any]) -> t.OrderTier:
+        return t.OrderTier(threshold=c[0], benefit=c[1], span=self.s(meta))
+
+    def order_threshold(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        step = t.OrderTier(threshold=c[0], benefit=c[1], span=self.s(meta))
+        return self._scope(t.OrderScope(kind="threshold", steps=(step,), span=self.s(meta)), c[2:])
+
+    def order_every(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        step = t.OrderTier(threshold=c[0], benefit=c[1], span=self.s(meta))
+        return self._scope(t.OrderScope(kind="every", steps=(step,), span=self.s(meta)), c[2:])
+
+    def order_tiers(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
+        steps = tuple(x for x in c if isinstance(x, t.OrderTier))
+        return self._scope(t.OrderScope(kind="tiers", steps=steps, span=self.s(meta)), c)
+
+    def _cap(self, kind: t.CapKind, meta: Meta, value: Any) -> t.Cap:
+        if isinstance(value, Token):
+            value = t.NumberLit(text=str(value), span=self.s(value))
+        return t.Cap(kind=kind, value=value, span=self.s(meta))
+
+    def cap_applications(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("applications", meta, c[0])
+
+    def cap_discount(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("discount", meta, c[0])
+
+    def cap_gifts(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("gifts", meta, c[0])
+
+    def cap_budget(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("budget", meta, c[0])
+
+    def cap_uses(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("uses", meta, c[0])
+
+    def cap_gift_stock(self, meta: Meta, c: list[Any]) -> t.Cap:
+        return self._cap("gift_stock", meta, c[0])
+
+    def cheapest_first(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
+        return ("cheapest_first", True, self.s(meta))
+
+    # floors and approval bands
+    def floor_decl(self, meta: Meta, c: list[Token]) -> t.FloorDecl:
+        return t.FloorDecl(table=str(c[0]), policy=str(c[1]), span=self.s(meta))  # type: ignore[arg-type]
+
+    def band_up_to(self, meta: Meta, c: list[Token]) -> t.Band:
+        limit = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))
+        return t.Band(limit=limit, outcome=str(c[1]), span=self.s(meta))
+
+    def band_above(self, meta: Meta, c: list[Token]) -> t.Band:
+        return t.Band(limit=None, outcome=str(c[0]), span=self.s(meta))
+
+    def approval_decl(self, meta: Meta, c: list[Any]) -> t.ApprovalDecl:
+        bands = tuple(x for x in c[1:] if isinstance(x, t.Band))
+        opts = self._options([x for x in c[1:] if not isinstance(x, t.Band)])
+        for key in ("stacking", "group"):
+            if key in opts:
+                self.repeats.append(
+                    Diagnostic(code="E0206", severity="error", message=f"'{key}' does not apply to approval bands", span=opts[key][1])
+                )
+        return t.ApprovalDecl(
+            name=_unquote(c[0]),
+            priority=opts.get("priority", (0,))[0],
+            when=opts.get("when", (None,))[0],
+            bands=bands,
+            span=self.s(meta),
+            name_span=self.s(c[0]),
+        )
+
     def line_scope(self, meta: Meta, c: list[Any]) -> t.LineScope:
         where = c[0] if len(c) == 2 else None
         return t.LineScope(where=where, action=c[-1], span=self.s(meta))
@@ -298,18 +412,37 @@ class _ToTree(Transformer[Token, Any]):
         )
 
     def promotion(self, meta: Meta, c: list[Any]) -> t.Promotion:
-        scopes = [x for x in c[1:] if isinstance(x, t.LineScope)]
-        opts = self._options([x for x in c[1:] if not isinstance(x, t.LineScope)])
+        scopes: list[t.Scope] = []
+        caps: list[t.Cap] = []
+        rest: list[Any] = []
+        for x in c[1:]:
+            if isinstance(x, t.LineScope):
+                scopes.append(x)
+            elif isinstance(x, tuple) and x and x[0] == "scope":
+                scopes.append(x[1])
+                caps.extend(x[2])
+            elif isinstance(x, t.Cap):
+                caps.append(x)
+            else:
+                rest.append(x)
+        opts = self._options(rest)
         for extra in scopes[1:]:
             self.repeats.append(
                 Diagnostic(
                     code="E0103",
                     severity="error",
-                    message="a promotion has one scope ('each line ...'); this is a second one",
+                    message="a promotion has one scope (each line, combo, pool or order); this is a second one",
                     span=extra.span,
                     hint="split it into two promotions",
                 )
             )
+        seen: dict[str, t.Cap] = {}
+        for cap in caps:
+            if cap.kind in seen:
+                self.repeats.append(
+                    Diagnostic(code="E0103", severity="error", message="this cap is given twice in one promotion", span=cap.span, hint=f"the first one is at {seen[cap.kind].span}")
+                )
+            seen.setdefault(cap.kind, cap)
         return t.Promotion(
             name=_unquote(c[0]),
             priority=opts.get("priority", (0,))[0],
@@ -318,6 +451,8 @@ class _ToTree(Transformer[Token, Any]):
             when=opts.get("when", (None,))[0],
             valid=opts.get("valid", (None,))[0],
             scope=scopes[0] if scopes else None,
+            caps=tuple(seen.values()),
+            cheapest_first=opts.get("cheapest_first", (False,))[0],
             span=self.s(meta),
             name_span=self.s(c[0]),
         )
@@ -342,7 +477,8 @@ def _terminal_text(name: str) -> str:
 
 
 def _expected(expected: set[str]) -> str:
-    names = sorted({_terminal_text(e) for e in expected})
+    # punctuation first (a missing '}' or ':' is the likeliest fix), then words
+    names = sorted({_terminal_text(e) for e in expected}, key=lambda n: (n[1:2].isalpha(), n))
     if len(names) > 8:
         names = names[:8] + ["..."]
     return ", ".join(names)

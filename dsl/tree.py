@@ -171,6 +171,83 @@ class LineScope:
     span: Span
 
 
+# ---- combos, pools, order promotions, caps ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemSelector:
+    """Which lines a combo part or a pool counts: ``sku "A"`` or ``category in ("x", "y")``."""
+
+    field: FieldRef
+    values: tuple[Literal_, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComboPart:
+    count: NumberLit
+    selector: ItemSelector
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gift:
+    qty: NumberLit
+    sku: StringLit
+    span: Span
+
+
+#: what a combo set or a pool application gives: percent off the consumed units, an amount
+#: off per set/application, a fixed price per set, or gift items per set/application
+SetBenefit = PercentOff | AmountOff | FixedPrice | Gift
+#: what an order promotion gives
+OrderBenefit = PercentOff | AmountOff | Gift
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComboScope:
+    parts: tuple[ComboPart, ...]
+    benefit: SetBenefit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolScope:
+    selector: ItemSelector
+    every: Literal_  # a quantity (units) or an amount of money
+    benefit: SetBenefit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderTier:
+    threshold: Literal_
+    benefit: OrderBenefit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderScope:
+    """``subtotal >= X`` (one step), ``subtotal tiers {...}`` or ``every X`` (one step)."""
+
+    kind: Literal["threshold", "tiers", "every"]
+    steps: tuple[OrderTier, ...]
+    span: Span
+
+
+CapKind = Literal["applications", "discount", "gifts", "budget", "uses", "gift_stock"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cap:
+    kind: CapKind
+    value: Literal_
+    span: Span
+
+
+Scope = LineScope | ComboScope | PoolScope | OrderScope
+
+
 # ---- declarations --------------------------------------------------------------------
 
 
@@ -224,7 +301,38 @@ class Promotion:
     group: str | None
     when: Condition | None
     valid: Validity | None
-    scope: LineScope | None
+    scope: Scope | None
+    caps: tuple[Cap, ...] = ()
+    cheapest_first: bool = False
+    span: Span
+    name_span: Span
+
+    def cap(self, kind: CapKind) -> Cap | None:
+        return next((c for c in self.caps if c.kind == kind), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FloorDecl:
+    table: str
+    policy: Literal["clamp", "flag"]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Band:
+    """``up to 5%: approved`` (limit set) or ``above: rejected`` (no limit)."""
+
+    limit: PercentLit | None
+    outcome: str  # approved | rejected | an approval level such as channel_manager
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalDecl:
+    name: str
+    priority: int
+    when: Condition | None
+    bands: tuple[Band, ...]
     span: Span
     name_span: Span
 
@@ -237,7 +345,7 @@ class TaxRule:
     name_span: Span
 
 
-Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule
+Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
