@@ -118,8 +118,8 @@ class _Checker:
         floors = [d for d in decls if isinstance(d, t.FloorDecl)]
         for floor in floors:
             self._table(t.TableRef(name=floor.table, keyed_by=(), span=floor.span), required=("sku", "floor"), schema=schema)
-        for extra in floors[1:]:
-            self.error("E0101", "a ruleset has one floor declaration; this is a second", extra.span, f"the first is at {floors[0].span}")
+        for extra_floor in floors[1:]:
+            self.error("E0101", "a ruleset has one floor declaration; this is a second", extra_floor.span, f"the first is at {floors[0].span}")
         approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
         for approval in approvals:
             self._approval(approval, schema)

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from dsl import tree as t
 from dsl.check import CheckedRuleset, money_value, quantity_value
+from dsl.compile_cart import build_approval, build_bundles, build_cart_rule, build_floor, caps_of
 from dsl.errors import Diagnostic
+from engine.cart_rules import CartStages
 from engine.catalog import build_catalog
-from engine.conditions import FULL, LOW, ConditionCompiler, ConditionTooComplex, Conjunct
+from engine.conditions import FULL, ConditionCompiler, ConditionTooComplex, Conjunct
 from engine.data import DataError, DataSet
 from engine.line_index import (
     KIND_AMOUNT,
@@ -54,7 +58,7 @@ def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
 
 def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str) -> LineRule:
     scope = promo.scope
-    assert scope is not None
+    assert isinstance(scope, t.LineScope)
     parts = [conditions.validity(promo.valid), conditions.compile(promo.when), conditions.compile(scope.where)]
     action = scope.action
     if isinstance(action, t.Tiers):
@@ -96,6 +100,8 @@ def names_money(promo: t.Promotion) -> bool:
     scope = promo.scope
     if scope is None:
         return False
+    if not isinstance(scope, t.LineScope):
+        return _cart_rule_names_money(promo)
     action = scope.action
     if isinstance(action, t.Tiers):
         if action.measure == "amount":
@@ -106,6 +112,19 @@ def names_money(promo: t.Promotion) -> bool:
     if any(not isinstance(b, t.PercentOff) for b in benefits):
         return True
     return scope.where is not None and _reads_amount(scope.where)
+
+
+def _cart_rule_names_money(promo: t.Promotion) -> bool:
+    scope = promo.scope
+    if isinstance(scope, t.ComboScope | t.PoolScope):
+        benefits: list[t.SetBenefit] = [scope.benefit]
+        if isinstance(scope, t.PoolScope) and isinstance(scope.every, t.MoneyLit):
+            return True
+    else:
+        assert isinstance(scope, t.OrderScope)
+        return True  # thresholds are money
+    money_caps = any(c.kind in ("discount", "budget") for c in promo.caps)
+    return money_caps or any(isinstance(b, t.AmountOff | t.FixedPrice) for b in benefits)
 
 
 def _reads_amount(cond: t.Condition) -> bool:
@@ -131,11 +150,16 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         except DataError as err:
             diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"price list '{decl.name}': {err}", span=decl.span))
     rules: list[LineRule] = []
-    infos: list[RuleInfo] = []
-    for promo in checked.promotions:
+    line_ids: list[int] = []
+    infos = [RuleInfo(name=p.name, kind="promotion", span=p.span) for p in checked.promotions]
+    cart_rules = []
+    for rule_id, promo in enumerate(checked.promotions):
         try:
-            rules.append(_line_rule(promo, conditions, checked.currency))
-            infos.append(RuleInfo(name=promo.name, kind="promotion", span=promo.span))
+            if isinstance(promo.scope, t.LineScope):
+                rules.append(_line_rule(promo, conditions, checked.currency))
+                line_ids.append(rule_id)
+            else:
+                cart_rules.append(build_cart_rule(rule_id, promo, conditions, catalog, checked.currency))
         except ConditionTooComplex as err:
             diagnostics.append(
                 Diagnostic(code="E0503", severity="error", message=str(err), span=err.span, hint="split the rule, or write tier thresholds in the base unit")
@@ -151,9 +175,20 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
     except DataError as err:
         span = t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
         diagnostics.append(Diagnostic(code="E0302", severity="error", message=str(err), span=span))
+    stages = CartStages(rules=(), floor=None, approvals=(), bundles={})
+    try:
+        stages = CartStages(
+            rules=tuple(cart_rules),
+            floor=build_floor(checked.floor, checked.currency, catalog, data) if checked.floor is not None else None,
+            approvals=tuple(build_approval(a, conditions) for a in checked.approvals),
+            bundles=build_bundles(data, catalog),
+        )
+    except DataError as err:
+        span = checked.floor.span if checked.floor is not None else t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
+        diagnostics.append(Diagnostic(code="E0302", severity="error", message=str(err), span=span))
     if diagnostics:
         raise CompileError(diagnostics)
-    _ = LOW
+    caps = [caps_of(p, checked.currency) for p in checked.promotions]
     return Plan(
         name=checked.name,
         currency=checked.currency,
@@ -162,8 +197,10 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         version=ruleset_version(checked.sources, data_fingerprint),
         catalog=catalog,
         pricelists=tuple(pricelists),
-        line_rules=tuple(infos),
-        line_index=LineRuleIndex(rules, catalog.size),
+        rules=tuple(infos),
+        line_rule_ids=np.array(line_ids, dtype=np.int64),
+        line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids]),
+        stages=stages,
         tax=tax,
         fx=fx,
         money_in_promotions=any(names_money(p) for p in checked.promotions),

@@ -123,9 +123,21 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
 
 
 def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
-    """Price one cart (the small-batch path); line problems are line errors, a malformed
-    cart raises ``CartError``. Gives the same answer as ``quote_batch``."""
+    """Price one cart; line problems are line errors, a malformed cart raises ``CartError``.
+
+    Rulesets with only list prices, line promotions and tax take the small-batch path
+    (scalar probes of the compiled tables). Carts that need stages 5-9 (combos, pools,
+    order promotions, gifts, money caps, floors, manual discounts) take the bulk path with
+    a batch of one, so those stages have a single implementation. Both give the answer
+    ``quote_batch`` gives."""
+    if plan.stages.active or plan.line_index.money_capped or _asks_manual_discount(cart):
+        return quote_batch(plan, [cart], max_lines=max_lines)[0]
     return small_path(plan).quote(cart, max_lines=max_lines)
+
+
+def _asks_manual_discount(cart: Any) -> bool:
+    lines = cart.get("lines") if isinstance(cart, dict) else None
+    return isinstance(lines, list) and any(isinstance(line, dict) and line.get("manual_discount") is not None for line in lines)
 
 
 def quote_batch(plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART) -> list[dict[str, Any]]:

@@ -17,7 +17,14 @@ import numpy.typing as npt
 import polars as pl
 
 from dsl.schema import CART_TEXT_FIELDS
-from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, MoneyError, parse_quantity
+from engine.money import (
+    BP_SCALE,
+    CURRENCY_EXPONENTS,
+    MAX_QTY_MILLI,
+    MoneyError,
+    parse_percent,
+    parse_quantity,
+)
 
 I64 = npt.NDArray[np.int64]
 
@@ -52,6 +59,11 @@ class CartBatch:
     factor: I64
     qty: I64  # base quantity, thousandths
     error: I64
+    manual_bp: I64 | None = None  # requested manual discount per line, basis points (-1 none)
+
+    def __post_init__(self) -> None:
+        if self.manual_bp is None:
+            self.manual_bp = np.full(len(self.sku), -1, dtype=np.int64)
 
     @property
     def n_lines(self) -> int:
@@ -116,6 +128,7 @@ def decode_carts(
     factors: list[int] = []
     qtys: list[int] = []
     errors: list[int] = []
+    manual: list[int] = []
     for c, cart in enumerate(carts):
         where = f"cart {c + 1}" if len(carts) > 1 else "cart"
         if not isinstance(cart, Mapping):
@@ -178,6 +191,7 @@ def decode_carts(
             factors.append(factor)
             qtys.append(milli * factor if error == OK else 0)
             errors.append(error)
+            manual.append(manual_discount(line.get("manual_discount"), where, line_id, i))
     frame = pl.DataFrame(
         {k: v for k, v in columns.items()},
         schema={k: (pl.Int64 if k == "date" else pl.String) for k in columns},
@@ -193,7 +207,21 @@ def decode_carts(
         factor=np.array(factors, dtype=np.int64),
         qty=np.array(qtys, dtype=np.int64),
         error=np.array(errors, dtype=np.int64),
+        manual_bp=np.array(manual, dtype=np.int64),
     )
+
+
+def manual_discount(raw: Any, where: str, line_id: str, i: int) -> int:
+    """A line's requested manual discount in basis points (-1 when none)."""
+    if raw is None:
+        return -1
+    try:
+        bp = parse_percent(str(raw)) if isinstance(raw, str) else -2
+    except MoneyError:
+        bp = -2
+    if not 0 <= bp <= BP_SCALE:
+        raise CartError("bad_line", f"{where}: line {line_id}: manual_discount must be a percentage like \"7%\", not {raw!r}", f"lines[{i}].manual_discount")
+    return bp
 
 
 def _quantity(raw: Any) -> int:

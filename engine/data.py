@@ -89,6 +89,8 @@ class DataSet:
         cat_rows = []
         for row in catalog:
             row = dict(row)
+            if "bundle" in row and "components" not in row:
+                row["components"] = row.pop("bundle")
             comps = row.get("components")
             if isinstance(comps, list):
                 row["components"] = ";".join(

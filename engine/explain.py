@@ -6,14 +6,17 @@ plain ints, and one function turns records into the response, so the two can't d
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from engine.cart import LINE_ERRORS, OK, CartBatch
+from engine.floors import STATUS_NAMES
 from engine.line_index import KIND_NAMES
 from engine.money import format_percent, format_quantity, money_formatter
 from engine.plan import Plan
+from engine.running import MANUAL_RULE, STAGE_NAMES, STAGE_SET
 from engine.waterfall import PricedLines
 
 ERROR_MESSAGES = {
@@ -38,20 +41,40 @@ class Record(NamedTuple):
     unit_price: int
     factor: int
     list_amount: int
-    adjustments: list[tuple[int, int, int]]  # (rule, kind, amount)
+    adjustments: list[tuple[int, int, int, int]]  # (rule, kind, amount, stage)
     net: int
     tax_rate: int
     tax: int
     gross: int
+    status: int = 0  # engine.floors.STATUS_*
+    approval_level: str | None = None
+    clamped: bool = False
+    manual_bp: int = -1
 
 
-def build_response(plan: Plan, currency: str, date: str, records: list[Record]) -> dict[str, Any]:
+@dataclass
+class CartExtras:
+    """What stages 5-9 add to one cart's response."""
+
+    gifts: list[dict[str, Any]] = field(default_factory=list)
+    gift_value: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    hints: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _stage_name(plan: Plan, rule: int, stage: int) -> str:
+    if stage == STAGE_SET:
+        return plan.stages.form_of(rule)
+    return STAGE_NAMES[stage]
+
+
+def build_response(plan: Plan, currency: str, date: str, records: list[Record], extras: CartExtras | None = None) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     total_list = total_discount = total_net = total_tax = total_gross = 0
     cat = plan.catalog
     money = money_formatter(currency)
-    rules = plan.line_rules
+    rules = plan.rules
     for r in records:
         line: dict[str, Any] = {"id": r.line_id, "sku": r.sku_text, "qty": r.qty_text}
         if r.unit is not None:
@@ -67,9 +90,14 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
         pl_plan = plan.pricelists[r.price_list]
         base_unit = cat.base_units[r.sku]
         adjustments = []
-        for rule_index, kind, amount in r.adjustments:
-            rule = rules[rule_index]
-            adjustments.append({"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source})
+        for rule_index, kind, amount, stage in r.adjustments:
+            if rule_index == MANUAL_RULE:
+                adjustments.append({"rule": "manual discount", "kind": "percent_off", "amount": money(amount), "stage": "manual"})
+            else:
+                rule = rules[rule_index]
+                adjustments.append(
+                    {"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
+                )
             total_discount += amount
         line.update(
             {
@@ -89,6 +117,17 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
         )
         if pl_plan.tax_included:
             line["tax_included"] = True
+        if r.status:
+            line["status"] = STATUS_NAMES[r.status]
+            if r.approval_level is not None:
+                line["approval_level"] = r.approval_level
+        if r.manual_bp >= 0:
+            line["manual_discount"] = format_percent(r.manual_bp)
+        if r.clamped:
+            line["floor_clamped"] = True
+        components = plan.stages.bundles.get(r.sku)
+        if components:
+            line["components"] = _components(plan, components, r.net, money)
         lines.append(line)
         total_list += r.list_amount
         total_net += r.net
@@ -107,13 +146,36 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record]) 
             "tax": money(total_tax),
             "gross": money(total_gross),
         },
-    }
+    } | _extras(extras, money)
+
+
+def _extras(extras: CartExtras | None, money: Any) -> dict[str, Any]:
+    if extras is None:
+        return {}
+    return {"gifts": extras.gifts, "warnings": extras.warnings, "hints": extras.hints, "gift_value": money(extras.gift_value)}
+
+
+def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any) -> list[dict[str, str]]:
+    """A bundle line's net over its components by ratio (largest remainder, declared order)."""
+    ratios = [ratio for _, ratio in components]
+    total = sum(ratios)
+    shares = [net * ratio // total for ratio in ratios]
+    remainders = sorted(range(len(ratios)), key=lambda i: (-(net * ratios[i] % total), i))
+    for i in remainders[: net - sum(shares)]:
+        shares[i] += 1
+    return [{"sku": plan.catalog.skus[sku], "amount": money(share)} for (sku, _), share in zip(components, shares, strict=True)]
 
 
 def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[str, Any]]:
     adj = priced.adjustments
     starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1)).tolist()
-    adj_rule, adj_kind, adj_amount = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist()
+    adj_rule, adj_kind, adj_amount, adj_stage = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist(), adj.stage.tolist()
+    outcome = priced.cart_stages
+    status = outcome.approval.status.tolist() if outcome else None
+    levels = outcome.approval.level if outcome else None
+    clamped = outcome.approval.clamped.tolist() if outcome else None
+    assert batch.manual_bp is not None
+    manual = batch.manual_bp.tolist()
     columns = zip(
         batch.line_cart.tolist(),
         priced.error.tolist(),
@@ -131,15 +193,54 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[st
     )
     per_cart: list[list[Record]] = [[] for _ in batch.dates]
     for i, (cart, error, sku, qty, li, unit_price, factor, list_amount, net, rate, tax, gross) in enumerate(columns):
-        adjustments = [(adj_rule[k], adj_kind[k], adj_amount[k]) for k in range(starts[i], starts[i + 1])]
+        adjustments = [(adj_rule[k], adj_kind[k], adj_amount[k], adj_stage[k]) for k in range(starts[i], starts[i + 1])]
         per_cart[cart].append(
             Record(
                 batch.line_ids[i], batch.line_skus[i], batch.line_qty_text[i], batch.line_units[i],
                 error, sku, qty, li, unit_price, factor, list_amount, adjustments, net, rate, tax, gross,
-            )
+                status[i] if status else 0, levels[i] if levels else None, bool(clamped[i]) if clamped else False, manual[i],
+            )  # fmt: skip
         )
     currencies = batch.carts["currency"].to_list()
-    return [build_response(plan, currencies[c], batch.dates[c].isoformat(), per_cart[c]) for c in range(len(batch.dates))]
+    extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(batch.dates)
+    return [build_response(plan, currencies[c], batch.dates[c].isoformat(), per_cart[c], extras[c]) for c in range(len(batch.dates))]
+
+
+def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str]) -> list[CartExtras | None]:
+    outcome = priced.cart_stages
+    assert outcome is not None
+    extras = [CartExtras() for _ in currencies]
+    g = outcome.gifts
+    for cart, rule, sku, qty, unit_price, amount in zip(
+        g.cart.tolist(), g.rule.tolist(), g.sku.tolist(), g.qty.tolist(), g.unit_price.tolist(), g.list_amount.tolist(), strict=True
+    ):
+        money = money_formatter(currencies[cart])
+        extras[cart].gifts.append(
+            {
+                "sku": plan.catalog.skus[sku],
+                "qty": format_quantity(qty),
+                "unit_price": money(unit_price),
+                "list_amount": money(amount),
+                "net_amount": money(0),
+                "rule": plan.rules[rule].name,
+                "source": plan.rules[rule].source,
+            }
+        )
+        extras[cart].gift_value += amount
+    for w in outcome.warnings:
+        if w.code == "gift_short":
+            message = f"{plan.rules[w.rule].name}: {w.earned} {plan.catalog.skus[w.sku]} earned, {w.given} left in stock"
+        else:
+            message = f"{plan.rules[w.rule].name}: no price list holds gift {plan.catalog.skus[w.sku]!r}"
+        extras[w.cart].warnings.append(
+            {"code": w.code, "rule": plan.rules[w.rule].name, "sku": plan.catalog.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": message}
+        )
+    for cart, rule, missing in outcome.hints:
+        money = money_formatter(currencies[cart])
+        extras[cart].hints.append(
+            {"rule": plan.rules[rule].name, "kind": "spend_more", "missing_amount": money(missing), "message": f"spend {money(missing)} more: {plan.rules[rule].name}"}
+        )
+    return list(extras)
 
 
 def _unit_named(plan: Plan, sku: int, factor: int, base_unit: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from engine.cart_rules import Caps
 from engine.catalog import BoolArray
 from engine.conditions import (
     HIGH,
@@ -91,6 +92,14 @@ class Programs:
         self._array = None
         return pid
 
+    def slot_keys(self) -> I32:
+        """Programs as ``[program, slot] -> position`` of the slot's rule or group (-1 pad)."""
+        arr = self.array()
+        keys = np.full(arr.shape[:2], -1, dtype=np.int32)
+        first = arr[:, :, 0]
+        keys[first >= 0] = np.asarray(self.slot_key, dtype=np.int32)[first[first >= 0]]
+        return keys
+
     def array(self) -> I32:
         """Programs as ``[program, slot, member] -> benefit`` (-1 padding)."""
         if self._array is None:
@@ -105,8 +114,11 @@ class Programs:
 
 
 class LineRuleIndex:
-    def __init__(self, rules: list[LineRule], n_sku: int) -> None:
+    def __init__(self, rules: list[LineRule], n_sku: int, caps: list[Caps] | None = None) -> None:
         self.rules = rules
+        #: per line rule: its caps (``max discount``, ``budget``) clipped at its own step
+        self.caps = caps if caps is not None else [Caps() for _ in rules]
+        self.money_capped = [i for i, c in enumerate(self.caps) if c.clips_money]
         self.n_sku = n_sku
         qty_points: set[int] = set()
         amount_points: set[int] = set()

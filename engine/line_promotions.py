@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine.allocate import clip_to_cap
 from engine.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT, LineRuleIndex
 from engine.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
 
@@ -21,17 +22,30 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Adjustments:
-    """Typed adjustment rows: which line, which rule, which benefit kind, how much (negative)."""
+    """Typed adjustment rows: which line, which rule, which benefit kind, how much
+    (negative), at which stage and position in the evaluation order (rows sort by
+    (line, stage, position), which is the order the waterfall applied them)."""
 
     line: I64
     rule: I64
     kind: I64
     amount: I64
+    stage: I64
+    position: I64
 
     @staticmethod
     def empty() -> Adjustments:
         z = np.zeros(0, dtype=np.int64)
-        return Adjustments(z, z, z, z)
+        return Adjustments(z, z, z, z, z, z)
+
+    @staticmethod
+    def concat(parts: list[Adjustments]) -> Adjustments:
+        """All rows, ordered by line, then stage, then position."""
+        if not parts:
+            return Adjustments.empty()
+        cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("line", "rule", "kind", "amount", "stage", "position")}
+        order = np.lexsort((cols["position"], cols["stage"], cols["line"]))
+        return Adjustments(**{f: v[order] for f, v in cols.items()})
 
 
 def discount_of(
@@ -61,61 +75,119 @@ def apply_line_promotions(
     qty: I64,
     mode: Rounding,
     money: tuple[I64, I64] | None = None,
-) -> tuple[I64, Adjustments]:
-    """Run every line's program; returns the new running net and the adjustments made.
+    carts: tuple[I64, I64] | None = None,
+    budget_used: dict[int, int] | None = None,
+) -> tuple[I64, Adjustments, npt.NDArray[np.bool_]]:
+    """Run every line's program; returns the new running net, the adjustments made and
+    which lines an exclusive promotion stopped.
 
     ``money`` = (a table ``[currency slot, benefit] -> per-unit amount``, each line's slot)
-    for batches with carts in currencies other than the ruleset's."""
+    for batches with carts in currencies other than the ruleset's. ``carts`` = (each line's
+    cart, cart starts) is needed when a line promotion has a cap on money: such a batch runs
+    promotion by promotion (position order) so the cap can clip each cart at the
+    promotion's own step; otherwise programs run slot by slot, which gives the same answer
+    faster."""
     net = net.copy()
-    programs = index.programs.array()
+    stopped = np.zeros(len(net), dtype=np.bool_)
     lines_with = np.nonzero(program > 0)[0]
     if len(lines_with) == 0:
-        return net, Adjustments.empty()
-    stopped = np.zeros(len(net), dtype=np.bool_)
-    parts: list[tuple[I64, I64, I64, I64, I64]] = []
-    for slot in range(programs.shape[1]):
-        members = programs[program[lines_with], slot, :]
-        live = (members[:, 0] >= 0) & ~stopped[lines_with]
-        if not live.any():
+        return net, Adjustments.empty(), stopped
+    programs = index.programs.array()
+    parts: list[Adjustments] = []
+    if index.money_capped and carts is not None:
+        keys = index.programs.slot_keys()[program[lines_with]]  # [line, slot] -> position
+        line_pos, slot_pos = np.nonzero(keys >= 0)
+        pair_key = keys[line_pos, slot_pos]
+        order = np.argsort(pair_key, kind="stable")
+        line_pos, slot_pos, pair_key = line_pos[order], slot_pos[order], pair_key[order]
+        bounds = np.nonzero(np.concatenate([[True], pair_key[1:] != pair_key[:-1], [True]]))[0]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            rows = lines_with[line_pos[start:end]]
+            members = programs[program[rows], slot_pos[start], :]
+            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used))
+    else:
+        for slot in range(programs.shape[1]):
+            members = programs[program[lines_with], slot, :]
+            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None))
+    return net, Adjustments.concat(parts), stopped
+
+
+def _run_slot(
+    index: LineRuleIndex,
+    members: npt.NDArray[np.int32],
+    rows: I64,
+    net: I64,
+    qty: I64,
+    stopped: npt.NDArray[np.bool_],
+    mode: Rounding,
+    money: tuple[I64, I64] | None,
+    position: int,
+    carts: tuple[I64, I64] | None,
+    budget_used: dict[int, int] | None,
+) -> list[Adjustments]:
+    """Evaluate one slot (a rule, or a best-of group) on ``rows``; updates ``net`` and
+    ``stopped`` in place and returns the adjustment rows."""
+    live = (members[:, 0] >= 0) & ~stopped[rows]
+    if not live.any():
+        return []
+    rows = rows[live]
+    members = members[live]
+    best = np.full(len(rows), -1, dtype=np.int64)
+    best_discount = np.full(len(rows), -1, dtype=np.int64)
+    for m in range(members.shape[1]):
+        benefit = members[:, m].astype(np.int64)
+        present = benefit >= 0
+        if not present.any():
             continue
-        rows = lines_with[live]
-        members = members[live]
-        best = np.full(len(rows), -1, dtype=np.int64)
-        best_discount = np.full(len(rows), -1, dtype=np.int64)
-        for m in range(members.shape[1]):
-            benefit = members[:, m].astype(np.int64)
-            present = benefit >= 0
-            if not present.any():
-                continue
-            safe = np.maximum(benefit, 0)
-            per_unit = None if money is None else money[0][money[1][rows], safe]
-            discount, applies = discount_of(index, safe, net[rows], qty[rows], mode, per_unit)
-            better = present & applies & (discount > best_discount)
-            best = np.where(better, benefit, best)
-            best_discount = np.where(better, discount, best_discount)
-        won = best >= 0
-        rows, best, best_discount = rows[won], best[won], best_discount[won]
-        net[rows] -= best_discount
-        rule = index.benefit_rule[best].astype(np.int64)
-        stopped[rows] |= index.programs.benefit_exclusive[best]
-        nonzero = best_discount != 0
-        parts.append(
-            (
-                rows[nonzero],
-                rule[nonzero],
-                index.benefit_kind[best[nonzero]].astype(np.int64),
-                -best_discount[nonzero],
-                np.full(int(nonzero.sum()), slot, dtype=np.int64),
-            )
+        safe = np.maximum(benefit, 0)
+        per_unit = None if money is None else money[0][money[1][rows], safe]
+        discount, applies = discount_of(index, safe, net[rows], qty[rows], mode, per_unit)
+        better = present & applies & (discount > best_discount)
+        best = np.where(better, benefit, best)
+        best_discount = np.where(better, discount, best_discount)
+    won = best >= 0
+    rows, best, best_discount = rows[won], best[won], best_discount[won]
+    rule = index.benefit_rule[best].astype(np.int64)
+    if carts is not None:
+        best_discount = _clip_capped(index, rule, rows, best_discount, carts, budget_used)
+    net[rows] -= best_discount
+    stopped[rows] |= index.programs.benefit_exclusive[best]
+    nonzero = best_discount != 0
+    slot_key = np.asarray(index.programs.slot_key, dtype=np.int64)
+    return [
+        Adjustments(
+            line=rows[nonzero],
+            rule=rule[nonzero],
+            kind=index.benefit_kind[best[nonzero]].astype(np.int64),
+            amount=-best_discount[nonzero],
+            stage=np.zeros(int(nonzero.sum()), dtype=np.int64),
+            position=slot_key[best[nonzero]] if position < 0 else np.full(int(nonzero.sum()), position, dtype=np.int64),
         )
-    if not parts:
-        return net, Adjustments.empty()
-    line = np.concatenate([p[0] for p in parts])
-    slot_of = np.concatenate([p[4] for p in parts])
-    order = np.lexsort((slot_of, line))
-    return net, Adjustments(
-        line=line[order],
-        rule=np.concatenate([p[1] for p in parts])[order],
-        kind=np.concatenate([p[2] for p in parts])[order],
-        amount=np.concatenate([p[3] for p in parts])[order],
-    )
+    ]
+
+
+def _clip_capped(
+    index: LineRuleIndex, rule: I64, rows: I64, discount: I64, carts: tuple[I64, I64], budget_used: dict[int, int] | None
+) -> I64:
+    """Clip what a capped rule takes from each cart (max discount per order, remaining
+    budget); what is kept is spread pro rata by the unclipped discounts."""
+    line_cart, cart_starts = carts
+    discount = discount.copy()
+    for r in np.unique(rule).tolist():
+        caps = index.caps[r]
+        if not caps.clips_money:
+            continue
+        limit = min(c for c in (caps.max_discount, _remaining(caps.budget, budget_used, r)) if c is not None)
+        at = rule == r
+        full = np.zeros(len(line_cart), dtype=np.int64)
+        full[rows[at]] = discount[at]
+        cap = np.full(len(cart_starts), limit, dtype=np.int64)
+        clipped = clip_to_cap(full, cap, line_cart, cart_starts)
+        discount[at] = clipped[rows[at]]
+    return discount
+
+
+def _remaining(budget: int | None, used: dict[int, int] | None, rule: int) -> int | None:
+    if budget is None:
+        return None
+    return max(0, budget - (used or {}).get(rule, 0))

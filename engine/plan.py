@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from dsl import tree as t
+from engine.cart_rules import CartStages
 from engine.catalog import CatalogIndex
 from engine.line_index import LineRuleIndex
 from engine.money import Rounding
@@ -35,8 +39,12 @@ class Plan:
     version: str
     catalog: CatalogIndex
     pricelists: tuple[PriceListPlan, ...]
-    line_rules: tuple[RuleInfo, ...]
+    #: every promotion, in evaluation order; adjustments name their rule by index here
+    rules: tuple[RuleInfo, ...]
+    #: line promotion i of ``line_index`` is ``rules[line_rule_ids[i]]``
+    line_rule_ids: npt.NDArray[np.int64]
     line_index: LineRuleIndex
+    stages: CartStages
     tax: TaxPlan | None
     fx: FxRates
     sources: dict[str, str]
@@ -47,7 +55,7 @@ class Plan:
 
     @property
     def rule_names(self) -> list[str]:
-        return [p.name for p in self.pricelists] + [r.name for r in self.line_rules] + ([self.tax.name] if self.tax else [])
+        return [p.name for p in self.pricelists] + [r.name for r in self.rules] + ([self.tax.name] if self.tax else [])
 
 
 BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})

@@ -104,7 +104,7 @@ class SmallPath:
         self.kind = index.benefit_kind.tolist()
         self.bp = index.benefit_bp.tolist()
         self.amount = index.benefit_amount.tolist()
-        self.rule = index.benefit_rule.tolist()
+        self.rule = plan.line_rule_ids[index.benefit_rule].tolist() if len(index.benefit_rule) else []
         self.exclusive = index.programs.benefit_exclusive.tolist()
         self.tax_rates: dict[tuple[Any, Any, Any], int] = {}
         self.customer_attrs = customer_attributes(plan)
@@ -244,7 +244,7 @@ class SmallPath:
                 append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
                 continue
             net = list_amount
-            adjustments: list[tuple[int, int, int]] = []
+            adjustments: list[tuple[int, int, int, int]] = []
             if table is not None:
                 cell = bisect_right(q_bounds, qty) * n_acells + bisect_right(a_bounds, list_amount)
                 program = table[(slot_base + sku) * n_cells + cell]
@@ -268,7 +268,7 @@ class SmallPath:
         slots: tuple[tuple[int, ...], ...],
         net: int,
         qty: int,
-        adjustments: list[tuple[int, int, int]],
+        adjustments: list[tuple[int, int, int, int]],
         half_even: bool,
         amounts: list[int],
     ) -> int:
@@ -292,7 +292,7 @@ class SmallPath:
                 continue
             net -= best_discount
             if best_discount:
-                adjustments.append((self.rule[best], self.kind[best], -best_discount))
+                adjustments.append((self.rule[best], self.kind[best], -best_discount, 0))
             if self.exclusive[best]:
                 break
         return net

@@ -12,16 +12,23 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, NO_PRICE, OK, CartBatch
-from engine.conditions import context_classes, evaluate_cart, frame_columns
+from engine.allocate import cart_starts_of
+from engine.cart import NO_FX_RATE, OK, CartBatch
+from engine.cart_rules import CartRule
+from engine.combos import run_sets
+from engine.floors import Approval, clamp_to_floor, floor_amounts, manual_discounts
+from engine.gifts import GiftLines, Warning, give_gifts, price_units
+from engine.ledger_view import LedgerView
 from engine.line_promotions import Adjustments, apply_line_promotions
-from engine.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, mul_div_round
+from engine.list_price import DAY_RADIX, list_prices
+from engine.money import QTY_SCALE
+from engine.orders import run_orders, thresholds_of
 from engine.plan import Plan
-from engine.pricelist import encode_keys
+from engine.running import Effect, Running, cart_money
 from engine.tax import line_rates, split_tax
 
 I64 = npt.NDArray[np.int64]
-DAY_RADIX = 10_000_000  # above any date ordinal: (currency code, day) packed in one int
+
 
 
 @dataclass
@@ -36,71 +43,17 @@ class PricedLines:
     tax: I64
     gross_amount: I64
     adjustments: Adjustments
+    cart_stages: CartOutcome | None = None
 
 
-def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
-    """Stage 2: (price list, unit price, pricing factor, list amount, error) per line."""
-    n = batch.n_lines
-    error = batch.error.copy()
-    chosen = np.full(n, -1, dtype=np.int64)
-    row = np.full(n, -1, dtype=np.int64)
-    open_ = error == OK
-    for li, pl_plan in enumerate(plan.pricelists):
-        if not open_.any():
-            break
-        fields = sorted({a.field for c in pl_plan.conjuncts for a in c.cart})
-        class_of_cart, classes = context_classes(batch.carts, fields)
-        applies = evaluate_cart(pl_plan.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
-        candidates = np.nonzero(open_ & applies[batch.line_cart])[0]
-        if len(candidates) == 0:
-            continue
-        key = encode_keys(pl_plan, batch.carts)[batch.line_cart[candidates]] if pl_plan.keyed_fields else np.zeros(len(candidates), dtype=np.int64)
-        found = pl_plan.lookup(batch.sku[candidates], key, batch.qty[candidates])
-        hit = found >= 0
-        chosen[candidates[hit]] = li
-        row[candidates[hit]] = found[hit]
-        open_[candidates[hit]] = False
-    error[open_] = NO_PRICE
-    unit_price = np.zeros(n, dtype=np.int64)
-    factor = np.ones(n, dtype=np.int64)
-    cart_currency = batch.carts["currency"]
-    single = cart_currency.n_unique() == 1
-    for li, pl_plan in enumerate(plan.pricelists):
-        in_list = chosen == li
-        if single and cart_currency[0] == pl_plan.currency:
-            same = in_list  # every cart is in this list's currency: no conversion at all
-        else:
-            same = in_list & (cart_currency == pl_plan.currency).to_numpy()[batch.line_cart]
-        at = np.nonzero(same)[0]
-        factor[at] = pl_plan.row_factor[row[at]]
-        unit_price[at] = pl_plan.row_price[row[at]]
-        foreign = np.nonzero(in_list & ~same)[0]
-        if len(foreign):
-            factor[foreign] = pl_plan.row_factor[row[foreign]]
-            names = cart_currency.unique(maintain_order=True)
-            codes = cart_currency.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64).to_numpy()
-            cart_key = codes * DAY_RADIX + batch.carts["date"].to_numpy()
-            line_key = cart_key[batch.line_cart[foreign]]
-            for key in np.unique(line_key).tolist():
-                at = foreign[line_key == key]
-                cur, day = str(names[key // DAY_RADIX]), key % DAY_RADIX
-                rate = plan.fx.rate(pl_plan.currency, cur, day)
-                if rate is None:
-                    error[at] = NO_FX_RATE
-                    continue
-                unit_price[at] = pl_plan.prices_in(cur, rate, plan.rounding)[row[at]]
-    ok = error == OK
-    # guard against overflow before the exact product: only magnitudes are estimated in floats
-    estimate = unit_price.astype(np.float64) * batch.qty / (factor * QTY_SCALE)
-    too_large = ok & (estimate >= 2 * MAX_LINE_AMOUNT_MINOR)
-    amount = np.zeros(n, dtype=np.int64)
-    safe = ok & ~too_large
-    amount[safe] = mul_div_round(unit_price[safe], batch.qty[safe], factor[safe] * QTY_SCALE, plan.rounding)
-    too_large |= safe & (amount >= MAX_LINE_AMOUNT_MINOR)
-    error[too_large] = AMOUNT_TOO_LARGE
-    amount[error != OK] = 0
-    chosen[error != OK] = -1
-    return chosen, unit_price, factor, amount, error
+@dataclass
+class CartOutcome:
+    """What stages 5-9 add: gifts, warnings, hints, line statuses."""
+
+    gifts: GiftLines
+    warnings: list[Warning]
+    hints: list[tuple[int, int, int]]  # (cart, rule id, missing amount)
+    approval: Approval
 
 
 def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) -> tuple[I64 | None, tuple[I64, I64] | None]:
@@ -135,24 +88,39 @@ def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) ->
     return cell, (np.stack(tables), slot)
 
 
-def price(plan: Plan, batch: CartBatch) -> PricedLines:
-    chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)
+def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> PricedLines:
+    """The waterfall, stage by stage, over every line of every cart in the batch."""
+    chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
     cell, money = foreign_money(plan, batch, list_amount, error)
     ok = np.nonzero(error == OK)[0]
     list_amount[error != OK] = 0
     net = list_amount.copy()
     chosen[error != OK] = -1
     adjustments = Adjustments.empty()
-    if len(ok):
+    stopped = np.zeros(batch.n_lines, dtype=np.bool_)
+    cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
+    if len(ok):  # stage 4
         program = plan.line_index.programs_for(
             batch.carts, batch.line_cart[ok], batch.sku[ok], batch.qty[ok], list_amount[ok],
             amount_cell=None if cell is None else cell[ok],
-        )
+        )  # fmt: skip
         money_ok = None if money is None else (money[0], money[1][ok])
-        net_ok, adj = apply_line_promotions(plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding, money_ok)
+        ok_cart = batch.line_cart[ok]
+        net_ok, adj, stopped_ok = apply_line_promotions(
+            plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding, money_ok,
+            carts=(ok_cart, cart_starts_of(ok_cart, len(batch.carts))) if plan.line_index.money_capped else None,
+            budget_used={i: ledger.budget_used.get(int(r), 0) for i, r in enumerate(plan.line_rule_ids)} if ledger else None,
+        )  # fmt: skip
         net[ok] = net_ok
-        adjustments = Adjustments(line=ok[adj.line], rule=adj.rule, kind=adj.kind, amount=adj.amount)
-    rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)
+        stopped[ok] = stopped_ok
+        adjustments = Adjustments(
+            line=ok[adj.line], rule=plan.line_rule_ids[adj.rule], kind=adj.kind, amount=adj.amount,
+            stage=adj.stage, position=plan.line_rule_ids[adj.position],
+        )  # fmt: skip
+    outcome = None
+    if plan.stages.active or (batch.manual_bp is not None and bool((batch.manual_bp >= 0).any())):  # stages 5-9
+        outcome, adjustments = cart_stages(plan, batch, error, net, stopped, adjustments, cart_starts, ledger)
+    rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)  # stage 10
     included = np.zeros(batch.n_lines, dtype=np.bool_)
     for li, pl_plan in enumerate(plan.pricelists):
         if pl_plan.tax_included:
@@ -172,4 +140,74 @@ def price(plan: Plan, batch: CartBatch) -> PricedLines:
         tax=tax,
         gross_amount=net_of_tax + tax,
         adjustments=adjustments,
+        cart_stages=outcome,
     )
+
+
+def cart_stages(
+    plan: Plan,
+    batch: CartBatch,
+    error: I64,
+    net: I64,
+    stopped: npt.NDArray[np.bool_],
+    adjustments: Adjustments,
+    cart_starts: I64,
+    ledger: LedgerView | None,
+) -> tuple[CartOutcome, Adjustments]:
+    """Stages 5-9 on the running figures (``net`` is updated in place)."""
+    state = Running(
+        carts=batch.carts,
+        line_cart=batch.line_cart,
+        cart_starts=cart_starts,
+        sku=np.maximum(batch.sku, 0),
+        qty=batch.qty,
+        net=net,
+        eligible=error == OK,
+        stopped=stopped,
+        consumed=np.zeros(batch.n_lines, dtype=np.int64),
+        adjustments=[adjustments],
+        money=cart_money(plan, batch),
+    )
+    mode = plan.rounding
+    rules = list(plan.stages.rules)
+
+    def gift_value(effect: Effect) -> I64:
+        benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
+        if not benefits:
+            return np.zeros(state.n_carts, dtype=np.int64)
+        carts = np.arange(state.n_carts, dtype=np.int64)
+        _, _, _, amount, err = price_units(plan, batch, carts, np.full(state.n_carts, benefits[0].gift_sku, dtype=np.int64), np.full(state.n_carts, QTY_SCALE, dtype=np.int64))
+        value: I64 = np.where(err == OK, amount, 0)
+        return value
+
+    run_sets(state, [r for r in rules if r.form != "order"], mode, gift_value)  # stage 5
+    subtotal = run_orders(state, [r for r in rules if r.form == "order"], mode, gift_value)  # stage 6
+    gifts, warnings = give_gifts(plan, batch, state, ledger.gift_stock_used if ledger else None)  # stage 7
+    adjustments = Adjustments.concat(state.adjustments)
+    floor = floor_amounts(plan.stages.floor, state, mode)  # stage 9
+    clamped = np.zeros(batch.n_lines, dtype=np.bool_)
+    flagged = np.zeros(batch.n_lines, dtype=np.bool_)
+    if plan.stages.floor is not None and plan.stages.floor.policy == "clamp":
+        adjustments, clamped = clamp_to_floor(state, adjustments, floor)
+    elif plan.stages.floor is not None:
+        flagged = (floor >= 0) & (state.net < floor)
+    assert batch.manual_bp is not None
+    manual, approval = manual_discounts(state, batch.manual_bp, plan.stages.approvals, floor, flagged, mode)
+    approval.clamped = clamped
+    adjustments = Adjustments.concat([adjustments, manual])
+    return CartOutcome(gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval), adjustments
+
+
+def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tuple[int, int, int]]:
+    """For each order promotion and cart: how much more spend reaches its next step."""
+    hints: list[tuple[int, int, int]] = []
+    for rule in rules:
+        if rule.form != "order" or rule.order_kind == "every":
+            continue
+        cart_ok = state.cart_applies(rule)
+        thresholds = thresholds_of(state, rule)
+        nxt = (thresholds <= subtotal[None, :]).sum(axis=0)
+        carts = np.nonzero(cart_ok & (nxt < len(rule.thresholds)))[0]
+        for c in carts.tolist():
+            hints.append((c, rule.rule_id, int(thresholds[nxt[c], c] - subtotal[c])))
+    return sorted(hints)

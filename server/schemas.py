@@ -57,6 +57,9 @@ class LineIn(BaseModel):
     sku: StrictStr
     qty: DecimalText = Field(description='decimal string, at most 3 fractional digits: "2", "1.5"')
     unit: StrictStr | None = Field(None, description="defaults to the SKU's base unit")
+    manual_discount: StrictStr | None = Field(
+        None, description='a discount requested by an agent, as a percentage: "7%" (checked against approval bands)'
+    )
 
 
 class CartIn(BaseModel):

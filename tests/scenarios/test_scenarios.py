@@ -69,6 +69,18 @@ def assert_expected(body: dict[str, Any], expected: dict[str, Any]) -> None:
     if "errors" in expected:
         got_errors = sorted((e["line"], e["code"]) for e in body["errors"])
         assert got_errors == sorted((e["line"], e["code"]) for e in expected["errors"])
+    if "gifts" in expected:
+        assert len(body["gifts"]) == len(expected["gifts"])
+        for got, want in zip(body["gifts"], expected["gifts"], strict=True):
+            assert {k: got[k] for k in want} == want
+    if "gift_value" in expected:
+        assert body["gift_value"] == expected["gift_value"]
+    if "hints" in expected:
+        assert len(body["hints"]) == len(expected["hints"])
+        for got, want in zip(body["hints"], expected["hints"], strict=True):
+            assert {k: got[k] for k in want} == want
+    if "warnings" in expected:
+        assert sorted(w["code"] for w in body["warnings"]) == sorted(expected["warnings"])
 
 
 #: the scenarios' "also" sentences, as a changed request and the figures it must give

@@ -1,0 +1,127 @@
+"""Stage 9: floor prices, then manual discounts checked against approval bands.
+
+``clamp`` takes back the most recent adjustments on a line (latest stage, then latest in
+evaluation order) just far enough that the line sits exactly on its floor; ``flag`` keeps
+the price and marks the line for approval. A manual discount is applied last, as a
+percent of the running net, and its approval band decides whether it is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.cart_rules import ApprovalPlan, FloorPlan
+from engine.line_index import KIND_PERCENT
+from engine.line_promotions import Adjustments
+from engine.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
+from engine.running import MANUAL_RULE, STAGE_MANUAL, Running
+
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+STATUS_OK, STATUS_NEEDS_APPROVAL, STATUS_APPROVED, STATUS_REJECTED = 0, 1, 2, 3
+STATUS_NAMES = ("ok", "needs_approval", "approved", "rejected")
+
+
+@dataclass
+class Approval:
+    status: I64  # per line, STATUS_*
+    level: list[str | None]  # per line: the approval level asked for
+    clamped: Bool  # per line: a floor clamp took back part of an adjustment
+
+
+def floor_amounts(plan: FloorPlan | None, state: Running, mode: Rounding) -> I64:
+    """Per line: round(floor x quantity), or -1 where the SKU has no floor."""
+    if plan is None:
+        return np.full(len(state.sku), -1, dtype=np.int64)
+    per_unit = plan.per_unit[state.sku]
+    amount = mul_div_round(np.maximum(per_unit, 0), state.qty, QTY_SCALE, mode)
+    result: I64 = np.where((per_unit >= 0) & state.eligible, amount, -1)
+    return result
+
+
+def clamp_to_floor(state: Running, adjustments: Adjustments, floor: I64) -> tuple[Adjustments, Bool]:
+    """Take back the latest adjustments of each line below its floor (in place on a copy)."""
+    deficit = np.where(floor >= 0, floor - state.net, 0)
+    below = deficit > 0
+    if not below.any() or len(adjustments.line) == 0:
+        return adjustments, np.zeros(len(state.net), dtype=np.bool_)
+    line, amount = adjustments.line, adjustments.amount.copy()
+    rows = np.nonzero(below[line])[0]
+    # latest first within each line: rows are sorted by (line, stage, position)
+    order = rows[np.lexsort((-adjustments.position[rows], -adjustments.stage[rows], line[rows]))]
+    mag = -amount[order]
+    lines = line[order]
+    before = np.cumsum(mag) - mag
+    first = np.concatenate([[True], lines[1:] != lines[:-1]])
+    base = np.maximum.accumulate(np.where(first, before, 0))
+    taken_back = np.clip(deficit[lines] - (before - base), 0, mag)
+    amount[order] += taken_back
+    back = np.zeros(len(state.net), dtype=np.int64)
+    np.add.at(back, lines, taken_back)
+    state.net += back
+    clamped = back > 0
+    return (
+        Adjustments(line=line, rule=adjustments.rule, kind=adjustments.kind, amount=amount, stage=adjustments.stage, position=adjustments.position),
+        clamped,
+    )
+
+
+def manual_discounts(
+    state: Running, requested: I64, approvals: tuple[ApprovalPlan, ...], floor: I64, flagged: Bool, mode: Rounding
+) -> tuple[Adjustments, Approval]:
+    """Apply each line's requested manual discount (basis points, -1 none) per its band."""
+    n = len(state.net)
+    status = np.where(flagged, STATUS_NEEDS_APPROVAL, STATUS_OK).astype(np.int64)
+    level: list[str | None] = ["floor" if f else None for f in flagged.tolist()]
+    asked = np.nonzero((requested >= 0) & state.eligible)[0]
+    if len(asked) == 0:
+        return Adjustments.empty(), Approval(status=status, level=level, clamped=np.zeros(n, dtype=np.bool_))
+    band_of_cart = np.full(state.n_carts, -1, dtype=np.int64)
+    for i, approval in enumerate(approvals):
+        holds = _holds(state, approval)
+        band_of_cart = np.where((band_of_cart < 0) & holds, i, band_of_cart)
+    outcome = [
+        approvals[b].outcome(int(bp)) if b >= 0 else "rejected"
+        for b, bp in zip(band_of_cart[state.line_cart[asked]].tolist(), requested[asked].tolist(), strict=True)
+    ]
+    applied = np.array([o != "rejected" for o in outcome], dtype=np.bool_)
+    rows = asked[applied]
+    discount = mul_div_round(state.net[rows], requested[rows], BP_SCALE, mode)
+    state.net[rows] -= discount
+    for i, o in zip(asked.tolist(), outcome, strict=True):
+        if o == "rejected":
+            status[i] = STATUS_REJECTED
+        elif o == "approved":
+            status[i] = STATUS_APPROVED
+        else:
+            status[i] = STATUS_NEEDS_APPROVAL
+            level[i] = o
+    # a manual discount that takes a line below its floor always needs approval
+    under = rows[(floor[rows] >= 0) & (state.net[rows] < floor[rows])]
+    for i in under.tolist():
+        if status[i] != STATUS_NEEDS_APPROVAL:
+            status[i] = STATUS_NEEDS_APPROVAL
+            level[i] = "floor"
+    nonzero = discount != 0
+    made = Adjustments(
+        line=rows[nonzero],
+        rule=np.full(int(nonzero.sum()), MANUAL_RULE, dtype=np.int64),
+        kind=np.full(int(nonzero.sum()), KIND_PERCENT, dtype=np.int64),
+        amount=-discount[nonzero],
+        stage=np.full(int(nonzero.sum()), STAGE_MANUAL, dtype=np.int64),
+        position=np.zeros(int(nonzero.sum()), dtype=np.int64),
+    )
+    return made, Approval(status=status, level=level, clamped=np.zeros(n, dtype=np.bool_))
+
+
+def _holds(state: Running, approval: ApprovalPlan) -> Bool:
+    from engine.conditions import context_classes, evaluate_cart, frame_columns
+
+    fields = sorted({a.field for c in approval.conjuncts for a in c.cart})
+    class_of_cart, classes = context_classes(state.carts, fields)
+    holds: Bool = evaluate_cart(approval.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+    return holds

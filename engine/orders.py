@@ -1,0 +1,106 @@
+"""Stage 6, order promotions: thresholds on each cart's eligible subtotal.
+
+Every order promotion tests its threshold against the same subtotal (the eligible lines'
+running nets entering the stage); a percent benefit takes its share of the running
+eligible subtotal at its own turn; amounts are spread over the eligible lines by their
+running nets (largest remainder). An exclusive order promotion that applies stops the
+order promotions after it in that cart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.allocate import allocate, cart_sums, clip_to_cap
+from engine.cart_rules import CartRule
+from engine.line_index import KIND_AMOUNT, KIND_PERCENT
+from engine.money import BP_SCALE, Rounding, mul_div_round
+from engine.running import (
+    STAGE_ORDER,
+    Effect,
+    Running,
+    apply_effect,
+    best_per_cart,
+    keep_carts,
+    steps_of,
+)
+
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+
+def thresholds_of(state: Running, rule: CartRule) -> I64:
+    """``[step, cart]``: each step's threshold in each cart's currency (ascending)."""
+    return np.stack([state.in_cart_currency(t) for t in rule.thresholds])
+
+
+def reached_step(state: Running, rule: CartRule, subtotal: I64) -> tuple[I64, I64]:
+    """Per cart: the step reached (-1 none) and how many times (``every``)."""
+    thresholds = thresholds_of(state, rule)
+    step = (thresholds <= subtotal[None, :]).sum(axis=0) - 1
+    times = np.where(step >= 0, 1, 0)
+    if rule.order_kind == "every":
+        times = subtotal // np.maximum(thresholds[0], 1)
+        if rule.caps.max_applications is not None:
+            times = np.minimum(times, rule.caps.max_applications)
+        step = np.where(times > 0, 0, -1)
+    return step.astype(np.int64), times.astype(np.int64)
+
+
+def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool, mode: Rounding, position: int) -> Effect:
+    cart_ok = state.cart_applies(rule) & ~order_stopped
+    step, times = reached_step(state, rule, subtotal)
+    applies = cart_ok & (step >= 0)
+    open_ = state.open_lines() & applies[state.line_cart]
+    running = cart_sums(np.where(open_, state.net, 0), state.cart_starts)
+    safe_step = np.maximum(step, 0)
+    kinds = [b.kind for b in rule.step_benefits]
+    bp = np.array([b.bp for b in rule.step_benefits], dtype=np.int64)[safe_step]
+    per_step = np.stack([state.in_cart_currency(b.amount) for b in rule.step_benefits])[safe_step, np.arange(state.n_carts)]
+    gift_qty = np.array([b.gift_qty for b in rule.step_benefits], dtype=np.int64)[safe_step]
+    kind_of = np.array([{"percent": 0, "amount": 1, "gift": 2}.get(k, 1) for k in kinds], dtype=np.int64)[safe_step]
+    amount = np.where(
+        kind_of == 0,
+        mul_div_round(running, bp, BP_SCALE, mode),
+        np.where(kind_of == 1, np.minimum(per_step * times, running), 0),
+    )
+    amount = np.where(applies, amount, 0)
+    discount = allocate(amount, np.where(open_, state.net, 0), state.line_cart, state.cart_starts, take=open_)
+    if rule.caps.max_discount is not None:
+        discount = clip_to_cap(discount, state.in_cart_currency(rule.caps.max_discount), state.line_cart, state.cart_starts)
+    gifts = np.where(applies & (kind_of == 2), gift_qty * times, 0)
+    if rule.caps.max_gifts is not None:
+        gifts = np.minimum(gifts, rule.caps.max_gifts)
+    single_kind = KIND_PERCENT if kinds and all(k == "percent" for k in kinds) else KIND_AMOUNT
+    return Effect(
+        rule=rule,
+        applies=applies,
+        consumed=np.zeros(len(discount), dtype=np.int64),
+        discount=discount,
+        kind=single_kind,
+        gift_units=gifts,
+        touched=open_,
+        position=position,
+    )
+
+
+def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gift_value: Callable[[Effect], I64] | None) -> I64:
+    """Stage 6 over the batch; returns the subtotal every order promotion tested (per cart)."""
+    subtotal = cart_sums(np.where(state.open_lines(), state.net, 0), state.cart_starts)
+    order_stopped = np.zeros(state.n_carts, dtype=np.bool_)
+    for position, members in steps_of(rules):
+        effects = [evaluate(state, rule, subtotal, order_stopped, mode, position) for rule in members]
+        if len(effects) == 1:
+            chosen = [effects[0]]
+        else:
+            values = [e.value(gift_value(e) if gift_value else None, state.cart_starts) for e in effects]
+            winner = best_per_cart(effects, values)
+            chosen = [keep_carts(e, winner == i, state.line_cart) for i, e in enumerate(effects)]
+        for effect in chosen:
+            apply_effect(state, effect, STAGE_ORDER)
+            if effect.rule.exclusive:
+                order_stopped |= effect.applies
+    return subtotal

@@ -1,0 +1,202 @@
+"""The running state of a batch through stages 5-9, and what every cart-level promotion
+produces: an ``Effect`` (units consumed, discount per line, gifts per cart), computed
+without side effects so that best-of groups can compare members before one is kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from engine.allocate import cart_sums
+from engine.cart import CartBatch
+from engine.cart_rules import CartRule
+from engine.conditions import context_classes, evaluate_cart, frame_columns
+from engine.line_promotions import Adjustments
+from engine.plan import Plan
+
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+#: adjustment stages, in waterfall order
+STAGE_LINE, STAGE_SET, STAGE_ORDER, STAGE_MANUAL = 0, 1, 2, 3
+STAGE_NAMES = ("line", "set", "order", "manual")
+#: adjustment rule id of a manual discount (it has no rule)
+MANUAL_RULE = -1
+
+
+@dataclass
+class GiftRequest:
+    cart: I64
+    rule_id: int
+    sku: int
+    units: I64  # whole units earned per cart (after ``max N gifts per order``)
+
+
+@dataclass(frozen=True)
+class CartMoney:
+    """Money written in rules (ruleset currency) in each cart's currency: converted at the
+    cart date's ruleset->cart rate, each figure rounded once (identity for carts in the
+    ruleset currency)."""
+
+    rate_of_cart: I64  # index into ``rates``; -1 = the ruleset currency
+    rates: tuple[tuple[tuple[int, int], str, str], ...]  # (rate, from, to)
+    mode: str
+    _cache: dict[int, I64] = field(default_factory=dict)
+
+    def of(self, value: int) -> I64:
+        found = self._cache.get(value)
+        if found is None:
+            from engine.money import convert_minor
+
+            converted = [convert_minor(value, rate, src, dst, self.mode) for rate, src, dst in self.rates]  # type: ignore[arg-type]
+            lookup = np.array([value, *converted], dtype=np.int64)
+            found = lookup[self.rate_of_cart + 1]
+            self._cache[value] = found
+        return found
+
+
+@dataclass
+class Running:
+    """Per-line figures all cart-level stages read and update (lines grouped by cart)."""
+
+    carts: pl.DataFrame
+    line_cart: I64
+    cart_starts: I64
+    sku: I64
+    qty: I64
+    net: I64
+    eligible: Bool  # priced, not a gift
+    stopped: Bool  # an exclusive promotion applied to the line
+    consumed: I64  # thousandths consumed by combos and pools
+    adjustments: list[Adjustments] = field(default_factory=list)
+    gifts: list[GiftRequest] = field(default_factory=list)
+    money: CartMoney | None = None
+
+    def in_cart_currency(self, value: int) -> I64:
+        """A rule's money figure, per cart, in the cart's currency."""
+        if self.money is None:
+            return np.full(self.n_carts, value, dtype=np.int64)
+        return self.money.of(value)
+
+    @property
+    def n_carts(self) -> int:
+        return len(self.cart_starts)
+
+    def cart_applies(self, rule: CartRule) -> Bool:
+        """Per cart: the rule's ``when`` and validity window hold."""
+        fields = sorted({a.field for c in rule.conjuncts for a in c.cart})
+        class_of_cart, classes = context_classes(self.carts, fields)
+        holds: Bool = evaluate_cart(rule.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+        return holds
+
+    def open_lines(self) -> Bool:
+        open_: Bool = self.eligible & ~self.stopped
+        return open_
+
+
+@dataclass
+class Effect:
+    rule: CartRule
+    applies: Bool  # per cart
+    consumed: I64  # per line, thousandths taken now
+    discount: I64  # per line, >= 0
+    kind: int  # benefit kind code for the adjustment rows
+    gift_units: I64  # per cart
+    touched: Bool  # per line: the promotion applied to it (for exclusive stops)
+    position: int
+
+    def value(self, gift_unit_value: I64 | None, cart_starts: I64) -> I64:
+        """Per cart: what the member gives (discount plus the list value of its gifts)."""
+        total = cart_sums(self.discount, cart_starts)
+        if gift_unit_value is not None:
+            total = total + self.gift_units * gift_unit_value
+        result: I64 = np.where(self.applies, total, -1)
+        return result
+
+
+def best_per_cart(effects: list[Effect], values: list[I64]) -> I64:
+    """Index of the member each cart keeps: the largest value, ties to the earlier member;
+    -1 where no member applies."""
+    stacked = np.stack(values)  # [member, cart]
+    best = np.argmax(stacked, axis=0)  # argmax keeps the first of equal values
+    none = stacked.max(axis=0) < 0
+    result: I64 = np.where(none, -1, best).astype(np.int64)
+    return result
+
+
+def keep_carts(effect: Effect, keep: Bool, line_cart: I64) -> Effect:
+    """The effect restricted to the carts in ``keep``."""
+    on_line = keep[line_cart]
+    return Effect(
+        rule=effect.rule,
+        applies=effect.applies & keep,
+        consumed=np.where(on_line, effect.consumed, 0),
+        discount=np.where(on_line, effect.discount, 0),
+        kind=effect.kind,
+        gift_units=np.where(keep, effect.gift_units, 0),
+        touched=effect.touched & on_line,
+        position=effect.position,
+    )
+
+
+def apply_effect(state: Running, effect: Effect, stage: int) -> None:
+    rows = np.nonzero(effect.discount > 0)[0]
+    state.net -= effect.discount
+    state.consumed += effect.consumed
+    if len(rows):
+        state.adjustments.append(
+            Adjustments(
+                line=rows,
+                rule=np.full(len(rows), effect.rule.rule_id, dtype=np.int64),
+                kind=np.full(len(rows), effect.kind, dtype=np.int64),
+                amount=-effect.discount[rows],
+                stage=np.full(len(rows), stage, dtype=np.int64),
+                position=np.full(len(rows), effect.position, dtype=np.int64),
+            )
+        )
+    if effect.rule.exclusive:
+        state.stopped |= effect.touched
+    given = np.nonzero(effect.gift_units > 0)[0]
+    if len(given):
+        benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
+        state.gifts.append(GiftRequest(cart=given, rule_id=effect.rule.rule_id, sku=benefits[0].gift_sku, units=effect.gift_units[given]))
+
+
+def cart_money(plan: Plan, batch: CartBatch) -> CartMoney | None:
+    """Per-cart conversion of rule money, when some cart is not in the ruleset currency."""
+    currency = batch.carts["currency"].to_list()
+    dates = batch.carts["date"].to_list()
+    if all(c == plan.currency for c in set(currency)):
+        return None
+    rates: list[tuple[tuple[int, int], str, str]] = []
+    index: dict[tuple[str, int], int] = {}
+    rate_of_cart = np.full(len(currency), -1, dtype=np.int64)
+    for c, (cur, day) in enumerate(zip(currency, dates, strict=True)):
+        if cur == plan.currency:
+            continue
+        key = (cur, day)
+        if key not in index:
+            rate = plan.fx.rate(plan.currency, cur, day)
+            index[key] = len(rates) if rate is not None else -1
+            if rate is not None:
+                rates.append((rate, plan.currency, cur))
+        rate_of_cart[c] = index[key]
+    return CartMoney(rate_of_cart=rate_of_cart, rates=tuple(rates), mode=plan.rounding)
+
+
+def steps_of(rules: list[CartRule]) -> list[tuple[int, list[CartRule]]]:
+    """Evaluation steps: each rule alone, or a best-of group at its first member's place."""
+    steps: list[tuple[int, list[CartRule]]] = []
+    groups: dict[str, list[CartRule]] = {}
+    for rule in rules:
+        if rule.group is None:
+            steps.append((rule.rule_id, [rule]))
+        elif rule.group in groups:
+            groups[rule.group].append(rule)
+        else:
+            groups[rule.group] = [rule]
+            steps.append((rule.rule_id, groups[rule.group]))
+    return steps
