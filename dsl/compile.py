@@ -13,6 +13,7 @@ from dsl import tree as t
 from dsl.check import CheckedRuleset, money_value, quantity_value
 from dsl.compile_cart import build_approval, build_bundles, build_cart_rule, build_floor, caps_of
 from dsl.errors import Diagnostic
+from dsl.shadow import shadowed
 from engine.cart_rules import CartStages
 from engine.catalog import build_catalog
 from engine.conditions import FULL, ConditionCompiler, ConditionTooComplex, Conjunct
@@ -135,6 +136,18 @@ def _reads_amount(cond: t.Condition) -> bool:
     return any(_reads_amount(item) for item in cond.items)
 
 
+def _shadow_warning(promotions: list[t.Promotion], shadowed_index: int, covers: tuple[int, ...]) -> Diagnostic:
+    names = " and ".join(f"'{promotions[a].name}' ({promotions[a].span})" for a in covers)
+    verb = "is exclusive, comes first and applies" if len(covers) == 1 else "are exclusive, come first and together apply"
+    return Diagnostic(
+        code="W0501",
+        severity="warning",
+        message=f"promotion '{promotions[shadowed_index].name}' can never apply: {names} {verb} wherever it would",
+        span=promotions[shadowed_index].name_span,
+        hint="narrow or lower the priority of the earlier promotion, or remove this one",
+    )
+
+
 def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: str = "") -> Plan:
     """Raises ``CompileError`` (with diagnostics) or ``DataError``."""
     catalog = build_catalog(data)
@@ -189,6 +202,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
     if diagnostics:
         raise CompileError(diagnostics)
     caps = [caps_of(p, checked.currency) for p in checked.promotions]
+    line_promotions = [checked.promotions[i] for i in line_ids]
+    warnings = tuple(_shadow_warning(line_promotions, b, covers) for b, covers in shadowed(rules))
     return Plan(
         name=checked.name,
         currency=checked.currency,
@@ -204,5 +219,6 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         tax=tax,
         fx=fx,
         money_in_promotions=any(names_money(p) for p in checked.promotions),
+        warnings=warnings,
         sources=checked.sources,
     )

@@ -64,7 +64,7 @@ def check_ruleset(sources: dict[str, str], data: DataSet | None) -> list[Diagnos
     checked, diagnostics = check(ruleset, data)
     if checked is not None and data is not None:
         try:
-            compile_checked(checked, data)
+            diagnostics.extend(compile_checked(checked, data).warnings)
         except CompileError as err:
             diagnostics.extend(err.diagnostics)
         except DataError as err:

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dsl import tree as t
+from dsl.errors import Diagnostic
 from engine.cart_rules import CartStages
 from engine.catalog import CatalogIndex
 from engine.line_index import LineRuleIndex
@@ -50,6 +51,8 @@ class Plan:
     sources: dict[str, str]
     #: some line promotion reads or gives money: a cart in another currency needs a rate
     money_in_promotions: bool
+    #: warnings the compiler found (unreachable promotions); they don't stop a publish
+    warnings: tuple[Diagnostic, ...] = ()
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
