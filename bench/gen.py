@@ -3,9 +3,10 @@
 The rules are the benchmark's one shape: "tier in T (or any) and region in G (or any) and
 (category in C or SKU in S) and qty >= q -> p% off", every promotion ``stacking exclusive``
 with a distinct priority, so the first match in priority order wins and is the only one
-applied. No rule is shadowed by an earlier (higher-priority) one: a drawn rule whose
-condition implies an earlier rule's is redrawn, so a checker that rejects unreachable rules
-accepts every generated ruleset.
+applied. No rule is shadowed by any *single* earlier (higher-priority) rule: a drawn rule
+whose condition implies an earlier rule's is redrawn. A few rules (13 of 1,000 at seed 42)
+are still covered by two earlier rules together; ``pricer check`` reports those as W0501
+warnings, which do not stop a ruleset from compiling.
 
 >>> w = generate(n_skus=20, n_customers=5, n_carts=3, n_rules=4, seed=1)
 >>> w.n_lines == int(w.cart_offsets[-1])
