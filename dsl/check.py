@@ -31,6 +31,23 @@ from engine.money import (
 
 ORDERING_OPS = {"<", "<=", ">", ">="}
 
+#: caps as an admin writes them
+CAP_WORDS = {
+    "applications": "max N per order",
+    "discount": "max discount X per order",
+    "gifts": "max N gifts per order",
+    "budget": "budget X",
+    "uses": "uses N per customer",
+    "gift_stock": "gift stock N",
+}
+
+#: what to do instead of reading a line field where only the cart is known
+WHEN_HINTS = {
+    "a price list's 'when'": "a price list is chosen for the whole cart; for quantity breaks give its table a min_qty column",
+    "an approval's 'when'": "an approval is chosen for the whole cart; its bands limit the requested percentage",
+    "a cart promotion's 'when'": "a combo, pool or order promotion reads the cart in its 'when'; its parts and thresholds select the lines",
+}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckedRuleset:
@@ -225,7 +242,8 @@ class _Checker:
 
     def _promotion(self, decl: t.Promotion, schema: Schema) -> None:
         if decl.when is not None:
-            self._condition(decl.when, schema, allowed=("cart",), place="a promotion's 'when'")
+            place = "a promotion's 'when'" if decl.scope is None or isinstance(decl.scope, t.LineScope) else "a cart promotion's 'when'"
+            self._condition(decl.when, schema, allowed=("cart",), place=place)
         self._validity(decl.valid)
         scope = decl.scope
         if scope is None:
@@ -251,7 +269,9 @@ class _Checker:
                 if value is not None and value <= 0:
                     self.error("E0505", "a pool's step must be above zero", scope.every.span)
             elif isinstance(scope.every, t.NumberLit):
-                self._whole(scope.every, "a pool's step in units")
+                if self._whole(scope.every, "a pool's step in units", quiet=True) is None:
+                    money_hint = f"to count money, write its currency: every {scope.every.text} {self.currency}" if "." in scope.every.text else None
+                    self.error("E0505", "a pool's step in units must be a positive whole number", scope.every.span, money_hint)
             else:
                 self.error("E0202", f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {_describe(scope.every)}", scope.every.span)
             self._set_benefit(scope.benefit)
@@ -259,10 +279,11 @@ class _Checker:
             self._order_scope(scope)
         self._caps(decl)
 
-    def _whole(self, lit: t.Literal_, what: str) -> int | None:
+    def _whole(self, lit: t.Literal_, what: str, quiet: bool = False) -> int | None:
         text = lit.text if isinstance(lit, t.NumberLit) else None
         if text is None or not text.isdigit() or int(text) <= 0:
-            self.error("E0505", f"{what} must be a positive whole number", lit.span)
+            if not quiet:
+                self.error("E0505", f"{what} must be a positive whole number", lit.span)
             return None
         return int(text)
 
@@ -300,6 +321,8 @@ class _Checker:
                 continue
             if scope.kind == "every" and value <= 0:
                 self.error("E0505", "'order every' needs an amount above zero", step.threshold.span)
+            if scope.kind == "every" and not isinstance(step.benefit, t.AmountOff | t.Gift):
+                self.error("E0504", "'order every' gives an amount (or gifts) per full step", step.benefit.span, "for a percentage of the order, write: order subtotal >= X: percent_off P")
             if previous is not None:
                 if value == previous[0]:
                     self.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
@@ -312,7 +335,7 @@ class _Checker:
         gives_gifts = _gives_gifts(scope)
         for cap in decl.caps:
             if cap.kind in ("applications", "uses", "gifts", "gift_stock"):
-                self._whole(cap.value, f"'{cap.kind.replace('_', ' ')}'")
+                self._whole(cap.value, f"the count in '{CAP_WORDS[cap.kind]}'")
             else:
                 value = self._money_literal(cap.value, allow_negative=False)
                 if value is not None and value <= 0:
@@ -320,7 +343,7 @@ class _Checker:
             if cap.kind == "applications" and not (isinstance(scope, t.ComboScope | t.PoolScope) or (isinstance(scope, t.OrderScope) and scope.kind == "every")):
                 self.error("E0504", "'max N per order' counts combo sets, pool applications or 'order every' steps", cap.span, "for a line promotion, cap the money: max discount 50.00 per order")
             if cap.kind in ("gifts", "gift_stock") and not gives_gifts:
-                self.error("E0504", f"'{cap.kind.replace('_', ' ')}' caps gifts, and this promotion gives none", cap.span)
+                self.error("E0504", f"'{CAP_WORDS[cap.kind]}' caps gifts, and this promotion gives none", cap.span, "to cap its discount: max discount 50.00 per order")
             if cap.kind == "discount" and gives_gifts:
                 self.error("E0504", "a gift promotion gives no discount to cap", cap.span, "cap its gifts: max 2 gifts per order, or gift stock 500")
         if decl.cheapest_first and not isinstance(scope, t.ComboScope | t.PoolScope):
@@ -333,7 +356,7 @@ class _Checker:
         for i, band in enumerate(decl.bands):
             if band.limit is None:
                 if i != len(decl.bands) - 1:
-                    self.error("E0506", "'above' is the last band", band.span)
+                    self.error("E0506", "'above' must be the last band", band.span, "the bands after it can never be reached; move it to the end")
                 continue
             try:
                 bp = parse_percent(band.limit.text)
@@ -358,6 +381,7 @@ class _Checker:
         self._money_literal(lit, allow_negative=False)
 
     def _money_literal(self, lit: t.Literal_, allow_negative: bool) -> int | None:
+        """The literal in minor units of the ruleset currency, or None after reporting why."""
         if not isinstance(lit, t.MoneyLit | t.NumberLit):
             self.error("E0202", f"expected an amount of money, found {_describe(lit)}", lit.span, f"write it as 10.00 or 10.00 {self.currency}")
             return None
@@ -423,11 +447,7 @@ class _Checker:
                 self._unknown_field(atom.field, schema)
                 continue
             if info.scope not in allowed:
-                hint = (
-                    "a price list is chosen for the whole cart; for quantity breaks give its table a min_qty column"
-                    if "price list" in place
-                    else "move it into: each line where ..."
-                )
+                hint = WHEN_HINTS.get(place, "move it into: each line where ...")
                 self.error("E0206", f"'{atom.field.name}' is a line field; {place} can only read cart fields", atom.field.span, hint)
                 continue
             if isinstance(atom, t.Compare):

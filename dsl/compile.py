@@ -144,7 +144,7 @@ def _shadow_warning(promotions: list[t.Promotion], shadowed_index: int, covers: 
         severity="warning",
         message=f"promotion '{promotions[shadowed_index].name}' can never apply: {names} {verb} wherever it would",
         span=promotions[shadowed_index].name_span,
-        hint="narrow or lower the priority of the earlier promotion, or remove this one",
+        hint=f"narrow or lower the priority of the earlier promotion{'s' if len(covers) > 1 else ''}, or remove this one",
     )
 
 

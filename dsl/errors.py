@@ -47,7 +47,7 @@ CODES: dict[str, str] = {
     "E0503": "condition too complex to compile (too many alternatives)",
     "E0504": "a cap or option that does not fit the promotion's scope",
     "E0505": "a combo, pool or order promotion figure that must be a positive whole number",
-    "E0506": "approval bands out of order, or without a final outcome",
+    "E0506": "approval bands out of order, or 'above' before the last band",
     "W0501": "warning: a promotion that can never apply (shadowed by an earlier exclusive promotion with a wider condition)",
     "E0601": "ruleset directory has no .rule files",
 }

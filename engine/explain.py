@@ -69,6 +69,7 @@ def _stage_name(plan: Plan, rule: int, stage: int) -> str:
 
 
 def build_response(plan: Plan, currency: str, date: str, records: list[Record], extras: CartExtras | None = None) -> dict[str, Any]:
+    extras = extras if extras is not None else CartExtras()
     lines: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     total_list = total_discount = total_net = total_tax = total_gross = 0
@@ -145,14 +146,12 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record], 
             "net": money(total_net),
             "tax": money(total_tax),
             "gross": money(total_gross),
+            "gift_value": money(extras.gift_value),
         },
-    } | _extras(extras, money)
-
-
-def _extras(extras: CartExtras | None, money: Any) -> dict[str, Any]:
-    if extras is None:
-        return {}
-    return {"gifts": extras.gifts, "warnings": extras.warnings, "hints": extras.hints, "gift_value": money(extras.gift_value)}
+        "gifts": extras.gifts,
+        "warnings": extras.warnings,
+        "hints": extras.hints,
+    }
 
 
 def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any) -> list[dict[str, str]]:

@@ -92,6 +92,30 @@ def _catalog(rng: random.Random, n_skus: int) -> tuple[pl.DataFrame, dict[str, D
     return pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}), base_price
 
 
+#: the demo's bundle: a kit sold as one SKU, its price split over its components by ratio
+KIT = ("KIT-0001", "TL-0001:2;EL-0001:1;SF-0001:1")
+
+
+def _with_bundle(catalog: pl.DataFrame, standard: pl.DataFrame, price: dict[str, Decimal]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Append the installer kit (no random draws, so the other rows stay as they were)."""
+    sku, components = KIT
+    kit_price = 2 * price["TL-0001"] + price["EL-0001"] + price["SF-0001"]
+    row = {c: None for c in catalog.columns} | {
+        "sku": sku, "name": "Installer kit", "base_unit": "kit", "category": "kits",
+        "brand": "Acme", "tax_class": "standard", "components": components,
+    }  # fmt: skip
+    catalog = catalog.with_columns(pl.lit(None, dtype=pl.String).alias("components")) if "components" not in catalog.columns else catalog
+    catalog = pl.concat([catalog, pl.DataFrame([row], schema=catalog.schema)])
+    price_row = {"sku": sku, "min_qty": "0", "price": _money(kit_price * Decimal("0.9"))}
+    return catalog, pl.concat([standard, pl.DataFrame([price_row], schema=standard.schema)])
+
+
+def _floors(price: dict[str, Decimal]) -> pl.DataFrame:
+    """The lowest net unit price the brand allows: 60% of the standard price."""
+    rows = [{"sku": sku, "floor": _money(p * Decimal("0.6"))} for sku, p in price.items()]
+    return pl.DataFrame(rows, schema={"sku": pl.String, "floor": pl.String})
+
+
 def _standard(rng: random.Random, price: dict[str, Decimal]) -> pl.DataFrame:
     rows: list[dict[str, str | None]] = []
     for sku, p in price.items():
@@ -188,8 +212,11 @@ def generate(
     rng = random.Random(seed)
     catalog, price = _catalog(rng, n_skus)
     customers = _customers(rng, n_customers)
+    standard = _standard(rng, price)
+    catalog, standard = _with_bundle(catalog, standard, price)
     return {
-        "standard_prices": _standard(rng, price),
+        "standard_prices": standard,
+        "floor_prices": _floors(price),
         "gold_prices": _tier_list(rng, price, "0.85", 0.6),
         "silver_prices": _tier_list(rng, price, "0.92", 0.6),
         "customer_prices": _customer_prices(rng, price, customers),

@@ -1,11 +1,13 @@
 """The language docs can't drift: their examples check, their keywords and codes are complete.
 
-* every ```` ```rule ```` block in docs/language.md parses and checks with no diagnostic
-  (a block without a ``ruleset`` header is checked with ``DEFAULT_HEADER`` put in front);
+* every ```` ```rule ```` block in docs/language.md and docs/promotions.md parses and checks
+  with no diagnostic, warnings included (a block without a ``ruleset`` header is checked
+  with ``DEFAULT_HEADER`` put in front);
 * every ```` ```rule-error ```` block in docs/language.md and docs/errors.md renders
   exactly the ```` ```text ```` block after it (checked as ``rules/example.rule``);
 * every keyword of dsl/grammar.lark appears as code in docs/language.md;
-* every diagnostic code, line error code and API error code appears in docs/errors.md.
+* every diagnostic code (errors ``E....`` and warnings ``W....``), line error code and API
+  error code appears in docs/errors.md.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from engine.data import DataSet
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE = ROOT / "docs" / "language.md"
+PROMOTIONS = ROOT / "docs" / "promotions.md"
 ERRORS = ROOT / "docs" / "errors.md"
 EXAMPLE_PATH = "rules/example.rule"
 DEFAULT_HEADER = 'ruleset "docs" currency CNY timezone "Asia/Shanghai" rounding half_up\n\n'
@@ -48,6 +51,12 @@ DOCS_DATA = DataSet.from_rows(
         },
         {"sku": "C", "base_unit": "m", "category": "parts", "brand": "acme", "tax_class": "books"},
         {"sku": "D", "base_unit": "pcs", "category": "parts", "brand": "bolt"},
+        # a gift item, and a bundle of three components
+        {"sku": "G", "base_unit": "pcs", "category": "gifts"},
+        {"sku": "KIT", "base_unit": "set", "components": "P:1;S:1;K:1"},
+        {"sku": "P", "base_unit": "pcs"},
+        {"sku": "S", "base_unit": "pcs"},
+        {"sku": "K", "base_unit": "pcs"},
     ],
     {
         "standard_prices": [
@@ -57,6 +66,8 @@ DOCS_DATA = DataSet.from_rows(
             {"sku": "B", "price": "20.00"},
             {"sku": "C", "price": "5.00"},
             {"sku": "D", "price": "50.00"},
+            {"sku": "G", "price": "15.00"},
+            {"sku": "KIT", "price": "100.00"},
         ],
         "gold_prices": [{"sku": "A", "price": "9.00"}, {"sku": "B", "price": "18.00"}],
         "customer_prices": [{"sku": "A", "customer_id": "D1", "price": "8.50"}],
@@ -70,6 +81,7 @@ DOCS_DATA = DataSet.from_rows(
             {"rate": "6%", "region": "HK", "tax_class": "books", "trade_term": ""},
         ],
         "fx_rates": [{"from": "USD", "to": "CNY", "date": "2026-01-01", "rate": "7.1"}],
+        "floor_prices": [{"sku": "A", "floor": "8.00"}, {"sku": "B", "floor": "15.00"}],
     },
 )
 
@@ -108,7 +120,7 @@ def blocks(path: Path) -> list[Block]:
 
 
 def rule_blocks() -> list[Block]:
-    return [b for b in blocks(LANGUAGE) if b.kind == "rule"]
+    return [b for doc in (LANGUAGE, PROMOTIONS) for b in blocks(doc) if b.kind == "rule"]
 
 
 def error_pairs() -> list[tuple[Block, Block]]:
@@ -163,18 +175,21 @@ def test_rule_error_example_renders_its_text(pair: tuple[Block, Block]) -> None:
 
 
 def test_language_doc_has_examples_of_both_kinds() -> None:
-    assert len(rule_blocks()) >= 15
+    assert len([b for b in rule_blocks() if b.doc == LANGUAGE.name]) >= 15
+    assert len([b for b in rule_blocks() if b.doc == PROMOTIONS.name]) >= 3
     assert len([p for p in error_pairs() if p[0].doc == LANGUAGE.name]) >= 3
 
 
 def test_error_examples_cover_their_codes() -> None:
-    """Each E-code section of errors.md shows an example that produces that very code."""
+    """Each code section of errors.md shows an example that produces that very code
+    (``error[E....]`` for an error, ``warning[W....]`` for a warning)."""
     for example, expected in error_pairs():
         if example.doc != ERRORS.name:
             continue
         heading = _heading_before(ERRORS, example.line)
         code = heading.split()[1]
-        assert f"error[{code}]" in expected.text, (
+        severity = "warning" if code.startswith("W") else "error"
+        assert f"{severity}[{code}]" in expected.text, (
             f"{example.id}: example under '{heading}' does not show {code}"
         )
 
@@ -205,7 +220,9 @@ def test_grammar_keywords_are_found() -> None:
 
 
 def test_every_diagnostic_code_is_documented() -> None:
-    headings = set(re.findall(r"^#### (E\d{4}) ", ERRORS.read_text(encoding="utf-8"), re.MULTILINE))
+    headings = set(
+        re.findall(r"^#### ([EW]\d{4}) ", ERRORS.read_text(encoding="utf-8"), re.MULTILINE)
+    )
     assert sorted(set(CODES) - headings) == []
     assert sorted(headings - set(CODES)) == [], (
         "errors.md documents a code dsl.errors.CODES does not have"

@@ -33,10 +33,12 @@ DATA = DataSet.from_rows(
     [
         {"sku": "A", "base_unit": "pcs", "units": {"box": 12}},
         {"sku": "B", "base_unit": "pcs", "units": {"box": 12}},
+        {"sku": "MUG", "base_unit": "pcs"},  # a gift item
     ],
     {
         "standard_prices": [{"sku": "A", "price": "10.00"}, {"sku": "B", "price": "20.00"}],
         "tax_rates": [{"rate": "13%", "region": "", "tax_class": "", "trade_term": ""}],
+        "floor_prices": [{"sku": "A", "floor": "8.00"}],
     },
 )
 
@@ -47,6 +49,8 @@ KNOWN_BAD: dict[str, str] = {
     "unknown_currency_header": "caret under the whole header instead of the currency code",
     "unknown_sku_case": "no did-you-mean for a SKU differing only in case",
     "unknown_timezone": "caret under the whole header; no did-you-mean for a misspelt zone",
+    "cheapest_first_on_order": "caret under the promotion's head instead of 'cheapest first'",
+    "floor_table_missing_column": "caret under 'floor {' instead of the floor's table statement",
 }
 
 
@@ -84,7 +88,8 @@ def test_fixture_renders_its_expected_diagnostics(name: str) -> None:
 
 
 def test_every_fixture_has_an_error() -> None:
-    """A fixture that checks clean would bless nothing (known-bad ones excepted)."""
+    """A fixture that checks clean would bless nothing (known-bad ones excepted). A warning
+    counts: a W0501 fixture has no error, only its warning."""
     clean = [
         n for n in fixture_names() if n not in KNOWN_BAD and rendered(n).startswith("0 errors")
     ]
@@ -103,12 +108,13 @@ def test_known_bad_entries_name_existing_fixtures() -> None:
 
 
 def test_fixtures_cover_every_check_code() -> None:
-    """Every parser/checker code that a single file can trigger has at least one golden file."""
+    """Every parser/checker code (warnings included) that a single file can trigger has at
+    least one golden file."""
     codes = {
         line.split("[", 1)[1].split("]", 1)[0]
         for name in fixture_names()
         for line in _expected_lines(name)
-        if "error[" in line
+        if "error[" in line or "warning[" in line
     }
     wanted = {
         "E0001",
@@ -132,6 +138,10 @@ def test_fixtures_cover_every_check_code() -> None:
         "E0402",
         "E0501",
         "E0502",
+        "E0504",
+        "E0505",
+        "E0506",
+        "W0501",
     }
     assert sorted(wanted - codes) == []
 
