@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from itertools import combinations
 
+import numpy as np
+
 from engine.conditions import CartAtom, Conjunct
 from engine.line_index import KIND_FIXED, LineRule
 
@@ -23,14 +25,34 @@ def _always_applies(rule: LineRule) -> bool:
     return all(b is not None and b.kind != KIND_FIXED for b in benefits)
 
 
-def _covers(a: Conjunct, b: Conjunct) -> bool:
-    if not (a.qty[0] <= b.qty[0] and b.qty[1] <= a.qty[1] and a.amount[0] <= b.amount[0] and b.amount[1] <= a.amount[1]):
-        return False
-    if a.item is None:
+def _wider(a: Conjunct, b: Conjunct) -> bool:
+    """A's quantity and amount intervals contain B's."""
+    return a.qty[0] <= b.qty[0] and b.qty[1] <= a.qty[1] and a.amount[0] <= b.amount[0] and b.amount[1] <= a.amount[1]
+
+
+def _covering(by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]], conj: Conjunct) -> list[tuple[int, Conjunct]]:
+    """Earlier alternatives whose cart atoms are a subset of ``conj``'s, whose intervals
+    contain its intervals, and which share at least one of its SKUs."""
+    atoms = list(dict.fromkeys(conj.cart))
+    found = []
+    for size in range(len(atoms) + 1):
+        for subset in combinations(atoms, size):
+            for earlier, candidate in by_atoms.get(frozenset(subset), ()):
+                if not _wider(candidate, conj):
+                    continue
+                if candidate.item is None or conj.item is None or bool((conj.item & candidate.item).any()):
+                    found.append((earlier, candidate))
+    return found
+
+
+def _all_covered(covers: list[Conjunct], conj: Conjunct) -> bool:
+    """Do the covering alternatives' SKUs, together, include all of ``conj``'s?"""
+    if any(c.item is None for c in covers):
         return True
-    if b.item is None:
-        return bool(a.item.all())
-    return not bool((b.item & ~a.item).any())
+    union = np.logical_or.reduce([c.item for c in covers if c.item is not None])
+    if conj.item is None:
+        return bool(union.all())
+    return not bool((conj.item & ~union).any())
 
 
 def shadowed(rules: list[LineRule]) -> list[tuple[int, tuple[int, ...]]]:
@@ -39,20 +61,14 @@ def shadowed(rules: list[LineRule]) -> list[tuple[int, tuple[int, ...]]]:
     found: list[tuple[int, tuple[int, ...]]] = []
     for index, rule in enumerate(rules):
         if rule.conjuncts:
-            covering: list[int] = []
+            covering: set[int] = set()
             for conj in rule.conjuncts:
-                atoms = list(dict.fromkeys(conj.cart))
-                cover = None
-                for size in range(len(atoms) + 1):
-                    for subset in combinations(atoms, size):
-                        for earlier, candidate in by_atoms.get(frozenset(subset), ()):
-                            if _covers(candidate, conj) and (cover is None or earlier < cover):
-                                cover = earlier
-                if cover is None:
+                covers = _covering(by_atoms, conj)
+                if not covers or not _all_covered([c for _, c in covers], conj):
                     break
-                covering.append(cover)
-            if len(covering) == len(rule.conjuncts):
-                found.append((index, tuple(sorted(set(covering)))))
+                covering.update(earlier for earlier, _ in covers)
+            else:
+                found.append((index, tuple(sorted(covering))))
         if _always_applies(rule):
             for conj in rule.conjuncts:
                 by_atoms.setdefault(frozenset(conj.cart), []).append((index, conj))

@@ -199,13 +199,21 @@ def cart_stages(
 
 
 def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tuple[int, int, int]]:
-    """For each order promotion and cart: how much more spend reaches its next step."""
+    """For each order promotion and cart: how much more spend reaches its next step (for
+    ``order every``: the next full step, while its ``max N per order`` is not reached)."""
     hints: list[tuple[int, int, int]] = []
     for rule in rules:
-        if rule.form != "order" or rule.order_kind == "every":
+        if rule.form != "order":
             continue
         cart_ok = state.cart_applies(rule)
         thresholds = thresholds_of(state, rule)
+        if rule.order_kind == "every":
+            step = np.maximum(thresholds[0], 1)
+            times = subtotal // step
+            room = cart_ok if rule.caps.max_applications is None else cart_ok & (times < rule.caps.max_applications)
+            for c in np.nonzero(room)[0].tolist():
+                hints.append((c, rule.rule_id, int((times[c] + 1) * step[c] - subtotal[c])))
+            continue
         nxt = (thresholds <= subtotal[None, :]).sum(axis=0)
         carts = np.nonzero(cart_ok & (nxt < len(rule.thresholds)))[0]
         for c in carts.tolist():

@@ -47,3 +47,14 @@ def test_no_warning_when_the_earlier_one_is_narrower_grouped_or_a_fixed_price() 
         'promotion "tools" priority 50 { each line where category == "tools": percent_off 5% }\n'
     )
     assert warnings(body) == []
+
+
+def test_a_set_of_skus_is_covered_like_the_same_skus_written_with_or() -> None:
+    body = (
+        'promotion "A" priority 100 stacking exclusive { each line where sku == "A": percent_off 10% }\n'
+        'promotion "B" priority 90 stacking exclusive { each line where sku == "B": percent_off 10% }\n'
+        'promotion "A or B" priority 50 { each line where sku == "A" or sku == "B": percent_off 5% }\n'
+        'promotion "A, B" priority 40 { each line where sku in ("A", "B"): percent_off 5% }\n'
+        'promotion "A, B, C" priority 30 { each line where sku in ("A", "B", "C"): percent_off 5% }\n'
+    )
+    assert warnings(body) == [("W0501", 5), ("W0501", 6)]
