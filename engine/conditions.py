@@ -262,10 +262,28 @@ def evaluate_cart(conjuncts: tuple[Conjunct, ...], frame: dict[str, np.ndarray],
     return result
 
 
+#: recent factorizations, by (carts frame, fields): every stage asks for the same ones
+_CLASSES: dict[tuple[int, tuple[str, ...]], tuple[pl.DataFrame, np.ndarray, pl.DataFrame]] = {}
+
+
 def context_classes(carts: pl.DataFrame, fields: list[str]) -> tuple[np.ndarray, pl.DataFrame]:
     """Factorize carts by the context fields rules read: (class id per cart, one row per class)."""
     if not fields:
         return np.zeros(carts.height, dtype=np.int64), pl.DataFrame({"_": [0]})
+    if carts.height == 1:  # one cart is one class: no factorizing
+        return np.zeros(1, dtype=np.int64), carts.select(fields)
+    key = (id(carts), tuple(fields))
+    cached = _CLASSES.get(key)
+    if cached is not None and cached[0] is carts:
+        return cached[1], cached[2]
+    ids, uniq = _factorize(carts, fields)
+    if len(_CLASSES) >= 64:
+        _CLASSES.pop(next(iter(_CLASSES)))
+    _CLASSES[key] = (carts, ids, uniq)
+    return ids, uniq
+
+
+def _factorize(carts: pl.DataFrame, fields: list[str]) -> tuple[np.ndarray, pl.DataFrame]:
     keys = carts.select(fields)
     uniq = keys.unique(maintain_order=True).with_row_index("_cls")
     ids = keys.join(uniq, on=fields, how="left", nulls_equal=True, maintain_order="left")["_cls"]

@@ -190,7 +190,8 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[st
         priced.gross_amount.tolist(),
         strict=True,
     )
-    per_cart: list[list[Record]] = [[] for _ in batch.dates]
+    dates = batch.dates  # computed once: a property over every cart
+    per_cart: list[list[Record]] = [[] for _ in dates]
     for i, (cart, error, sku, qty, li, unit_price, factor, list_amount, net, rate, tax, gross) in enumerate(columns):
         adjustments = [(adj_rule[k], adj_kind[k], adj_amount[k], adj_stage[k]) for k in range(starts[i], starts[i + 1])]
         per_cart[cart].append(
@@ -201,8 +202,8 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[st
             )  # fmt: skip
         )
     currencies = batch.carts["currency"].to_list()
-    extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(batch.dates)
-    return [build_response(plan, currencies[c], batch.dates[c].isoformat(), per_cart[c], extras[c]) for c in range(len(batch.dates))]
+    extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(dates)
+    return [build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c]) for c in range(len(dates))]
 
 
 def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str]) -> list[CartExtras | None]:
