@@ -31,7 +31,7 @@ def demo_carts(tables: dict[str, Any], n_carts: int, seed: int, lines: int | Non
     customers = tables["demo_customers"].to_dicts()
     skus = [s for s in tables["standard_prices"]["sku"].unique(maintain_order=True).to_list() if s]
     carts = []
-    for c in range(n_carts):
+    for _ in range(n_carts):
         customer = rng.choice(customers)
         count = lines or rng.randint(1, 20)
         cart_lines = []
