@@ -21,11 +21,15 @@ _SAFE = 1 << 62
 
 
 def cart_sums(values: I64, cart_starts: I64) -> I64:
-    """The sum of ``values`` over each cart's lines (carts are contiguous, none empty)."""
-    if len(values) == 0:
+    """The sum of ``values`` over each cart's lines (carts are contiguous; a cart with no
+    lines sums to 0 — ``reduceat`` alone would repeat its neighbour's first value)."""
+    n = len(values)
+    if n == 0:
         return np.zeros(len(cart_starts), dtype=np.int64)
-    sums: I64 = np.add.reduceat(values, cart_starts)
-    return sums
+    ends = np.append(cart_starts[1:], n)
+    empty = ends <= cart_starts
+    sums: I64 = np.add.reduceat(values, np.minimum(cart_starts, n - 1))
+    return np.where(empty, 0, sums)
 
 
 def cart_starts_of(line_cart: I64, n_carts: int) -> I64:

@@ -77,14 +77,14 @@ def _benefit(
     else:
         discount = np.zeros(len(taken), dtype=np.int64)
     discount = np.minimum(np.where(takes, discount, 0), np.maximum(state.net, 0))
-    cap = rule.caps.max_discount
+    cap = state.money_cap(rule)
     if cap is not None:
-        discount = clip_to_cap(discount, state.in_cart_currency(cap), state.line_cart, state.cart_starts)
-    gifts = np.zeros(state.n_carts, dtype=np.int64)
+        discount = clip_to_cap(discount, cap, state.line_cart, state.cart_starts)
+    gifts = earned = np.zeros(state.n_carts, dtype=np.int64)
     if benefit.kind == "gift":
-        gifts = applications * benefit.gift_qty
+        gifts = earned = applications * benefit.gift_qty
         if rule.caps.max_gifts is not None:
-            gifts = np.minimum(gifts, rule.caps.max_gifts)
+            gifts = np.minimum(earned, rule.caps.max_gifts)
     applies = applications > 0
     return Effect(
         rule=rule,
@@ -95,6 +95,7 @@ def _benefit(
         gift_units=np.where(applies, gifts, 0),
         touched=takes,
         position=position,
+        gifts_earned=np.where(applies, earned, 0),
     )
 
 
@@ -145,7 +146,7 @@ def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gift_value: 
         if len(effects) == 1:
             apply_effect(state, effects[0], STAGE_SET)
             continue
-        values = [e.value(gift_value(e) if callable(gift_value) else None, state.cart_starts) for e in effects]
+        values = [e.value(gift_value(e) if callable(gift_value) else None, state.cart_starts, state.gift_stock_used) for e in effects]
         winner = best_per_cart(effects, values)
         for i, effect in enumerate(effects):
             apply_effect(state, keep_carts(effect, winner == i, state.line_cart), STAGE_SET)

@@ -228,10 +228,13 @@ def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: l
         )
         extras[cart].gift_value += amount
     for w in outcome.warnings:
+        name, sku = plan.rules[w.rule].name, plan.catalog.skus[w.sku]
         if w.code == "gift_short":
-            message = f"{plan.rules[w.rule].name}: {w.earned} {plan.catalog.skus[w.sku]} earned, {w.given} left in stock"
+            message = f"{name}: {w.earned} {sku} earned, {w.given} given (the per-order gift cap or the gift stock)"
+        elif w.code == "no_fx_rate":
+            message = f"{name}: gift {sku!r} has no exchange rate into the cart's currency for its date"
         else:
-            message = f"{plan.rules[w.rule].name}: no price list holds gift {plan.catalog.skus[w.sku]!r}"
+            message = f"{name}: no price list holds gift {sku!r}"
         extras[w.cart].warnings.append(
             {"code": w.code, "rule": plan.rules[w.rule].name, "sku": plan.catalog.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": message}
         )

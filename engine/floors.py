@@ -64,8 +64,12 @@ def clamp_to_floor(state: Running, adjustments: Adjustments, floor: I64) -> tupl
     np.add.at(back, lines, taken_back)
     state.net += back
     clamped = back > 0
+    keep = amount != 0  # an adjustment taken back entirely is gone
     return (
-        Adjustments(line=line, rule=adjustments.rule, kind=adjustments.kind, amount=amount, stage=adjustments.stage, position=adjustments.position),
+        Adjustments(
+            line=line[keep], rule=adjustments.rule[keep], kind=adjustments.kind[keep], amount=amount[keep],
+            stage=adjustments.stage[keep], position=adjustments.position[keep],
+        ),  # fmt: skip
         clamped,
     )
 
@@ -95,6 +99,7 @@ def manual_discounts(
     for i, o in zip(asked.tolist(), outcome, strict=True):
         if o == "rejected":
             status[i] = STATUS_REJECTED
+            level[i] = None
         elif o == "approved":
             status[i] = STATUS_APPROVED
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from engine.cart import OK, CartBatch
+from engine.cart import LINE_ERRORS, OK, CartBatch
 from engine.list_price import list_prices
 from engine.money import QTY_SCALE
 from engine.plan import Plan
@@ -70,17 +70,18 @@ def price_units(plan: Plan, batch: CartBatch, cart: I64, sku: I64, qty: I64) -> 
 def give_gifts(plan: Plan, batch: CartBatch, state: Running, stock_used: dict[int, int] | None) -> tuple[GiftLines, list[Warning]]:
     if not state.gifts:
         return GiftLines.empty(), []
-    carts, rules, skus, earned = [], [], [], []
+    carts, rules, skus, earned, capped = [], [], [], [], []
     for request in state.gifts:
         carts.append(request.cart)
         rules.append(np.full(len(request.cart), request.rule_id, dtype=np.int64))
-        skus.append(np.full(len(request.cart), request.sku, dtype=np.int64))
-        earned.append(request.units)
+        skus.append(request.sku)
+        earned.append(request.earned)
+        capped.append(request.units)
     cart = np.concatenate(carts)
     rule = np.concatenate(rules)
     sku = np.concatenate(skus)
     earned_units = np.concatenate(earned)
-    given = earned_units.copy()
+    given = np.concatenate(capped)  # after max N gifts per order
     caps = {r.rule_id: r.caps for r in plan.stages.rules}
     for rule_id in np.unique(rule).tolist():
         stock = caps[rule_id].gift_stock
@@ -97,7 +98,7 @@ def give_gifts(plan: Plan, batch: CartBatch, state: Running, stock_used: dict[in
     chosen, unit_price, factor, amount, error = price_units(plan, batch, cart, sku, given * QTY_SCALE)
     unpriced = error != OK
     warnings += [
-        Warning(cart=int(cart[i]), code="no_price", rule=int(rule[i]), earned=int(given[i]), given=0, sku=int(sku[i]))
+        Warning(cart=int(cart[i]), code=LINE_ERRORS[int(error[i])], rule=int(rule[i]), earned=int(given[i]), given=0, sku=int(sku[i]))
         for i in np.nonzero(unpriced)[0].tolist()
     ]
     ok = ~unpriced

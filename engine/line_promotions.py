@@ -8,6 +8,7 @@ group: each member is computed on the running net and the largest discount is ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,7 @@ def apply_line_promotions(
     money: tuple[I64, I64] | None = None,
     carts: tuple[I64, I64] | None = None,
     budget_used: dict[int, int] | None = None,
+    in_cart_currency: Callable[[int], I64] | None = None,
 ) -> tuple[I64, Adjustments, npt.NDArray[np.bool_]]:
     """Run every line's program; returns the new running net, the adjustments made and
     which lines an exclusive promotion stopped.
@@ -103,12 +105,12 @@ def apply_line_promotions(
         bounds = np.nonzero(np.concatenate([[True], pair_key[1:] != pair_key[:-1], [True]]))[0]
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             rows = lines_with[line_pos[start:end]]
-            members = programs[program[rows], slot_pos[start], :]
-            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used))
+            members = programs[program[rows], slot_pos[start:end], :]  # each line's own slot at this position
+            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used, in_cart_currency))
     else:
         for slot in range(programs.shape[1]):
             members = programs[program[lines_with], slot, :]
-            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None))
+            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None, None))
     return net, Adjustments.concat(parts), stopped
 
 
@@ -124,6 +126,7 @@ def _run_slot(
     position: int,
     carts: tuple[I64, I64] | None,
     budget_used: dict[int, int] | None,
+    in_cart_currency: Callable[[int], I64] | None,
 ) -> list[Adjustments]:
     """Evaluate one slot (a rule, or a best-of group) on ``rows``; updates ``net`` and
     ``stopped`` in place and returns the adjustment rows."""
@@ -149,7 +152,7 @@ def _run_slot(
     rows, best, best_discount = rows[won], best[won], best_discount[won]
     rule = index.benefit_rule[best].astype(np.int64)
     if carts is not None:
-        best_discount = _clip_capped(index, rule, rows, best_discount, carts, budget_used)
+        best_discount = _clip_capped(index, rule, rows, best_discount, carts, budget_used, in_cart_currency)
     net[rows] -= best_discount
     stopped[rows] |= index.programs.benefit_exclusive[best]
     nonzero = best_discount != 0
@@ -167,7 +170,13 @@ def _run_slot(
 
 
 def _clip_capped(
-    index: LineRuleIndex, rule: I64, rows: I64, discount: I64, carts: tuple[I64, I64], budget_used: dict[int, int] | None
+    index: LineRuleIndex,
+    rule: I64,
+    rows: I64,
+    discount: I64,
+    carts: tuple[I64, I64],
+    budget_used: dict[int, int] | None,
+    in_cart_currency: Callable[[int], I64] | None,
 ) -> I64:
     """Clip what a capped rule takes from each cart (max discount per order, remaining
     budget); what is kept is spread pro rata by the unclipped discounts."""
@@ -177,11 +186,12 @@ def _clip_capped(
         caps = index.caps[r]
         if not caps.clips_money:
             continue
-        limit = min(c for c in (caps.max_discount, _remaining(caps.budget, budget_used, r)) if c is not None)
+        limits = [c for c in (caps.max_discount, _remaining(caps.budget, budget_used, r)) if c is not None]
+        per_cart = [in_cart_currency(c) if in_cart_currency else np.full(len(cart_starts), c, dtype=np.int64) for c in limits]
+        cap = np.minimum.reduce(per_cart)
         at = rule == r
         full = np.zeros(len(line_cart), dtype=np.int64)
         full[rows[at]] = discount[at]
-        cap = np.full(len(cart_starts), limit, dtype=np.int64)
         clipped = clip_to_cap(full, cap, line_cart, cart_starts)
         discount[at] = clipped[rows[at]]
     return discount

@@ -210,6 +210,22 @@ def _small_non_negative(a: IntArray, b: int | IntArray) -> bool:
     return a_min >= 0 and b_min >= 0 and a_max * b_max < _FAST_LIMIT
 
 
+def _split_fits(b: int | IntArray, den: int | IntArray) -> bool:
+    """The split ``q*b + r*b/den`` stays in int64 while ``den * |b|`` does."""
+    b_max = int(np.max(np.abs(b))) if isinstance(b, np.ndarray) and b.size else abs(int(b)) if not isinstance(b, np.ndarray) else 0
+    d_max = int(np.max(den)) if isinstance(den, np.ndarray) and den.size else int(den) if not isinstance(den, np.ndarray) else 0
+    return b_max * d_max < _FAST_LIMIT
+
+
+def _mul_div_round_exact(a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding) -> IntArray:
+    """The same rounding with Python integers (rare: only for figures near the limits)."""
+    n = len(a)
+    bs = b.tolist() if isinstance(b, np.ndarray) else [int(b)] * n
+    ds = den.tolist() if isinstance(den, np.ndarray) else [int(den)] * n
+    out = [round_div(x * y, d, mode) for x, y, d in zip(a.tolist(), bs, ds, strict=True)]
+    return np.array(out, dtype=np.int64)
+
+
 @overload
 def mul_div_round(a: int, b: int, den: int, mode: Rounding) -> int: ...
 @overload
@@ -233,6 +249,8 @@ def mul_div_round(
             twice = r + r
             even: IntArray = q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
             return even
+        if not _split_fits(b, den):
+            return _mul_div_round_exact(a, b, den, mode)
         sign = np.sign(a) * np.sign(b)
         mag_a = np.abs(a)
         mag_b = np.abs(b)

@@ -61,6 +61,7 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     bp = np.array([b.bp for b in rule.step_benefits], dtype=np.int64)[safe_step]
     per_step = np.stack([state.in_cart_currency(b.amount) for b in rule.step_benefits])[safe_step, np.arange(state.n_carts)]
     gift_qty = np.array([b.gift_qty for b in rule.step_benefits], dtype=np.int64)[safe_step]
+    gift_sku = np.array([b.gift_sku for b in rule.step_benefits], dtype=np.int64)[safe_step]
     kind_of = np.array([{"percent": 0, "amount": 1, "gift": 2}.get(k, 1) for k in kinds], dtype=np.int64)[safe_step]
     amount = np.where(
         kind_of == 0,
@@ -69,21 +70,25 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     )
     amount = np.where(applies, amount, 0)
     discount = allocate(amount, np.where(open_, state.net, 0), state.line_cart, state.cart_starts, take=open_)
-    if rule.caps.max_discount is not None:
-        discount = clip_to_cap(discount, state.in_cart_currency(rule.caps.max_discount), state.line_cart, state.cart_starts)
-    gifts = np.where(applies & (kind_of == 2), gift_qty * times, 0)
+    cap = state.money_cap(rule)
+    if cap is not None:
+        discount = clip_to_cap(discount, cap, state.line_cart, state.cart_starts)
+    gifts = earned = np.where(applies & (kind_of == 2), gift_qty * times, 0)
     if rule.caps.max_gifts is not None:
-        gifts = np.minimum(gifts, rule.caps.max_gifts)
-    single_kind = KIND_PERCENT if kinds and all(k == "percent" for k in kinds) else KIND_AMOUNT
+        gifts = np.minimum(earned, rule.caps.max_gifts)
+    # the kind of the step each cart reached (tiers may mix percentages and amounts)
+    kind_per_cart = np.where(kind_of == 0, KIND_PERCENT, KIND_AMOUNT).astype(np.int64)
     return Effect(
         rule=rule,
         applies=applies,
         consumed=np.zeros(len(discount), dtype=np.int64),
         discount=discount,
-        kind=single_kind,
+        kind=kind_per_cart,
         gift_units=gifts,
         touched=open_,
         position=position,
+        gifts_earned=earned,
+        gift_sku=gift_sku,
     )
 
 
@@ -96,7 +101,7 @@ def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gift_value
         if len(effects) == 1:
             chosen = [effects[0]]
         else:
-            values = [e.value(gift_value(e) if gift_value else None, state.cart_starts) for e in effects]
+            values = [e.value(gift_value(e) if gift_value else None, state.cart_starts, state.gift_stock_used) for e in effects]
             winner = best_per_cart(effects, values)
             chosen = [keep_carts(e, winner == i, state.line_cart) for i, e in enumerate(effects)]
         for effect in chosen:

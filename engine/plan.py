@@ -67,6 +67,9 @@ BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})
 def customer_attributes(plan: Plan) -> list[str]:
     """Custom customer attributes the plan's rules read (a cart column is made for each)."""
     fields = set(plan.line_index.fields)
-    fields |= {a.field for p in plan.pricelists for c in p.conjuncts for a in c.cart}
+    conjuncts = [c for p in plan.pricelists for c in p.conjuncts]
+    conjuncts += [c for r in plan.stages.rules for c in r.conjuncts]
+    conjuncts += [c for a in plan.stages.approvals for c in a.conjuncts]
+    fields |= {atom.field for c in conjuncts for atom in c.cart}
     attrs = {f.removeprefix("customer.") for f in fields if f.startswith("customer.")}
     return sorted(attrs - BUILTIN_CUSTOMER_FIELDS)

@@ -31,8 +31,9 @@ MANUAL_RULE = -1
 class GiftRequest:
     cart: I64
     rule_id: int
-    sku: int
-    units: I64  # whole units earned per cart (after ``max N gifts per order``)
+    sku: I64  # per cart
+    units: I64  # whole units per cart after ``max N gifts per order``
+    earned: I64  # whole units earned per cart before any cap
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ class CartMoney:
     cart date's ruleset->cart rate, each figure rounded once (identity for carts in the
     ruleset currency)."""
 
-    rate_of_cart: I64  # index into ``rates``; -1 = the ruleset currency
+    rate_of_cart: I64  # index into ``rates``; -1 = the ruleset currency (or no rate)
     rates: tuple[tuple[tuple[int, int], str, str], ...]  # (rate, from, to)
     mode: str
+    no_rate: Bool  # per cart: in another currency with no ruleset->cart rate
     _cache: dict[int, I64] = field(default_factory=dict)
 
     def of(self, value: int) -> I64:
@@ -74,6 +76,37 @@ class Running:
     adjustments: list[Adjustments] = field(default_factory=list)
     gifts: list[GiftRequest] = field(default_factory=list)
     money: CartMoney | None = None
+    budget_used: dict[int, int] = field(default_factory=dict)  # rule id -> minor units (ledger)
+    uses: dict[tuple[int, str], int] = field(default_factory=dict)  # (rule id, customer) -> orders
+    gift_stock_used: dict[int, int] = field(default_factory=dict)  # rule id -> units (ledger)
+    money_blocks: bool = False  # the rules name money: carts with no rate into their currency get no promotions
+
+    def switched_off(self, rule: CartRule) -> Bool:
+        """Per cart: nothing left of the rule's budget (in the cart's currency), or the
+        customer already used it ``uses N per customer`` times."""
+        off = np.zeros(self.n_carts, dtype=np.bool_)
+        if rule.caps.budget is not None:
+            left = max(0, rule.caps.budget - self.budget_used.get(rule.rule_id, 0))
+            off |= self.in_cart_currency(left) <= 0
+        if rule.caps.uses_per_customer is not None:
+            customers = self.carts["customer.id"].to_list()
+            used = np.array([self.uses.get((rule.rule_id, c), 0) if c is not None else 0 for c in customers], dtype=np.int64)
+            off |= used >= rule.caps.uses_per_customer
+        return off
+
+    def money_cap(self, rule: CartRule) -> I64 | None:
+        """Per cart: the most this rule may take (max discount per order, budget left), in
+        the cart's currency; None when it has neither cap."""
+        caps = []
+        if rule.caps.max_discount is not None:
+            caps.append(self.in_cart_currency(rule.caps.max_discount))
+        if rule.caps.budget is not None:
+            left = max(0, rule.caps.budget - self.budget_used.get(rule.rule_id, 0))
+            caps.append(self.in_cart_currency(left))
+        if not caps:
+            return None
+        result: I64 = np.minimum.reduce(caps)
+        return result
 
     def in_cart_currency(self, value: int) -> I64:
         """A rule's money figure, per cart, in the cart's currency."""
@@ -86,10 +119,14 @@ class Running:
         return len(self.cart_starts)
 
     def cart_applies(self, rule: CartRule) -> Bool:
-        """Per cart: the rule's ``when`` and validity window hold."""
+        """Per cart: the rule's ``when`` and validity window hold, and no cap switched it off."""
         fields = sorted({a.field for c in rule.conjuncts for a in c.cart})
         class_of_cart, classes = context_classes(self.carts, fields)
         holds: Bool = evaluate_cart(rule.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+        if self.money is not None and self.money_blocks:
+            holds = holds & ~self.money.no_rate  # rule money can't be put in these carts' currency
+        if rule.caps.budget is not None or rule.caps.uses_per_customer is not None:
+            holds = holds & ~self.switched_off(rule)
         return holds
 
     def open_lines(self) -> Bool:
@@ -103,16 +140,23 @@ class Effect:
     applies: Bool  # per cart
     consumed: I64  # per line, thousandths taken now
     discount: I64  # per line, >= 0
-    kind: int  # benefit kind code for the adjustment rows
-    gift_units: I64  # per cart
+    kind: int | I64  # benefit kind code for the adjustment rows (or one per cart)
+    gift_units: I64  # per cart, after ``max N gifts per order``
     touched: Bool  # per line: the promotion applied to it (for exclusive stops)
     position: int
+    gifts_earned: I64 | None = None  # per cart, before the cap (None: same as gift_units)
+    gift_sku: I64 | None = None  # per cart, when steps give different gifts (order tiers)
 
-    def value(self, gift_unit_value: I64 | None, cart_starts: I64) -> I64:
-        """Per cart: what the member gives (discount plus the list value of its gifts)."""
+    def value(self, gift_unit_value: I64 | None, cart_starts: I64, stock_used: dict[int, int] | None = None) -> I64:
+        """Per cart: what the member gives (discount plus the list value of the gifts it
+        would give: after its per-order cap and the gift stock left)."""
         total = cart_sums(self.discount, cart_starts)
         if gift_unit_value is not None:
-            total = total + self.gift_units * gift_unit_value
+            units = self.gift_units
+            if self.rule.caps.gift_stock is not None:
+                left = max(0, self.rule.caps.gift_stock - (stock_used or {}).get(self.rule.rule_id, 0))
+                units = np.minimum(units, left)
+            total = total + units * gift_unit_value
         result: I64 = np.where(self.applies, total, -1)
         return result
 
@@ -139,6 +183,8 @@ def keep_carts(effect: Effect, keep: Bool, line_cart: I64) -> Effect:
         gift_units=np.where(keep, effect.gift_units, 0),
         touched=effect.touched & on_line,
         position=effect.position,
+        gifts_earned=None if effect.gifts_earned is None else np.where(keep, effect.gifts_earned, 0),
+        gift_sku=effect.gift_sku,
     )
 
 
@@ -151,7 +197,7 @@ def apply_effect(state: Running, effect: Effect, stage: int) -> None:
             Adjustments(
                 line=rows,
                 rule=np.full(len(rows), effect.rule.rule_id, dtype=np.int64),
-                kind=np.full(len(rows), effect.kind, dtype=np.int64),
+                kind=np.full(len(rows), effect.kind, dtype=np.int64) if isinstance(effect.kind, int) else effect.kind[state.line_cart[rows]],
                 amount=-effect.discount[rows],
                 stage=np.full(len(rows), stage, dtype=np.int64),
                 position=np.full(len(rows), effect.position, dtype=np.int64),
@@ -159,10 +205,14 @@ def apply_effect(state: Running, effect: Effect, stage: int) -> None:
         )
     if effect.rule.exclusive:
         state.stopped |= effect.touched
-    given = np.nonzero(effect.gift_units > 0)[0]
+    given = np.nonzero((effect.gift_units > 0) | ((effect.gifts_earned if effect.gifts_earned is not None else effect.gift_units) > 0))[0]
     if len(given):
         benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
-        state.gifts.append(GiftRequest(cart=given, rule_id=effect.rule.rule_id, sku=benefits[0].gift_sku, units=effect.gift_units[given]))
+        earned = effect.gift_units if effect.gifts_earned is None else effect.gifts_earned
+        skus = effect.gift_sku[given] if effect.gift_sku is not None else np.full(len(given), benefits[0].gift_sku, dtype=np.int64)
+        state.gifts.append(
+            GiftRequest(cart=given, rule_id=effect.rule.rule_id, sku=skus, units=effect.gift_units[given], earned=earned[given])
+        )
 
 
 def cart_money(plan: Plan, batch: CartBatch) -> CartMoney | None:
@@ -174,6 +224,7 @@ def cart_money(plan: Plan, batch: CartBatch) -> CartMoney | None:
     rates: list[tuple[tuple[int, int], str, str]] = []
     index: dict[tuple[str, int], int] = {}
     rate_of_cart = np.full(len(currency), -1, dtype=np.int64)
+    no_rate = np.zeros(len(currency), dtype=np.bool_)
     for c, (cur, day) in enumerate(zip(currency, dates, strict=True)):
         if cur == plan.currency:
             continue
@@ -184,7 +235,8 @@ def cart_money(plan: Plan, batch: CartBatch) -> CartMoney | None:
             if rate is not None:
                 rates.append((rate, plan.currency, cur))
         rate_of_cart[c] = index[key]
-    return CartMoney(rate_of_cart=rate_of_cart, rates=tuple(rates), mode=plan.rounding)
+        no_rate[c] = index[key] < 0
+    return CartMoney(rate_of_cart=rate_of_cart, rates=tuple(rates), mode=plan.rounding, no_rate=no_rate)
 
 
 def steps_of(rules: list[CartRule]) -> list[tuple[int, list[CartRule]]]:

@@ -24,7 +24,7 @@ from engine.list_price import DAY_RADIX, list_prices
 from engine.money import QTY_SCALE
 from engine.orders import run_orders, thresholds_of
 from engine.plan import Plan
-from engine.running import Effect, Running, cart_money
+from engine.running import CartMoney, Effect, Running, cart_money
 from engine.tax import line_rates, split_tax
 
 I64 = npt.NDArray[np.int64]
@@ -99,6 +99,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     adjustments = Adjustments.empty()
     stopped = np.zeros(batch.n_lines, dtype=np.bool_)
     cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
+    rule_money = cart_money(plan, batch)
     if len(ok):  # stage 4
         program = plan.line_index.programs_for(
             batch.carts, batch.line_cart[ok], batch.sku[ok], batch.qty[ok], list_amount[ok],
@@ -110,6 +111,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
             plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding, money_ok,
             carts=(ok_cart, cart_starts_of(ok_cart, len(batch.carts))) if plan.line_index.money_capped else None,
             budget_used={i: ledger.budget_used.get(int(r), 0) for i, r in enumerate(plan.line_rule_ids)} if ledger else None,
+            in_cart_currency=rule_money.of if rule_money is not None else None,
         )  # fmt: skip
         net[ok] = net_ok
         stopped[ok] = stopped_ok
@@ -119,7 +121,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
         )  # fmt: skip
     outcome = None
     if plan.stages.active or (batch.manual_bp is not None and bool((batch.manual_bp >= 0).any())):  # stages 5-9
-        outcome, adjustments = cart_stages(plan, batch, error, net, stopped, adjustments, cart_starts, ledger)
+        outcome, adjustments = cart_stages(plan, batch, error, net, stopped, adjustments, cart_starts, ledger, rule_money)
     rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)  # stage 10
     included = np.zeros(batch.n_lines, dtype=np.bool_)
     for li, pl_plan in enumerate(plan.pricelists):
@@ -153,6 +155,7 @@ def cart_stages(
     adjustments: Adjustments,
     cart_starts: I64,
     ledger: LedgerView | None,
+    rule_money: CartMoney | None,
 ) -> tuple[CartOutcome, Adjustments]:
     """Stages 5-9 on the running figures (``net`` is updated in place)."""
     state = Running(
@@ -166,17 +169,23 @@ def cart_stages(
         stopped=stopped,
         consumed=np.zeros(batch.n_lines, dtype=np.int64),
         adjustments=[adjustments],
-        money=cart_money(plan, batch),
+        money=rule_money,
+        budget_used=dict(ledger.budget_used) if ledger else {},
+        uses=dict(ledger.uses) if ledger else {},
+        gift_stock_used=dict(ledger.gift_stock_used) if ledger else {},
+        money_blocks=plan.money_in_promotions,
     )
     mode = plan.rounding
     rules = list(plan.stages.rules)
 
     def gift_value(effect: Effect) -> I64:
+        """Per cart: the list value of one unit of the gift this member would give."""
         benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
         if not benefits:
             return np.zeros(state.n_carts, dtype=np.int64)
         carts = np.arange(state.n_carts, dtype=np.int64)
-        _, _, _, amount, err = price_units(plan, batch, carts, np.full(state.n_carts, benefits[0].gift_sku, dtype=np.int64), np.full(state.n_carts, QTY_SCALE, dtype=np.int64))
+        skus = effect.gift_sku if effect.gift_sku is not None else np.full(state.n_carts, benefits[0].gift_sku, dtype=np.int64)
+        _, _, _, amount, err = price_units(plan, batch, carts, np.maximum(skus, 0), np.full(state.n_carts, QTY_SCALE, dtype=np.int64))
         value: I64 = np.where(err == OK, amount, 0)
         return value
 
@@ -202,10 +211,12 @@ def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tu
     """For each order promotion and cart: how much more spend reaches its next step (for
     ``order every``: the next full step, while its ``max N per order`` is not reached)."""
     hints: list[tuple[int, int, int]] = []
+    # a cart whose currency the rules' money can't be converted into gets no hints
+    convertible = ~state.money.no_rate if state.money is not None else np.ones(state.n_carts, dtype=np.bool_)
     for rule in rules:
         if rule.form != "order":
             continue
-        cart_ok = state.cart_applies(rule)
+        cart_ok = state.cart_applies(rule) & convertible
         thresholds = thresholds_of(state, rule)
         if rule.order_kind == "every":
             step = np.maximum(thresholds[0], 1)
