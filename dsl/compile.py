@@ -101,6 +101,8 @@ def names_money(promo: t.Promotion) -> bool:
     scope = promo.scope
     if scope is None:
         return False
+    if any(c.kind in ("discount", "budget") for c in promo.caps):
+        return True
     if not isinstance(scope, t.LineScope):
         return _cart_rule_names_money(promo)
     action = scope.action

@@ -34,6 +34,7 @@ def test_price_two_a_in_cn_gets_ten_percent_off_and_vat(client: TestClient) -> N
         "net": "36.00",
         "tax": "4.68",
         "gross": "40.68",
+        "gift_value": "0.00",
     }
     assert quote["ruleset_version"] == client.get("/health").json()["ruleset_version"]
 
@@ -49,6 +50,7 @@ def test_price_in_boxes_converts_to_base_units(client: TestClient) -> None:
         "net": "216.00",
         "tax": "28.08",
         "gross": "244.08",
+        "gift_value": "0.00",
     }
 
 

@@ -144,6 +144,7 @@ def test_quote_prints_the_priced_cart(
         "net": "36.00",
         "tax": "4.68",
         "gross": "40.68",
+        "gift_value": "0.00",
     }
     assert out.startswith('{\n  "ruleset_version"')
 

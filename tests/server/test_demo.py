@@ -36,12 +36,14 @@ def test_same_seed_gives_the_same_tables(tables: dict[str, pl.DataFrame]) -> Non
     assert not demo.generate(seed=7)["standard_prices"].equals(tables["standard_prices"])
 
 
-def test_catalog_has_3000_skus_in_12_categories_and_5_brands(
+def test_catalog_has_3000_skus_in_12_categories_5_brands_and_one_kit(
     tables: dict[str, pl.DataFrame],
 ) -> None:
     catalog = tables["catalog"]
-    assert catalog.height == 3000
-    assert catalog.get_column("category").n_unique() == 12
+    assert catalog.height == 3001  # 3,000 products and the installer kit (a bundle)
+    kit = catalog.filter(pl.col("sku") == "KIT-0001")
+    assert kit.select("category", "components").rows() == [("kits", "TL-0001:2;EL-0001:1;SF-0001:1")]
+    assert catalog.filter(pl.col("category") != "kits").get_column("category").n_unique() == 12
     assert catalog.get_column("brand").n_unique() == 5
     cables = catalog.filter(pl.col("category") == "cables")
     assert cables.get_column("base_unit").unique().to_list() == ["m"]
@@ -78,11 +80,11 @@ def test_if_empty_writes_once_then_leaves_the_store_alone(
 ) -> None:
     db = tmp_path / "demo.duckdb"
     assert demo.main(["--db", str(db), "--if-empty", "--skus", "120", "--customers", "10"]) == 0
-    assert "catalog: 120 rows" in capsys.readouterr().out
+    assert "catalog: 121 rows" in capsys.readouterr().out  # 120 products and the kit
     assert demo.main(["--db", str(db), "--if-empty"]) == 0
     assert "store already has data" in capsys.readouterr().out
     with Store(db) as store:
-        assert store.snapshot().catalog.height == 120
+        assert store.snapshot().catalog.height == 121
 
 
 def test_demo_data_prices_through_a_ruleset(
