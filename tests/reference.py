@@ -1,12 +1,16 @@
 """The oracle: a plain, line-by-line interpreter of the rule tree that prices one cart.
 
-It follows SPEC §2 and §3 (stages 1, 2, 4, 10 and Stacking) as directly as it can, with
-Python ints for money (minor units) and quantities (thousandths), so that the vectorized
-engine can be checked against it to the minor unit. It reads the tree from
-``dsl.parser`` and nothing of the checker, the compiler or the engine but ``DataSet`` and
-the parse/format helpers of ``engine.money``; it rounds with its own exact fractions.
-Speed is not a goal; being obviously right is. Where the brief was silent it follows
-docs/language.md.
+It follows SPEC §2 and §3 (stages 1, 2, 4-10, Stacking and Allocation) as directly as it
+can, with Python ints for money (minor units) and quantities (thousandths), so that the
+vectorized engine can be checked against it to the minor unit. Stages 5-9 (combos, pools,
+order promotions, gifts, caps, floors, manual discounts, bundles, hints) follow
+docs/promotions.md word by word; each stage is one function below, named after it.
+It reads the tree from ``dsl.parser`` and nothing of the checker, the compiler or the
+engine but ``DataSet`` and the parse/format helpers of ``engine.money``; it rounds with
+its own exact fractions. Speed is not a goal; being obviously right is. Where the brief
+was silent it follows docs/language.md.
+
+Stage 3 (special prices) is not modelled yet: no line has sub-lines.
 
 >>> from engine.data import DataSet
 >>> data = DataSet.from_rows(
@@ -107,6 +111,8 @@ class Rules:
     price_lists: list[t.PriceList]  # in trial order: priority desc, name asc
     promotions: list[t.Promotion]  # in waterfall order: priority desc, name asc
     tax: t.TaxRule | None
+    floor: t.FloorDecl | None = None
+    approvals: list[t.ApprovalDecl] = field(default_factory=list)  # priority desc, name asc
 
 
 def read_rules(sources: dict[str, str]) -> Rules:
@@ -115,6 +121,8 @@ def read_rules(sources: dict[str, str]) -> Rules:
     price_lists: list[t.PriceList] = []
     promotions: list[t.Promotion] = []
     taxes: list[t.TaxRule] = []
+    floors: list[t.FloorDecl] = []
+    approvals: list[t.ApprovalDecl] = []
     for decl in ruleset.declarations():
         if isinstance(decl, t.Header):
             headers.append(decl)
@@ -124,14 +132,21 @@ def read_rules(sources: dict[str, str]) -> Rules:
             promotions.append(decl)
         elif isinstance(decl, t.TaxRule):
             taxes.append(decl)
+        elif isinstance(decl, t.FloorDecl):
+            floors.append(decl)
+        elif isinstance(decl, t.ApprovalDecl):
+            approvals.append(decl)
     # What the checker refuses, the oracle refuses too.
     if len(headers) != 1 or headers[0].currency is None:
         raise ValueError("a ruleset has exactly one header, with a currency (E0102)")
     header = headers[0]
     if len(taxes) > 1:
         raise ValueError("a ruleset has at most one tax rule")
+    if len(floors) > 1:
+        raise ValueError("a ruleset has at most one floor declaration")
     price_lists.sort(key=lambda p: (-p.priority, p.name))
     promotions.sort(key=lambda p: (-p.priority, p.name))
+    approvals.sort(key=lambda a: (-a.priority, a.name))
     rounding: Rounding = "half_even" if header.rounding == "half_even" else "half_up"
     return Rules(
         name=header.name,
@@ -141,6 +156,8 @@ def read_rules(sources: dict[str, str]) -> Rules:
         price_lists=price_lists,
         promotions=promotions,
         tax=taxes[0] if taxes else None,
+        floor=floors[0] if floors else None,
+        approvals=approvals,
     )
 
 
@@ -203,7 +220,29 @@ class Line:
     base_milli: int  # quantity in thousandths of the base unit
     list_amount: int | None = None  # minor units of the cart currency, once priced
     tax_included: bool = False
+    #: {"rule", "kind", "stage", "amount" (negative minor units)}, in stage then evaluation
+    #: order, so the last one is the most recently applied
     adjustments: list[dict] = field(default_factory=list)
+    price: ListPrice | None = None
+    stopped: bool = False  # an exclusive promotion applied to it (docs/promotions.md)
+    consumed: int = 0  # thousandths taken by combo/pool promotions so far
+    status: str = "ok"
+    approval_level: str | None = None
+    floor_clamped: bool = False
+    position: int = -1  # among the cart's priced lines (cart order)
+    manual: str | None = None  # the requested manual discount, as written ("7%")
+
+    @property
+    def net(self) -> int:
+        """The running net: the list amount minus every adjustment made so far."""
+        assert self.list_amount is not None
+        return self.list_amount + sum(a["amount"] for a in self.adjustments)
+
+    def add(self, rule: str, kind: str, stage: str, off: int) -> None:
+        """Record ``off`` (a positive discount) as an adjustment; nothing when it is zero."""
+        # decided: a zero adjustment is not recorded, as in stage 4 (docs/engine.md).
+        if off != 0:
+            self.adjustments.append({"rule": rule, "kind": kind, "stage": stage, "amount": -off})
 
 
 def cart_date(cart: dict, timezone: str) -> dt.date:
@@ -302,10 +341,18 @@ def money_literal(lit: t.Literal_, ctx: Context, rules: Rules) -> int:
 
 
 def names_money(promotion: t.Promotion) -> bool:
-    """Does a promotion's scope read or give an amount of money?"""
+    """Does a promotion's scope (or a cap) read or give an amount of money?"""
     scope = promotion.scope
     if scope is None:
         return False
+    if any(cap.kind in ("discount", "budget") for cap in promotion.caps):
+        return True
+    if isinstance(scope, t.OrderScope):
+        return True  # its thresholds are money
+    if isinstance(scope, t.ComboScope | t.PoolScope):
+        if isinstance(scope, t.PoolScope) and isinstance(scope.every, t.MoneyLit):
+            return True
+        return isinstance(scope.benefit, t.AmountOff | t.FixedPrice)
     action = scope.action
     if isinstance(action, t.Tiers):
         if action.measure == "amount":
@@ -508,11 +555,161 @@ def list_price(rules: Rules, ctx: Context, line: Line, data: DataSet) -> ListPri
     raise LineError("no_price", f"line {line.id}: no price list holds SKU {line.item.sku!r}")
 
 
-# ---- stage 4: line promotions ----------------------------------------------------------
+# ---- the state of one quote ------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What committed orders already consumed (SPEC §5). Without one, nothing was."""
+
+    budget_used: dict[str, int] = field(default_factory=dict)  # promotion -> minor units (ruleset currency)
+    uses: dict[tuple[str, str | None], int] = field(default_factory=dict)  # (promotion, customer id) -> orders
+    gift_stock_used: dict[str, int] = field(default_factory=dict)  # promotion -> gift units
+
+
+def read_ledger(ledger: dict | None) -> Ledger:
+    ledger = ledger or {}
+    return Ledger(
+        budget_used=dict(ledger.get("budget_used") or {}),
+        uses=dict(ledger.get("uses") or {}),
+        gift_stock_used=dict(ledger.get("gift_stock_used") or {}),
+    )
+
+
+@dataclass(eq=False)
+class Run:
+    """One quote in progress: its priced lines (cart order) and what the stages produced."""
+
+    rules: Rules
+    ctx: Context
+    data: DataSet
+    catalog: dict[str, Item]
+    ledger: Ledger
+    lines: list[Line]
+    gifts: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    hints: list[dict] = field(default_factory=list)
+    #: what each promotion took from this cart, after its caps (for the invariants)
+    taken: dict[str, int] = field(default_factory=dict)
+    #: a tie was broken by cart order somewhere (so reordering lines may change figures)
+    order_sensitive: bool = False
+
+    def money(self, lit: t.Literal_) -> int:
+        return money_literal(lit, self.ctx, self.rules)
+
+
+# ---- allocation (SPEC §3 Allocation; docs/promotions.md "Allocation") --------------------
+
+
+def allocate(amount: int, weights: list[int], run: Run | None = None) -> list[int]:
+    """Spread ``amount`` over non-negative integer weights by largest remainder.
+
+    ``share_i = floor(A x w_i / W)``; the ``A - sum(share_i)`` leftover minor units go one
+    each to the largest remainders ``(A x w_i) mod W``, ties to the earlier entry. ``W = 0``:
+    the whole amount to the first entry. A negative amount: its magnitude, negated. With a
+    ``run``, the entries are lines in cart order, and a tie that decided a leftover (or
+    ``W = 0`` over several lines) marks the quote as depending on the order of its lines.
+    """
+    if not weights:
+        assert amount == 0, "an amount with nowhere to go"
+        return []
+    assert all(w >= 0 for w in weights)
+    sign = -1 if amount < 0 else 1
+    whole = abs(amount)
+    total_weight = sum(weights)
+    if total_weight == 0:
+        shares = [whole] + [0] * (len(weights) - 1)
+        if run is not None and whole != 0 and len(weights) > 1:
+            run.order_sensitive = True
+    else:
+        shares = [whole * w // total_weight for w in weights]
+        leftover = whole - sum(shares)
+        remainders = [whole * w % total_weight for w in weights]
+        order = sorted(range(len(weights)), key=lambda i: -remainders[i])  # stable: earlier first
+        for i in order[:leftover]:
+            shares[i] += 1
+        tie = 0 < leftover < len(weights) and remainders[order[leftover - 1]] == remainders[order[leftover]]
+        if run is not None and tie:
+            run.order_sensitive = True
+    assert sum(shares) == whole
+    return [sign * s for s in shares]
+
+
+# ---- caps (stage 8, applied at each promotion's own step) --------------------------------
+
+
+def cap_count(promo: t.Promotion, kind: t.CapKind) -> int | None:
+    cap = promo.cap(kind)
+    return None if cap is None else int(cap.value.text)  # type: ignore[union-attr]
+
+
+def budget_remaining(promo: t.Promotion, run: Run) -> int | None:
+    """What is left of the promotion's budget, in the cart's currency (None: no budget)."""
+    cap = promo.cap("budget")
+    if cap is None:
+        return None
+    if not isinstance(cap.value, t.NumberLit | t.MoneyLit):
+        raise Undecided("a budget that is not money")
+    budget = parse_money(cap.value.text, run.rules.currency)  # the checker allows no other
+    remaining = budget - run.ledger.budget_used.get(promo.name, 0)
+    if run.ctx.currency != run.rules.currency:
+        assert run.ctx.money_rate is not None
+        return convert(remaining, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding)
+    return remaining
+
+
+def switched_off(promo: t.Promotion, run: Run) -> bool:
+    """A budget with nothing left, or a customer who used up ``uses N per customer``."""
+    remaining = budget_remaining(promo, run)
+    if remaining is not None and remaining <= 0:
+        return True
+    uses = cap_count(promo, "uses")
+    customer = run.ctx.customer("id")
+    return uses is not None and run.ledger.uses.get((promo.name, customer), 0) >= uses  # type: ignore[arg-type]
+
+
+def capped_applications(promo: t.Promotion, count: int) -> int:
+    """``max N per order``: combo sets, pool applications, ``order every`` steps."""
+    most = cap_count(promo, "applications")
+    return count if most is None else min(count, most)
+
+
+def clip(promo: t.Promotion, offs: list[int], run: Run) -> list[int]:
+    """``max discount X per order`` and ``budget``: the promotion's total over the cart is
+    clipped to the smallest limit; what is kept is allocated over the lines pro rata by
+    their unclipped adjustments (largest remainder)."""
+    limits = []
+    cap = promo.cap("discount")
+    if cap is not None:
+        limits.append(run.money(cap.value))
+    remaining = budget_remaining(promo, run)
+    if remaining is not None:
+        limits.append(remaining)
+    if not limits or sum(offs) <= min(limits):
+        return offs
+    return allocate(min(limits), offs, run)
+
+
+# ---- which promotion belongs to which stage, and best-of groups ---------------------------
+
+
+def stage_of(promo: t.Promotion) -> str:
+    scope = promo.scope
+    if isinstance(scope, t.ComboScope):
+        return "combo"
+    if isinstance(scope, t.PoolScope):
+        return "pool"
+    if isinstance(scope, t.OrderScope):
+        return "order"
+    return "line"
 
 
 def waterfall_steps(promotions: list[t.Promotion]) -> list[list[t.Promotion]]:
-    """Promotions in order, a best-of group as one step at its first member's place."""
+    """Promotions in order, a best-of group as one step at its first member's place.
+
+    decided: a group is formed per stage (line; combo and pool; order). A group whose
+    members sit in different stages has one step in each stage.
+    """
     steps: list[list[t.Promotion]] = []
     groups: dict[str, list[t.Promotion]] = {}
     for promo in promotions:
@@ -526,9 +723,25 @@ def waterfall_steps(promotions: list[t.Promotion]) -> list[list[t.Promotion]]:
     return steps
 
 
+def promotions_of(run: Run, *stages: str) -> list[t.Promotion]:
+    return [p for p in run.rules.promotions if p.scope is not None and stage_of(p) in stages]
+
+
+def cart_promotion_holds(promo: t.Promotion, run: Run) -> bool:
+    """``valid`` and ``when`` hold for the cart, and no cap switched the promotion off."""
+    if not in_window(promo.valid, run.ctx.date):
+        return False
+    if promo.when is not None and not holds(promo.when, run.ctx, run.rules, None):
+        return False
+    return not switched_off(promo, run)
+
+
+# ---- stage 4: line promotions ----------------------------------------------------------
+
+
 def chosen_benefit(promo: t.Promotion, ctx: Context, rules: Rules, line: Line) -> t.Benefit | None:
     """The benefit this promotion gives the line, or None if it does not apply to it."""
-    if promo.scope is None:
+    if not isinstance(promo.scope, t.LineScope):
         return None
     if not in_window(promo.valid, ctx.date):
         return None
@@ -568,32 +781,429 @@ def discount(benefit: t.Benefit, net: int, ctx: Context, rules: Rules, line: Lin
 BENEFIT_KIND = {t.PercentOff: "percent_off", t.AmountOff: "amount_off", t.FixedPrice: "fixed_price"}
 
 
-def apply_promotions(rules: Rules, ctx: Context, line: Line) -> int:
-    """Run the line promotions on the line; records its adjustments and returns its net."""
-    assert line.list_amount is not None
-    net = line.list_amount
-    for members in waterfall_steps(rules.promotions):
-        best: tuple[t.Promotion, t.Benefit, int] | None = None
+def stage_line_promotions(run: Run) -> None:
+    """Each step on every line: a best-of group keeps per line the member giving the most
+    (ties: the earlier member); then each promotion's caps clip its total over the cart."""
+    for members in waterfall_steps(promotions_of(run, "line")):
+        kept: dict[str, list[tuple[Line, t.Benefit, int]]] = {p.name: [] for p in members}
+        for line in run.lines:
+            if line.stopped:
+                continue
+            best: tuple[t.Promotion, t.Benefit, int] | None = None
+            for promo in members:
+                if switched_off(promo, run):
+                    continue
+                benefit = chosen_benefit(promo, run.ctx, run.rules, line)
+                if benefit is None:
+                    continue
+                off = discount(benefit, line.net, run.ctx, run.rules, line)
+                if off is None:
+                    continue
+                if best is None or off > best[2]:  # ties: the earlier member in sort order
+                    best = (promo, benefit, off)
+            if best is not None:
+                kept[best[0].name].append((line, best[1], best[2]))
         for promo in members:
-            benefit = chosen_benefit(promo, ctx, rules, line)
-            if benefit is None:
+            entries = kept[promo.name]
+            if not entries:
                 continue
-            off = discount(benefit, net, ctx, rules, line)
-            if off is None:
-                continue
-            if best is None or off > best[2]:  # ties: the earlier member in sort order
-                best = (promo, benefit, off)
+            offs = clip(promo, [off for _, _, off in entries], run)
+            for (line, benefit, _), off in zip(entries, offs, strict=True):
+                line.add(promo.name, BENEFIT_KIND[type(benefit)], "line", off)
+                if promo.stacking == "exclusive":
+                    line.stopped = True
+            run.taken[promo.name] = sum(offs)
+
+
+# ---- stages 5 and 6 share this: what one combo, pool or order promotion would do ----------
+
+
+@dataclass(eq=False)
+class Outcome:
+    promo: t.Promotion
+    stage: str  # combo | pool | order
+    kind: str | None  # percent_off | amount_off | fixed_price; None for gifts
+    offs: list[tuple[Line, int]]  # after caps, in cart order
+    consumed: list[tuple[Line, int]]  # thousandths taken from each line
+    touched: list[Line]  # the lines it applies to (stopped by it when it is exclusive)
+    gift: dict | None = None
+    gift_value: int = 0
+    warnings: list[dict] = field(default_factory=list)
+
+    @property
+    def value(self) -> int:
+        """What a best-of group compares: the discount plus the list value of the gifts."""
+        return sum(off for _, off in self.offs) + self.gift_value
+
+
+def best_outcome(outcomes: list[Outcome | None]) -> Outcome | None:
+    best = None
+    for outcome in outcomes:  # in evaluation order: ties to the earlier member
+        if outcome is not None and (best is None or outcome.value > best.value):
+            best = outcome
+    return best
+
+
+def commit(outcome: Outcome, run: Run) -> None:
+    promo = outcome.promo
+    for line, off in outcome.offs:
+        assert outcome.kind is not None
+        line.add(promo.name, outcome.kind, outcome.stage, off)
+    for line, milli in outcome.consumed:
+        line.consumed += milli
+    if promo.stacking == "exclusive":
+        for line in outcome.touched:
+            line.stopped = True
+    if outcome.gift is not None:
+        run.gifts.append(outcome.gift)
+    run.warnings.extend(outcome.warnings)
+    if outcome.kind is not None:
+        run.taken[promo.name] = sum(off for _, off in outcome.offs)
+
+
+# ---- stage 7: gifts (given at the promotion's step, so best-of groups can value them) -----
+
+
+def give_gift(promo: t.Promotion, gift: t.Gift, count: int, run: Run) -> tuple[dict | None, int, list[dict]]:
+    """The gift line for ``count`` sets/applications/steps, its list value, and warnings."""
+    earned = int(gift.qty.text) * count
+    given = earned
+    most = cap_count(promo, "gifts")
+    if most is not None:
+        given = min(given, most)
+    stock = cap_count(promo, "gift_stock")
+    if stock is not None:
+        given = min(given, max(0, stock - run.ledger.gift_stock_used.get(promo.name, 0)))
+    warnings = []
+    if given < earned:
+        # decided: any shortfall (the per-order gift cap or the stock) is a gift_short.
+        warnings.append(
+            {
+                "code": "gift_short",
+                "rule": promo.name,
+                "earned": str(earned),
+                "given": str(given),
+                "message": f"{promo.name}: {earned} {gift.sku.value} earned, {given} given",
+            }
+        )
+    if given == 0:
+        return None, 0, warnings
+    item = run.catalog.get(gift.sku.value)
+    if item is None:
+        raise ValueError(f"gift {gift.sku.value!r} is not in the catalog (E0303)")
+    line = Line(id="gift", item=item, unit=item.base_unit, qty_text=str(given), base_milli=given * 1000)
+    try:
+        price = list_price(run.rules, run.ctx, line, run.data)
+    except LineError as err:
+        # decided: a gift that cannot be priced (no_price, or no_fx_rate) warns with that code.
+        warnings.append({"code": err.code, "rule": promo.name, "sku": item.sku, "message": err.message})
+        return None, 0, warnings
+    list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), run.rules.rounding)
+    money = run.ctx.currency
+    gift_line = {
+        "sku": item.sku,
+        "qty": format_quantity(line.base_milli),
+        "unit_price": format_money(price.unit_price, money),
+        "list_amount": format_money(list_amount, money),
+        "net_amount": format_money(0, money),
+        "rule": promo.name,
+        "source": f"{promo.span.file}:{promo.span.line}",
+    }
+    return gift_line, list_amount, warnings
+
+
+# ---- stage 5: combos and pools ------------------------------------------------------------
+
+
+def available(line: Line) -> int:
+    """Units a combo/pool promotion may still take: none from a stopped line."""
+    return 0 if line.stopped else line.base_milli - line.consumed
+
+
+def selects(selector: t.ItemSelector, line: Line, run: Run) -> bool:
+    value = field_value(selector.field.name, run.ctx, line)
+    return value is not None and value in [v.value for v in selector.values if isinstance(v, t.StringLit)]
+
+
+def net_unit_price(line: Line) -> int:
+    """Running net x 1000 / base quantity (thousandths), rounded down to a minor unit."""
+    return line.net * 1000 // line.base_milli
+
+
+def consume(entries: list[tuple[Line, int]], need: int, cheapest_first: bool, run: Run) -> list[tuple[Line, int]]:
+    """Take ``need`` thousandths from (line, available) entries in unit order: the highest
+    net unit price first (``cheapest first``: the lowest); ties by cart order."""
+    sign = 1 if cheapest_first else -1
+    ordered = sorted(entries, key=lambda e: sign * net_unit_price(e[0]))  # stable: cart order
+    taken: list[tuple[Line, int]] = []
+    for line, avail in ordered:
+        take = min(avail, need)
+        taken.append((line, take))
+        need -= take
+    assert need == 0
+    # a tie matters when the walk stops inside a run of equal prices
+    for price in {net_unit_price(line) for line, _ in ordered}:
+        tied = [(take, avail) for (line, take), (_, avail) in zip(taken, ordered, strict=True) if net_unit_price(line) == price]
+        if len(tied) > 1 and not all(take == avail for take, avail in tied) and not all(take == 0 for take, _ in tied):
+            run.order_sensitive = True
+    return sorted([(line, take) for line, take in taken if take > 0], key=lambda e: e[0].position)
+
+
+def consumed_net(line: Line, milli: int, run: Run) -> int:
+    """``c_i = round(running net x consumed / quantity)``."""
+    return rounded(Fraction(line.net * milli, line.base_milli), run.rules.rounding)
+
+
+def set_outcome(promo: t.Promotion, stage: str, count: int, consumed: list[tuple[Line, int]], run: Run) -> Outcome:
+    """The benefit of ``count`` sets (combo) or applications (pool), summed and allocated once."""
+    scope = promo.scope
+    assert isinstance(scope, t.ComboScope | t.PoolScope)
+    benefit = scope.benefit
+    lines = [line for line, _ in consumed]
+    outcome = Outcome(promo=promo, stage=stage, kind=None, offs=[], consumed=consumed, touched=lines)
+    if isinstance(benefit, t.Gift):
+        outcome.gift, outcome.gift_value, outcome.warnings = give_gift(promo, benefit, count, run)
+        return outcome
+    weights = [consumed_net(line, milli, run) for line, milli in consumed]
+    if isinstance(benefit, t.PercentOff):
+        bp = parse_percent(benefit.percent.text)
+        offs = [percent_of(c, bp, run.rules.rounding) for c in weights]
+    elif isinstance(benefit, t.AmountOff):
+        offs = allocate(run.money(benefit.amount) * count, weights, run)
+    else:  # fixed_price X per set: the set costs X
+        offs = allocate(max(0, sum(weights) - run.money(benefit.price) * count), weights, run)
+    offs = [min(off, line.net) for line, off in zip(lines, offs, strict=True)]  # never above the net
+    offs = clip(promo, offs, run)
+    outcome.kind = BENEFIT_KIND[type(benefit)]
+    outcome.offs = list(zip(lines, offs, strict=True))
+    return outcome
+
+
+def evaluate_combo(promo: t.Promotion, run: Run) -> Outcome | None:
+    scope = promo.scope
+    assert isinstance(scope, t.ComboScope)
+    if not cart_promotion_holds(promo, run):
+        return None
+    parts: list[list[tuple[Line, int]]] = [[] for _ in scope.parts]
+    for line in run.lines:
+        units = available(line)
+        if units == 0:
+            continue
+        for j, part in enumerate(scope.parts):  # a line belongs to the first part it matches
+            if selects(part.selector, line, run):
+                parts[j].append((line, units))
+                break
+    needs = [int(part.count.text) * 1000 for part in scope.parts]
+    sets = min(sum(units for _, units in parts[j]) // needs[j] for j in range(len(needs)))
+    sets = capped_applications(promo, sets)
+    if sets == 0:
+        return None
+    consumed: list[tuple[Line, int]] = []
+    for j, need in enumerate(needs):
+        consumed += consume(parts[j], sets * need, promo.cheapest_first, run)
+    consumed.sort(key=lambda e: e[0].position)
+    return set_outcome(promo, "combo", sets, consumed, run)
+
+
+def evaluate_pool(promo: t.Promotion, run: Run) -> Outcome | None:
+    scope = promo.scope
+    assert isinstance(scope, t.PoolScope)
+    if not cart_promotion_holds(promo, run):
+        return None
+    entries = [(line, available(line)) for line in run.lines if available(line) > 0 and selects(scope.selector, line, run)]
+    if isinstance(scope.every, t.MoneyLit):
+        # every X CNY: the available units' value; consumes every available unit it counted
+        value = sum(consumed_net(line, units, run) for line, units in entries)
+        applications = capped_applications(promo, value // run.money(scope.every))
+        consumed = entries
+    else:
+        step = int(scope.every.text) * 1000
+        applications = capped_applications(promo, sum(units for _, units in entries) // step)
+        consumed = consume(entries, applications * step, promo.cheapest_first, run) if applications else []
+    if applications == 0:
+        return None
+    return set_outcome(promo, "pool", applications, consumed, run)
+
+
+def stage_combos_and_pools(run: Run) -> None:
+    for members in waterfall_steps(promotions_of(run, "combo", "pool")):
+        outcomes = [evaluate_combo(p, run) if stage_of(p) == "combo" else evaluate_pool(p, run) for p in members]
+        best = best_outcome(outcomes)  # per cart; only the kept member consumes units
+        if best is not None:
+            commit(best, run)
+
+
+# ---- stage 6: order promotions --------------------------------------------------------------
+
+
+def order_thresholds(promo: t.Promotion, run: Run) -> list[tuple[int, t.OrderTier]]:
+    scope = promo.scope
+    assert isinstance(scope, t.OrderScope)
+    return [(run.money(step.threshold), step) for step in scope.steps]
+
+
+def evaluate_order(promo: t.Promotion, subtotal: int, eligible: list[Line], run: Run) -> Outcome | None:
+    scope = promo.scope
+    assert isinstance(scope, t.OrderScope)
+    if not cart_promotion_holds(promo, run):
+        return None
+    steps = order_thresholds(promo, run)
+    if scope.kind == "every":
+        every, step = steps[0]
+        if subtotal < every:
+            return None
+        count = capped_applications(promo, subtotal // every)
+    else:
+        reached = [(threshold, step) for threshold, step in steps if threshold <= subtotal]
+        if not reached:
+            return None
+        _, step = max(reached, key=lambda r: r[0])  # the highest step reached
+        count = 1
+    outcome = Outcome(promo=promo, stage="order", kind=None, offs=[], consumed=[], touched=list(eligible))
+    benefit = step.benefit
+    if isinstance(benefit, t.Gift):
+        outcome.gift, outcome.gift_value, outcome.warnings = give_gift(promo, benefit, count, run)
+        return outcome
+    running = sum(line.net for line in eligible)  # S: at this promotion's turn
+    if isinstance(benefit, t.PercentOff):
+        # decided: under `order every`, a percent is taken once (the steps only gate it).
+        total = percent_of(running, parse_percent(benefit.percent.text), run.rules.rounding)
+    else:
+        total = min(run.money(benefit.amount) * count, running)
+    offs = allocate(total, [line.net for line in eligible], run)
+    offs = clip(promo, offs, run)
+    outcome.kind = BENEFIT_KIND[type(benefit)]
+    outcome.offs = list(zip(eligible, offs, strict=True))
+    return outcome
+
+
+def spend_more_hint(promo: t.Promotion, subtotal: int, run: Run) -> dict | None:
+    """The nearest step of an order promotion the subtotal has not reached.
+
+    decided: for `order every X` the next step is the next multiple of X, while `max N per
+    order` is not yet reached; for a threshold or tiers, the lowest threshold above the
+    subtotal. Only promotions whose `valid`/`when` hold and that no cap switched off.
+    """
+    scope = promo.scope
+    assert isinstance(scope, t.OrderScope)
+    if not cart_promotion_holds(promo, run):
+        return None
+    thresholds = [threshold for threshold, _ in order_thresholds(promo, run)]
+    if scope.kind == "every":
+        steps_now = subtotal // thresholds[0]
+        most = cap_count(promo, "applications")
+        if most is not None and steps_now >= most:
+            return None
+        target = (steps_now + 1) * thresholds[0]
+    else:
+        above = [threshold for threshold in thresholds if threshold > subtotal]
+        if not above:
+            return None
+        target = min(above)
+    return {"rule": promo.name, "kind": "spend_more", "missing_amount": format_money(target - subtotal, run.ctx.currency)}
+
+
+def stage_order_promotions(run: Run) -> None:
+    eligible = [line for line in run.lines if not line.stopped]  # gifts are never lines
+    subtotal = sum(line.net for line in eligible)  # every threshold tests this same figure
+    promos = promotions_of(run, "order")
+    for promo in promos:
+        hint = spend_more_hint(promo, subtotal, run)
+        if hint is not None:
+            run.hints.append(hint)
+    for members in waterfall_steps(promos):
+        best = best_outcome([evaluate_order(p, subtotal, eligible, run) for p in members])
         if best is None:
             continue
-        promo, benefit, off = best
-        net -= off
-        if off != 0:
-            line.adjustments.append(
-                {"rule": promo.name, "kind": BENEFIT_KIND[type(benefit)], "amount": -off}
-            )
-        if promo.stacking == "exclusive":
-            break
-    return net
+        commit(best, run)
+        if best.promo.stacking == "exclusive":
+            break  # it stops every order promotion after it (and its lines)
+
+
+# ---- stage 9: floors, then manual discounts -------------------------------------------------
+
+
+def floor_amount(line: Line, run: Run) -> int | None:
+    """``round(floor x quantity)`` from the floor table's first row for the SKU."""
+    floor = run.rules.floor
+    if floor is None:
+        return None
+    if run.ctx.currency != run.rules.currency:
+        raise Undecided("a floor (ruleset currency) on a cart in another currency")
+    for row in rows_of(run.data, floor.table):
+        if row.get("sku") == line.item.sku:  # decided: the first row for the SKU
+            per_unit = parse_money(str(row["floor"]), run.rules.currency)
+            return amount_for(per_unit, line.base_milli, run.rules.rounding)
+    return None
+
+
+def stage_floors(run: Run) -> None:
+    """decided: the floor is compared with the running amount the stages work on (the gross
+    on a tax-inclusive list, SPEC §3.10)."""
+    if run.rules.floor is None:
+        return
+    for line in run.lines:
+        floor = floor_amount(line, run)
+        if floor is None or line.net >= floor:
+            continue
+        if run.rules.floor.policy == "flag":
+            line.status, line.approval_level = "needs_approval", "floor"
+            continue
+        short = floor - line.net
+        for adjustment in reversed(line.adjustments):  # the most recent first
+            give_back = min(short, -adjustment["amount"])
+            adjustment["amount"] += give_back
+            short -= give_back
+            if give_back:
+                line.floor_clamped = True
+            if short == 0:
+                break
+        # decided: an adjustment reduced to zero is removed; a list amount below the floor
+        # is left there (nothing more to take back).
+        line.adjustments = [a for a in line.adjustments if a["amount"] != 0]
+
+
+MANUAL_RULE = "manual discount"
+
+
+def approval_outcome(bp: int, run: Run) -> tuple[str, t.ApprovalDecl | None]:
+    """The first approval declaration whose `when` holds; its first band whose limit is at
+    least the percent (`above`: the rest). None holding: rejected."""
+    for decl in run.rules.approvals:
+        if decl.when is not None and not holds(decl.when, run.ctx, run.rules, None):
+            continue
+        for band in decl.bands:
+            if band.limit is None or parse_percent(band.limit.text) >= bp:
+                return band.outcome, decl
+        return "rejected", decl  # decided: above every band, with no `above` band
+    return "rejected", None
+
+
+def stage_manual_discounts(run: Run) -> None:
+    for line in run.lines:
+        text = line.manual
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise Undecided(f"manual discount {text!r} is not a percent string")
+        bp = parse_percent(text)
+        if not 0 < bp <= 10_000:
+            raise Undecided(f"manual discount {text!r} out of range")
+        outcome, decl = approval_outcome(bp, run)
+        if outcome == "rejected":
+            # decided: a rejected request decides the status, even over a floor flag.
+            line.status, line.approval_level = "rejected", None
+            continue
+        # decided (as the engine): a manual discount has no rule; its adjustment's rule is
+        # "manual discount", its stage "manual".
+        line.add(MANUAL_RULE, "percent_off", "manual", percent_of(line.net, bp, run.rules.rounding))
+        floor = floor_amount(line, run)
+        if outcome != "approved":
+            line.status, line.approval_level = "needs_approval", outcome
+        elif floor is not None and line.net < floor:
+            line.status, line.approval_level = "needs_approval", "floor"
+        else:
+            line.status, line.approval_level = "approved", None
 
 
 # ---- stage 10: tax ---------------------------------------------------------------------
@@ -620,10 +1230,29 @@ def tax_rate(rules: Rules, ctx: Context, line: Line, data: DataSet) -> int:
     return parse_percent(str(best[1]["rate"]))
 
 
+# ---- bundles -----------------------------------------------------------------------------
+
+
+def bundle_components(line: Line, net: int, currency: str) -> list[dict] | None:
+    """A bundle's net allocated over its components by their ratios (ties: declared order)."""
+    text = line.item.columns.get("components")
+    if not text:
+        return None
+    parts = []
+    for part in text.split(";"):
+        if part.strip():
+            sku, _, ratio = part.partition(":")
+            parts.append((sku.strip(), Fraction(ratio.strip() or "1")))
+    scale = math.lcm(*(ratio.denominator for _, ratio in parts))
+    shares = allocate(net, [int(ratio * scale) for _, ratio in parts])
+    return [{"sku": sku, "amount": format_money(share, currency)} for (sku, _), share in zip(parts, shares, strict=True)]
+
+
 # ---- the whole quote -------------------------------------------------------------------
 
 
-def price_line(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict:
+def list_stage(rules: Rules, ctx: Context, line: Line, data: DataSet) -> None:
+    """Stage 2 on one line: its price list, unit price and list amount."""
     price = list_price(rules, ctx, line, data)
     if ctx.currency != rules.currency and ctx.money_rate is None and any(names_money(p) for p in rules.promotions):
         raise LineError(
@@ -633,51 +1262,82 @@ def price_line(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict:
     list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), rules.rounding)
     if abs(list_amount) >= MAX_LINE_AMOUNT_MINOR:
         raise LineError("amount_too_large", f"line {line.id}: the line amount is too large")
+    line.price = price
     line.list_amount = list_amount
     line.tax_included = price.price_list.tax_included
-    running = apply_promotions(rules, ctx, line)
-    rate = tax_rate(rules, ctx, line, data)
+
+
+def line_response(line: Line, run: Run) -> tuple[dict, dict[str, int]]:
+    """Stage 10 and the response line; with the same figures as ints for the totals."""
+    assert line.price is not None and line.list_amount is not None
+    rate = tax_rate(run.rules, run.ctx, line, run.data)
+    running = line.net
     if line.tax_included:
         gross = running
-        net = rounded(Fraction(gross * 10_000, 10_000 + rate), rules.rounding)
+        net = rounded(Fraction(gross * 10_000, 10_000 + rate), run.rules.rounding)
         tax = gross - net
     else:
         net = running
-        tax = percent_of(net, rate, rules.rounding)
-    money = ctx.currency
-    return {
+        tax = percent_of(net, rate, run.rules.rounding)
+    money = run.ctx.currency
+    out: dict = {
         "id": line.id,
         "sku": line.item.sku,
         "qty": line.qty_text,
         "unit": line.unit,
         "base_qty": format_quantity(line.base_milli),
         "base_unit": line.item.base_unit,
-        "status": "ok",
-        "price_list": price.price_list.name,
-        "unit_price": format_money(price.unit_price, money),
-        "pricing_unit": price.pricing_unit,
-        "list_amount": format_money(list_amount, money),
-        "adjustments": [
-            {"rule": a["rule"], "kind": a["kind"], "amount": format_money(a["amount"], money)}
-            for a in line.adjustments
-        ],
-        "net_amount": format_money(net, money),
-        "tax_rate": format_percent(rate),
-        "tax": format_money(tax, money),
-        "gross_amount": format_money(net + tax, money),
-        # the same figures as ints, for the totals; dropped before returning
-        "_minor": {
-            "list": list_amount,
-            "discount": sum(a["amount"] for a in line.adjustments),
-            "net": net,
-            "tax": tax,
-            "gross": net + tax,
-        },
+        "status": line.status,
     }
+    if line.approval_level is not None:
+        out["approval_level"] = line.approval_level
+    out.update(
+        {
+            "price_list": line.price.price_list.name,
+            "unit_price": format_money(line.price.unit_price, money),
+            "pricing_unit": line.price.pricing_unit,
+            "list_amount": format_money(line.list_amount, money),
+            "adjustments": [
+                {"rule": a["rule"], "kind": a["kind"], "stage": a["stage"], "amount": format_money(a["amount"], money)}
+                for a in line.adjustments
+            ],
+            "net_amount": format_money(net, money),
+            "tax_rate": format_percent(rate),
+            "tax": format_money(tax, money),
+            "gross_amount": format_money(net + tax, money),
+            "floor_clamped": line.floor_clamped,
+        }
+    )
+    components = bundle_components(line, net, money)
+    if components is not None:
+        out["components"] = components
+    if line.manual is not None:
+        out["manual_discount"] = line.manual
+    minor = {
+        "list": line.list_amount,
+        "discount": sum(a["amount"] for a in line.adjustments),
+        "net": net,
+        "tax": tax,
+        "gross": net + tax,
+    }
+    return out, minor
 
 
-def reference_quote(sources: dict[str, str], data: DataSet, cart: dict) -> dict:
-    """Price one cart by walking the rule tree; the response shape of ``engine.api.quote``."""
+def reference_quote(
+    sources: dict[str, str],
+    data: DataSet,
+    cart: dict,
+    ledger: dict | None = None,
+    trace: dict | None = None,
+) -> dict:
+    """Price one cart by walking the rule tree; the response shape of ``engine.api.quote``.
+
+    ``ledger``: ``{"budget_used": {promotion: minor units}, "uses": {(promotion, customer
+    id): orders}, "gift_stock_used": {promotion: units}}``; without it nothing was used.
+    ``trace``, if given, is filled with ``promotion_totals`` (what each promotion took
+    from the cart after its caps, before floors) and ``order_sensitive`` (whether a tie
+    was broken by cart order, so that reordering the lines may change the figures).
+    """
     rules = read_rules(sources)
     catalog = read_catalog(data)
     currency = cart.get("currency") or rules.currency
@@ -687,16 +1347,16 @@ def reference_quote(sources: dict[str, str], data: DataSet, cart: dict) -> dict:
     if currency != rules.currency:
         ctx.money_rate = fx_rate(data, rules.currency, currency, ctx.date)
 
-    lines: list[dict] = []
+    slots: list[Line | dict] = []  # a priced line, or an error line, in cart order
     errors: list[dict] = []
-    totals = {"list": 0, "discount": 0, "net": 0, "tax": 0, "gross": 0}
+    priced: list[Line] = []
     for position, raw in enumerate(cart["lines"], start=1):
         line_id = str(raw.get("id", position))
         try:
             line = normalize(raw, line_id, catalog)
-            priced = price_line(rules, ctx, line, data)
+            list_stage(rules, ctx, line, data)
         except LineError as err:
-            lines.append(
+            slots.append(
                 {
                     "id": line_id,
                     "sku": raw.get("sku"),
@@ -707,14 +1367,46 @@ def reference_quote(sources: dict[str, str], data: DataSet, cart: dict) -> dict:
             )
             errors.append({"line": line_id, "code": err.code, "message": err.message})
             continue
-        for key, value in priced.pop("_minor").items():
-            totals[key] += value
-        lines.append(priced)
+        line.position = len(priced)
+        line.manual = raw.get("manual_discount")
+        priced.append(line)
+        slots.append(line)
 
+    run = Run(rules=rules, ctx=ctx, data=data, catalog=catalog, ledger=read_ledger(ledger), lines=priced)
+    # A cart whose lines all failed still meets an order threshold of 0.00 (docs/promotions.md
+    # says subtotal >= X); only a cart in another currency without a rate for the rules'
+    # money cannot evaluate them (its lines are all no_fx_rate then).
+    if ctx.currency == rules.currency or ctx.money_rate is not None or not any(names_money(p) for p in rules.promotions):
+        stage_line_promotions(run)  # 4
+        stage_combos_and_pools(run)  # 5 (gifts, stage 7, and caps, stage 8, at each step)
+        stage_order_promotions(run)  # 6
+        stage_floors(run)  # 9
+        stage_manual_discounts(run)  # 9
+
+    lines: list[dict] = []
+    totals = {"list": 0, "discount": 0, "net": 0, "tax": 0, "gross": 0}
+    for slot in slots:
+        if isinstance(slot, dict):
+            lines.append(slot)
+            continue
+        out, minor = line_response(slot, run)
+        for key, value in minor.items():
+            totals[key] += value
+        lines.append(out)
+    gift_value = sum(parse_money(g["list_amount"], currency) for g in run.gifts)
+    if trace is not None:
+        trace["promotion_totals"] = dict(run.taken)
+        trace["order_sensitive"] = run.order_sensitive
     return {
         "currency": currency,
         "date": ctx.date.isoformat(),
         "lines": lines,
         "errors": errors,
-        "totals": {key: format_money(value, currency) for key, value in totals.items()},
+        "gifts": run.gifts,
+        "warnings": run.warnings,
+        "hints": run.hints,
+        "totals": {
+            **{key: format_money(value, currency) for key, value in totals.items()},
+            "gift_value": format_money(gift_value, currency),
+        },
     }
