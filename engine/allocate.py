@@ -27,9 +27,12 @@ def cart_sums(values: I64, cart_starts: I64) -> I64:
     if n == 0:
         return np.zeros(len(cart_starts), dtype=np.int64)
     ends = np.append(cart_starts[1:], n)
-    empty = ends <= cart_starts
-    sums: I64 = np.add.reduceat(values, np.minimum(cart_starts, n - 1))
-    return np.where(empty, 0, sums)
+    filled = ends > cart_starts
+    sums = np.zeros(len(cart_starts), dtype=np.int64)
+    # only the filled carts' starts: an empty cart's start clamped into range would cut
+    # its neighbour's segment short
+    sums[filled] = np.add.reduceat(values, cart_starts[filled])
+    return sums
 
 
 def cart_starts_of(line_cart: I64, n_carts: int) -> I64:

@@ -18,6 +18,7 @@ from engine.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
 from engine.running import (
     STAGE_SET,
     Effect,
+    GiftsWorth,
     Running,
     apply_effect,
     best_per_cart,
@@ -139,14 +140,14 @@ def _cap_applications(rule: CartRule, applications: I64) -> I64:
     return result
 
 
-def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gift_value: object) -> None:
+def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> None:
     """Stage 5 over the whole batch: every combo and pool, in evaluation order."""
     for position, members in steps_of(rules):
         effects = [evaluate(state, rule, mode, position) for rule in members]
         if len(effects) == 1:
             apply_effect(state, effects[0], STAGE_SET)
             continue
-        values = [e.value(gift_value(e) if callable(gift_value) else None, state.cart_starts, state.gift_stock_used) for e in effects]
+        values = [e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects]
         winner = best_per_cart(effects, values)
         for i, effect in enumerate(effects):
             apply_effect(state, keep_carts(effect, winner == i, state.line_cart), STAGE_SET)

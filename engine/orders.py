@@ -9,8 +9,6 @@ order promotions after it in that cart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +19,7 @@ from engine.money import BP_SCALE, Rounding, mul_div_round
 from engine.running import (
     STAGE_ORDER,
     Effect,
+    GiftsWorth,
     Running,
     apply_effect,
     best_per_cart,
@@ -92,7 +91,7 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     )
 
 
-def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gift_value: Callable[[Effect], I64] | None) -> I64:
+def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> I64:
     """Stage 6 over the batch; returns the subtotal every order promotion tested (per cart)."""
     subtotal = cart_sums(np.where(state.open_lines(), state.net, 0), state.cart_starts)
     order_stopped = np.zeros(state.n_carts, dtype=np.bool_)
@@ -101,7 +100,7 @@ def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gift_value
         if len(effects) == 1:
             chosen = [effects[0]]
         else:
-            values = [e.value(gift_value(e) if gift_value else None, state.cart_starts, state.gift_stock_used) for e in effects]
+            values = [e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects]
             winner = best_per_cart(effects, values)
             chosen = [keep_carts(e, winner == i, state.line_cart) for i, e in enumerate(effects)]
         for effect in chosen:

@@ -4,6 +4,7 @@ without side effects so that best-of groups can compare members before one is ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,18 +148,23 @@ class Effect:
     gifts_earned: I64 | None = None  # per cart, before the cap (None: same as gift_units)
     gift_sku: I64 | None = None  # per cart, when steps give different gifts (order tiers)
 
-    def value(self, gift_unit_value: I64 | None, cart_starts: I64, stock_used: dict[int, int] | None = None) -> I64:
+    def value(self, gifts_worth: GiftsWorth | None, cart_starts: I64, stock_used: dict[int, int] | None = None) -> I64:
         """Per cart: what the member gives (discount plus the list value of the gifts it
-        would give: after its per-order cap and the gift stock left)."""
+        would give: after its per-order cap and the gift stock left, priced at the break
+        for that quantity)."""
         total = cart_sums(self.discount, cart_starts)
-        if gift_unit_value is not None:
+        if gifts_worth is not None:
             units = self.gift_units
             if self.rule.caps.gift_stock is not None:
                 left = max(0, self.rule.caps.gift_stock - (stock_used or {}).get(self.rule.rule_id, 0))
                 units = np.minimum(units, left)
-            total = total + units * gift_unit_value
+            total = total + gifts_worth(self, units)
         result: I64 = np.where(self.applies, total, -1)
         return result
+
+
+#: (member, whole gift units per cart) -> per cart, the list amount of those gifts
+GiftsWorth = Callable[[Effect, I64], I64]
 
 
 def best_per_cart(effects: list[Effect], values: list[I64]) -> I64:

@@ -178,19 +178,21 @@ def cart_stages(
     mode = plan.rounding
     rules = list(plan.stages.rules)
 
-    def gift_value(effect: Effect) -> I64:
-        """Per cart: the list value of one unit of the gift this member would give."""
+    def gifts_worth(effect: Effect, units: I64) -> I64:
+        """Per cart: the list amount of ``units`` of the gift this member would give,
+        priced at the break for that quantity (as stage 7 will price them)."""
         benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
-        if not benefits:
-            return np.zeros(state.n_carts, dtype=np.int64)
-        carts = np.arange(state.n_carts, dtype=np.int64)
-        skus = effect.gift_sku if effect.gift_sku is not None else np.full(state.n_carts, benefits[0].gift_sku, dtype=np.int64)
-        _, _, _, amount, err = price_units(plan, batch, carts, np.maximum(skus, 0), np.full(state.n_carts, QTY_SCALE, dtype=np.int64))
-        value: I64 = np.where(err == OK, amount, 0)
-        return value
+        giving = np.nonzero(units > 0)[0]
+        worth = np.zeros(state.n_carts, dtype=np.int64)
+        if not benefits or len(giving) == 0:
+            return worth
+        skus = effect.gift_sku[giving] if effect.gift_sku is not None else np.full(len(giving), benefits[0].gift_sku, dtype=np.int64)
+        _, _, _, amount, err = price_units(plan, batch, giving, np.maximum(skus, 0), units[giving] * QTY_SCALE)
+        worth[giving] = np.where(err == OK, amount, 0)
+        return worth
 
-    run_sets(state, [r for r in rules if r.form != "order"], mode, gift_value)  # stage 5
-    subtotal = run_orders(state, [r for r in rules if r.form == "order"], mode, gift_value)  # stage 6
+    run_sets(state, [r for r in rules if r.form != "order"], mode, gifts_worth)  # stage 5
+    subtotal = run_orders(state, [r for r in rules if r.form == "order"], mode, gifts_worth)  # stage 6
     gifts, warnings = give_gifts(plan, batch, state, ledger.gift_stock_used if ledger else None)  # stage 7
     adjustments = Adjustments.concat(state.adjustments)
     floor = floor_amounts(plan.stages.floor, state, mode)  # stage 9

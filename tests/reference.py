@@ -1066,7 +1066,8 @@ def evaluate_order(promo: t.Promotion, subtotal: int, eligible: list[Line], run:
         return outcome
     running = sum(line.net for line in eligible)  # S: at this promotion's turn
     if isinstance(benefit, t.PercentOff):
-        # decided: under `order every`, a percent is taken once (the steps only gate it).
+        if scope.kind == "every":
+            raise Undecided("a percent under `order every` (the checker refuses it: E0504)")
         total = percent_of(running, parse_percent(benefit.percent.text), run.rules.rounding)
     else:
         total = min(run.money(benefit.amount) * count, running)

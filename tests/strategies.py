@@ -10,9 +10,9 @@ form of benefit, ``max N per order``, ``cheapest first``), order promotions (thr
 tiers, every; percent, amount, gift), gifts with their caps, money caps and usage limits
 on every kind of promotion, exclusive and best-of groups in each stage, floors (clamp or
 flag), approval bands with manual discounts on cart lines, and bundles. It leaves out
-what the oracle leaves undecided: a floor on a cart in another currency, a group whose
-members sit in different stages, a percent under ``order every``, and a budget on a gift
-promotion.
+what the checker refuses (a percent under ``order every``) and what the oracle leaves
+undecided or decides without the docs' word: a floor on a cart in another currency, a
+group whose members sit in different stages, and a budget on a gift promotion.
 
 >>> from hypothesis import find
 >>> case = find(cases(), lambda c: len(c.carts) == 1)
@@ -574,7 +574,7 @@ def order_promotions(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], curre
         benefits_ = [draw(order_benefits(catalog, currency, percent=True)) for _ in steps]
         scope = "order subtotal tiers { " + " ".join(f">= {money(x)}: {b}" for x, b in zip(steps, benefits_, strict=True)) + " }"
     else:
-        # decided elsewhere: a percent under `order every` is left out (docs/promotions.md is silent)
+        # a percent under `order every` is refused by the checker (E0504)
         benefits_ = [draw(order_benefits(catalog, currency, percent=False))]
         scope = f"order every {money(draw(st.sampled_from(ORDER_EVERY)))}: {benefits_[0]}"
         if draw(st.booleans()):

@@ -814,3 +814,42 @@ def test_stages59_answers_do_not_depend_on_order(case: Case, shuffle: st.DataObj
         assert moved_answer == full_comparable(reference_quote(case.sources, data, moved))
         if not (trace["order_sensitive"] or moved_trace["order_sensitive"]):
             assert by_id(moved_answer) == by_id(answer)
+
+
+# Found by the property tests on stages 5-9; each is the smallest case that showed it.
+
+
+def test_stages59_engine_clips_a_cart_followed_by_a_cart_without_priced_lines() -> None:
+    # a budget (or max discount) clip in a batch whose last cart has no priced line
+    scenario = Scenario(
+        rules=STANDARD + 'promotion "vol" {\n  each line: percent_off 5%\n  budget 0.01\n}\n',
+        catalog=ABCD,
+        tables={"standard_prices": [{"sku": "A", "price": "0.01"}, {"sku": "C", "price": "100.00"}]},
+        cart=cart([("1", "A", "1"), ("2", "C", "1")]),
+    )
+    nothing = cart([("1", "NOPE", "1")])
+    # 0.00 + 5.00 clipped to the budget: 0.01, all of it on line 2
+    assert [adjustments(line) for line in scenario.quote()["lines"]] == [[], [["vol", "-0.01"]]]
+    check_full_agreement(scenario.sources, scenario.data, [scenario.cart, nothing])
+
+
+def test_stages59_engine_values_a_gift_at_the_price_for_the_quantity_given() -> None:
+    # best of a group: 3 gifts of G are priced at the break for 3 (10.00 each), not for 1
+    scenario = Scenario(
+        rules=STANDARD
+        + 'promotion "pct" group "o" { order subtotal >= 1.00: percent_off 5% }\n'
+        'promotion "gift" group "o" { order subtotal >= 1.00: gift 3 of "D" }\n',
+        catalog=ABCD,
+        tables={
+            "standard_prices": [
+                {"sku": "A", "price": "10.00"},
+                {"sku": "D", "price": "0.01"},
+                {"sku": "D", "price": "10.00", "min_qty": "3"},
+            ]
+        },
+        cart=cart([("1", "A", "10")]),
+    )
+    quote = scenario.quote()
+    assert [(g["sku"], g["qty"], g["list_amount"]) for g in quote["gifts"]] == [("D", "3", "30.00")]
+    assert quote["lines"][0]["adjustments"] == []  # 30.00 of gifts beat 5.00 off
+    check_full_agreement(scenario.sources, scenario.data, [scenario.cart])

@@ -219,16 +219,9 @@ def test_reference_S02() -> None:
 
 def test_reference_S03() -> None:
     quote = SCENARIOS["S03"].quote()
-    assert quote["gifts"] == [
-        {
-            "sku": "D",
-            "qty": "1",
-            "unit_price": "50.00",
-            "list_amount": "50.00",
-            "net_amount": "0.00",
-            "rule": "ABC 10 get D",
-            "source": "scenario.rule:3",
-        }
+    gift_fields = ("sku", "qty", "unit_price", "list_amount", "net_amount", "rule", "source")
+    assert [tuple(g[k] for k in gift_fields) for g in quote["gifts"]] == [
+        ("D", "1", "50.00", "50.00", "0.00", "ABC 10 get D", "scenario.rule:3")
     ]
     # why: 12 items -> 1 application; the paid lines keep their list prices 80 + 90 + 25
     assert nets(quote) == {"1": "80.00", "2": "90.00", "3": "25.00"}
@@ -277,7 +270,9 @@ def test_reference_O02() -> None:
 def test_reference_O03() -> None:
     quote = SCENARIOS["O03"].quote()
     assert quote["totals"]["net"] == "4700.00"
-    assert quote["hints"] == [{"rule": "spend 5000 save 200", "kind": "spend_more", "missing_amount": "300.00"}]
+    assert [(h["rule"], h["kind"], h["missing_amount"]) for h in quote["hints"]] == [
+        ("spend 5000 save 200", "spend_more", "300.00")
+    ]
 
 
 def test_reference_K02() -> None:
@@ -330,13 +325,13 @@ def test_reference_F02() -> None:
     line = lines_by_id(SCENARIOS["F02"].quote())["1"]
     assert adjustments(line) == [["ten", "-20.00"], ["minus 1.50", "-15.00"]]
     assert line["net_amount"] == "165.00"
-    assert (line["status"], line["approval_level"]) == ("needs_approval", "floor")
-    assert line["floor_clamped"] is False
+    assert (line["status"], line.get("approval_level")) == ("needs_approval", "floor")
+    assert line.get("floor_clamped", False) is False
 
 
 def test_reference_F03() -> None:
     lines = lines_by_id(SCENARIOS["F03"].quote())
-    assert (lines["1"]["net_amount"], lines["1"]["status"], lines["1"]["approval_level"]) == (
+    assert (lines["1"]["net_amount"], lines["1"]["status"], lines["1"].get("approval_level")) == (
         "186.00",
         "needs_approval",
         "channel_manager",
@@ -546,13 +541,21 @@ def test_reference_share_capped_at_running_net() -> None:
     assert [adjustments(line) for line in quote["lines"]] == [[["big set", "-5.00"]], [["big set", "-20.00"]]]
 
 
-# ---- the engine on the same scenarios (skipped until it has stages 5-9) ------------------------
+# ---- the engine on the same tests (skipped until it has stages 5-9) ---------------------------
 
-#: The engine has no ledger yet: only the scenarios that need none.
-ENGINE_SCENARIOS = sorted(k for k, s in SCENARIOS.items() if s.ledger is None)
+#: every hand-checked test above, by name
+REFERENCE_TESTS = {name: fn for name, fn in sorted(globals().items()) if name.startswith("test_reference_")}
 
 
-@pytest.mark.parametrize("scenario_id", ENGINE_SCENARIOS)
-def test_stages59_engine_agrees_on_scenario(scenario_id: str) -> None:
-    scenario = SCENARIOS[scenario_id]
-    check_full_agreement(scenario.sources, scenario.data, [scenario.cart, *scenario.also.values()])
+@pytest.mark.parametrize("name", sorted(REFERENCE_TESTS))
+def test_stages59_engine_passes_the_hand_checked_test(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test above again, with the engine answering: ``quote`` and ``quote_batch`` must
+    give the reference's answer on every field, and then the test's own figures."""
+
+    def engine_quote(self: Scenario, cart_: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.ledger is not None:
+            pytest.skip("the engine has no ledger yet")
+        return check_full_agreement(self.sources, self.data, [cart_ or self.cart])[0]
+
+    monkeypatch.setattr(Scenario, "quote", engine_quote)
+    REFERENCE_TESTS[name]()
