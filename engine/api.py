@@ -24,6 +24,7 @@ from engine.cart import MAX_LINES_PER_CART, CartError, decode_carts
 from engine.data import DataError, DataSet
 from engine.explain import responses
 from engine.frames import batch_from_frames, priced_frame
+from engine.ledger_view import LedgerView
 from engine.plan import Plan, customer_attributes
 from engine.scalar import small_path
 from engine.waterfall import price
@@ -122,16 +123,16 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
     )
 
 
-def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
+def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None) -> dict[str, Any]:
     """Price one cart; line problems are line errors, a malformed cart raises ``CartError``.
 
     Rulesets with only list prices, line promotions and tax take the small-batch path
     (scalar probes of the compiled tables). Carts that need stages 5-9 (combos, pools,
     order promotions, gifts, money caps, floors, manual discounts) take the bulk path with
     a batch of one, so those stages have a single implementation. Both give the answer
-    ``quote_batch`` gives."""
+    ``quote_batch`` gives. ``ledger``: what committed orders consumed (None: nothing)."""
     if plan.stages.active or plan.line_index.money_capped or _asks_manual_discount(cart):
-        return quote_batch(plan, [cart], max_lines=max_lines)[0]
+        return quote_batch(plan, [cart], max_lines=max_lines, ledger=ledger)[0]
     return small_path(plan).quote(cart, max_lines=max_lines)
 
 
@@ -140,17 +141,19 @@ def _asks_manual_discount(cart: Any) -> bool:
     return isinstance(lines, list) and any(isinstance(line, dict) and line.get("manual_discount") is not None for line in lines)
 
 
-def quote_batch(plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART) -> list[dict[str, Any]]:
+def quote_batch(
+    plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
+) -> list[dict[str, Any]]:
     """Price many carts in one vectorized pass; the same answers as ``quote`` one by one."""
     if not isinstance(carts, Sequence) or isinstance(carts, str | bytes):
         raise CartError("bad_request", "carts must be a list of cart objects")
     if not carts:
         return []
     batch = _decode(plan, carts, max_lines)
-    return responses(plan, batch, price(plan, batch))
+    return responses(plan, batch, price(plan, batch, ledger))
 
 
-def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: LedgerView | None = None) -> pl.DataFrame:
     """The columnar bulk path: one row per line in, one priced row per line out.
 
     ``carts``: ``cart_id`` (unique), ``date`` (pl.Date or ISO text), optional ``currency``
@@ -163,5 +166,5 @@ def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> pl.Dat
     currency).
     """
     batch = batch_from_frames(plan, carts, lines)
-    priced = price(plan, batch)
+    priced = price(plan, batch, ledger)
     return priced_frame(plan, batch, priced, lines)
