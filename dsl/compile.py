@@ -166,7 +166,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
             diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"price list '{decl.name}': {err}", span=decl.span))
     rules: list[LineRule] = []
     line_ids: list[int] = []
-    infos = [RuleInfo(name=p.name, kind="promotion", span=p.span) for p in checked.promotions]
+    infos = [RuleInfo(name=p.name, kind="promotion", span=p.span, decl=p) for p in checked.promotions]
     cart_rules = []
     for rule_id, promo in enumerate(checked.promotions):
         try:

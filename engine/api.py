@@ -150,7 +150,8 @@ def quote_batch(
     if not carts:
         return []
     batch = _decode(plan, carts, max_lines)
-    return responses(plan, batch, price(plan, batch, ledger))
+    explain = [isinstance(c, dict) and c.get("explain") is True for c in carts]
+    return responses(plan, batch, price(plan, batch, ledger), explain)
 
 
 def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: LedgerView | None = None) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import numpy as np
 from engine.cart import LINE_ERRORS, OK, CartBatch
 from engine.floors import STATUS_NAMES
 from engine.line_index import KIND_NAMES
+from engine.misses import not_applied, quantity_hints
 from engine.money import format_percent, format_quantity, money_formatter
 from engine.plan import Plan
 from engine.running import MANUAL_RULE, STAGE_NAMES, STAGE_SET
@@ -60,6 +61,7 @@ class CartExtras:
     gift_value: int = 0
     warnings: list[dict[str, Any]] = field(default_factory=list)
     hints: list[dict[str, Any]] = field(default_factory=list)
+    switched_off: set[int] = field(default_factory=set)  # rule ids
 
 
 def _stage_name(plan: Plan, rule: int, stage: int) -> str:
@@ -68,7 +70,17 @@ def _stage_name(plan: Plan, rule: int, stage: int) -> str:
     return STAGE_NAMES[stage]
 
 
-def build_response(plan: Plan, currency: str, date: str, records: list[Record], extras: CartExtras | None = None) -> dict[str, Any]:
+def build_response(
+    plan: Plan,
+    currency: str,
+    date: str,
+    records: list[Record],
+    extras: CartExtras | None = None,
+    context: dict[str, Any] | None = None,
+    explain: bool = False,
+) -> dict[str, Any]:
+    """One cart's response. ``context`` (the cart's condition values) adds the line
+    promotions' quantity hints; ``explain`` adds the promotions that did not apply."""
     extras = extras if extras is not None else CartExtras()
     lines: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -134,7 +146,10 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record], 
         total_net += r.net
         total_tax += r.tax
         total_gross += r.gross
-    return {
+    hints = extras.hints
+    if context is not None:
+        hints = quantity_hints(plan, context, currency, records) + hints
+    response = {
         "ruleset_version": plan.version,
         "currency": currency,
         "date": date,
@@ -150,8 +165,13 @@ def build_response(plan: Plan, currency: str, date: str, records: list[Record], 
         },
         "gifts": extras.gifts,
         "warnings": extras.warnings,
-        "hints": extras.hints,
+        "hints": hints,
     }
+    if explain and context is not None:
+        gift_rules = {plan.rule_index(g["rule"]) for g in extras.gifts}
+        spend = {h["rule"]: h["missing_amount"] for h in extras.hints if h["kind"] == "spend_more"}
+        response["not_applied"] = not_applied(plan, context, currency, records, gift_rules, extras.switched_off, spend)
+    return response
 
 
 def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any) -> list[dict[str, str]]:
@@ -165,7 +185,7 @@ def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, m
     return [{"sku": plan.catalog.skus[sku], "amount": money(share)} for (sku, _), share in zip(components, shares, strict=True)]
 
 
-def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[str, Any]]:
+def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None) -> list[dict[str, Any]]:
     adj = priced.adjustments
     starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1)).tolist()
     adj_rule, adj_kind, adj_amount, adj_stage = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist(), adj.stage.tolist()
@@ -203,7 +223,11 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines) -> list[dict[st
         )
     currencies = batch.carts["currency"].to_list()
     extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(dates)
-    return [build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c]) for c in range(len(dates))]
+    contexts = batch.carts.rows(named=True)
+    return [
+        build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c], contexts[c], bool(explain and explain[c]))
+        for c in range(len(dates))
+    ]
 
 
 def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str]) -> list[CartExtras | None]:
@@ -238,6 +262,8 @@ def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: l
         extras[w.cart].warnings.append(
             {"code": w.code, "rule": plan.rules[w.rule].name, "sku": plan.catalog.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": message}
         )
+    for cart, rule in outcome.switched_off:
+        extras[cart].switched_off.add(rule)
     for cart, rule, missing in outcome.hints:
         money = money_formatter(currencies[cart])
         extras[cart].hints.append(

@@ -25,6 +25,8 @@ class RuleInfo:
     name: str
     kind: str
     span: t.Span
+    #: the promotion as written (window, group, stacking), for explanations
+    decl: t.Promotion | None = None
 
     @property
     def source(self) -> str:
@@ -55,6 +57,14 @@ class Plan:
     warnings: tuple[Diagnostic, ...] = ()
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def rule_index(self, name: str) -> int:
+        """The index in ``rules`` of the promotion with this (unique) name."""
+        found = self.scratch.get("rule_index")
+        if found is None:
+            found = self.scratch["rule_index"] = {r.name: k for k, r in enumerate(self.rules)}
+        index: int = found[name]
+        return index
 
     @property
     def rule_names(self) -> list[str]:

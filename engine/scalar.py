@@ -135,11 +135,15 @@ class SmallPath:
         return values, currency, day
 
     def quote(self, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
-        currency, day, records = self.price(cart, max_lines)
-        return build_response(self.plan, currency, day.isoformat(), records)
+        values, currency, day, records = self._price(cart, max_lines)
+        return build_response(self.plan, currency, day.isoformat(), records, context=values, explain=cart.get("explain") is True)
 
     def price(self, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> tuple[str, dt.date, list[Record]]:
         """The priced lines of one cart as plain-int records (no formatting)."""
+        _, currency, day, records = self._price(cart, max_lines)
+        return currency, day, records
+
+    def _price(self, cart: Any, max_lines: int) -> tuple[dict[str, Any], str, dt.date, list[Record]]:
         if not isinstance(cart, Mapping):
             raise CartError("bad_cart", "cart: a cart must be a JSON object")
         values, currency, day = self._context(cart)
@@ -261,7 +265,7 @@ class SmallPath:
                 net_of_tax = net
                 tax = int_round_div(net * rate_bp, BP_SCALE, half_even) if rate_bp else 0
             append(Record(line_id, sku_text, qty_text, unit, OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax))
-        return currency, day, records
+        return values, currency, day, records
 
     def _apply(
         self,

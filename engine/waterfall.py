@@ -54,6 +54,7 @@ class CartOutcome:
     warnings: list[Warning]
     hints: list[tuple[int, int, int]]  # (cart, rule id, missing amount)
     approval: Approval
+    switched_off: list[tuple[int, int]]  # (cart, rule id): a budget or uses per customer used up
 
 
 def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) -> tuple[I64 | None, tuple[I64, I64] | None]:
@@ -206,7 +207,9 @@ def cart_stages(
     manual, approval = manual_discounts(state, batch.manual_bp, plan.stages.approvals, floor, flagged, mode)
     approval.clamped = clamped
     adjustments = Adjustments.concat([adjustments, manual])
-    return CartOutcome(gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval), adjustments
+    switched_off = [(int(c), r.rule_id) for r in rules if r.caps.budget is not None or r.caps.uses_per_customer is not None for c in np.nonzero(state.switched_off(r))[0]]
+    outcome = CartOutcome(gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval, switched_off=switched_off)
+    return outcome, adjustments
 
 
 def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tuple[int, int, int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
 ScalarAttr = StrictStr | int | bool
 
@@ -90,6 +90,9 @@ class CartIn(BaseModel):
     channel: StrictStr | None = None
     project: StrictStr | None = None
     trade_term: StrictStr | None = None
+    explain: StrictBool | None = Field(
+        None, description="true: also list the promotions that were candidates but did not apply, with the reason"
+    )
     lines: list[LineIn]
 
     def to_engine(self) -> dict[str, Any]:
