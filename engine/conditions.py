@@ -262,6 +262,27 @@ def evaluate_cart(conjuncts: tuple[Conjunct, ...], frame: dict[str, np.ndarray],
     return result
 
 
+#: the one row of recent one-cart frames, as a dict (the quote path asks for it per rule)
+_ONE_ROW: dict[int, tuple[pl.DataFrame, dict[str, object]]] = {}
+
+
+def cart_holds(conjuncts: tuple[Conjunct, ...], carts: pl.DataFrame) -> BoolArray:
+    """Per cart: some conjunct's cart atoms hold (ignoring item and intervals). A batch is
+    factorized into context classes; a single cart is tested as one dict of values."""
+    if carts.height == 1:
+        cached = _ONE_ROW.get(id(carts))
+        if cached is None or cached[0] is not carts:
+            if len(_ONE_ROW) >= 64:
+                _ONE_ROW.pop(next(iter(_ONE_ROW)))
+            cached = (carts, carts.row(0, named=True))
+            _ONE_ROW[id(carts)] = cached
+        return np.array([holds_for_cart(conjuncts, cached[1])], dtype=np.bool_)
+    fields = sorted({a.field for c in conjuncts for a in c.cart})
+    class_of_cart, classes = context_classes(carts, fields)
+    result: BoolArray = evaluate_cart(conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+    return result
+
+
 #: recent factorizations, by (carts frame, fields): every stage asks for the same ones
 _CLASSES: dict[tuple[int, tuple[str, ...]], tuple[pl.DataFrame, np.ndarray, pl.DataFrame]] = {}
 

@@ -124,9 +124,6 @@ def manual_discounts(
 
 
 def _holds(state: Running, approval: ApprovalPlan) -> Bool:
-    from engine.conditions import context_classes, evaluate_cart, frame_columns
+    from engine.conditions import cart_holds
 
-    fields = sorted({a.field for c in approval.conjuncts for a in c.cart})
-    class_of_cart, classes = context_classes(state.carts, fields)
-    holds: Bool = evaluate_cart(approval.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
-    return holds
+    return cart_holds(approval.conjuncts, state.carts)

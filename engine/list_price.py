@@ -8,7 +8,7 @@ import numpy.typing as npt
 import polars as pl
 
 from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, NO_PRICE, OK, CartBatch
-from engine.conditions import context_classes, evaluate_cart, frame_columns
+from engine.conditions import cart_holds
 from engine.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, mul_div_round
 from engine.plan import Plan
 from engine.pricelist import encode_keys
@@ -27,9 +27,7 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     for li, pl_plan in enumerate(plan.pricelists):
         if not open_.any():
             break
-        fields = sorted({a.field for c in pl_plan.conjuncts for a in c.cart})
-        class_of_cart, classes = context_classes(batch.carts, fields)
-        applies = evaluate_cart(pl_plan.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+        applies = cart_holds(pl_plan.conjuncts, batch.carts)
         candidates = np.nonzero(open_ & applies[batch.line_cart])[0]
         if len(candidates) == 0:
             continue

@@ -224,7 +224,10 @@ def encode_keys(plan: PriceListPlan, carts: pl.DataFrame) -> I64:
     for j, name in enumerate(plan.keyed_fields):
         values = carts[name]
         mapping = plan.key_codes[j]
-        codes = values.replace_strict(list(mapping), list(mapping.values()), default=-1, return_dtype=pl.Int64).to_numpy()
+        if carts.height <= 64:  # a few carts: dict lookups beat building the mapping's series
+            codes = np.array([mapping.get(v, -1) for v in values.to_list()], dtype=np.int64)
+        else:
+            codes = values.replace_strict(list(mapping), list(mapping.values()), default=-1, return_dtype=pl.Int64).to_numpy()
         missing |= codes < 0
         code = code * (len(mapping) + 1) + np.maximum(codes, 0)
     result: I64 = np.where(missing, -1, code)

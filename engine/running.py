@@ -14,7 +14,7 @@ import polars as pl
 from engine.allocate import cart_sums
 from engine.cart import CartBatch
 from engine.cart_rules import CartRule
-from engine.conditions import context_classes, evaluate_cart, frame_columns
+from engine.conditions import cart_holds
 from engine.line_promotions import Adjustments
 from engine.plan import Plan
 
@@ -121,9 +121,7 @@ class Running:
 
     def cart_applies(self, rule: CartRule) -> Bool:
         """Per cart: the rule's ``when`` and validity window hold, and no cap switched it off."""
-        fields = sorted({a.field for c in rule.conjuncts for a in c.cart})
-        class_of_cart, classes = context_classes(self.carts, fields)
-        holds: Bool = evaluate_cart(rule.conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+        holds = cart_holds(rule.conjuncts, self.carts)
         if self.money is not None and self.money_blocks:
             holds = holds & ~self.money.no_rate  # rule money can't be put in these carts' currency
         if rule.caps.budget is not None or rule.caps.uses_per_customer is not None:
