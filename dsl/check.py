@@ -15,6 +15,8 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
 
 from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
@@ -64,6 +66,7 @@ class CheckedRuleset:
     sources: dict[str, str]
     floor: t.FloorDecl | None = None
     approvals: tuple[t.ApprovalDecl, ...] = ()
+    order_checks: tuple[t.OrderCheckDecl, ...] = ()
 
 
 def evaluation_order(priority: int, name: str) -> tuple[int, str]:
@@ -140,6 +143,8 @@ class _Checker:
         approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
         for approval in approvals:
             self._approval(approval, schema)
+        order_checks = [d for d in decls if isinstance(d, t.OrderCheckDecl)]
+        self._order_checks(order_checks, schema)
         if any(d.severity == "error" for d in self.diags) or header is None:
             return None
         return CheckedRuleset(
@@ -152,6 +157,7 @@ class _Checker:
             tax=taxes[0] if taxes else None,
             floor=floors[0] if floors else None,
             approvals=tuple(sorted(approvals, key=lambda d: evaluation_order(d.priority, d.name))),
+            order_checks=tuple(order_checks),
             schema=schema,
             sources=dict(self.ruleset.sources),
         )
@@ -235,6 +241,35 @@ class _Checker:
         for column in needed:
             if column not in columns:
                 self.error("E0302", f"table '{ref.name}' has no column '{column}'", ref.span, f"its columns are: {', '.join(sorted(columns))}")
+
+    #: the columns each order check's table must have (docs/orders.md)
+    ORDER_CHECK_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "credit": ("customer_id", "credit_limit"),
+        "sellable": ("sku",),
+        "stock_plan": ("customer_id", "sku", "qty"),
+    }
+    ORDER_CHECK_WORDS: ClassVar[dict[str, str]] = {"credit": "credit", "sellable": "sellable", "stock_plan": "stock plan", "rebate_payment": "rebate payment"}
+
+    def _order_checks(self, decls: list[t.OrderCheckDecl], schema: Schema) -> None:
+        """``credit``, ``sellable``, ``stock plan`` and ``rebate payment``: at most one each,
+        tables with their columns, a sellable key that is a customer field, a cap in (0, 100%]."""
+        first: dict[str, t.OrderCheckDecl] = {}
+        for decl in decls:
+            words = self.ORDER_CHECK_WORDS[decl.kind]
+            if decl.kind in first:
+                self.error("E0101", f"a ruleset has one '{words}' declaration; this is a second", decl.span, f"the first is at {first[decl.kind].span}")
+                continue
+            first[decl.kind] = decl
+            if decl.by is not None and not decl.by.name.startswith("customer."):
+                self.error("E0206", f"the assortment is keyed by a customer field; '{decl.by.name}' is not one", decl.by.span, "write: sellable { table assortment by customer.group }")
+                continue
+            if decl.table is not None:
+                keyed = (decl.by,) if decl.by is not None else ()
+                self._table(t.TableRef(name=decl.table, keyed_by=keyed, span=decl.span), required=self.ORDER_CHECK_COLUMNS[decl.kind], schema=schema)
+            if decl.max_percent is not None:
+                value = Decimal(decl.max_percent.text)
+                if not Decimal(0) < value <= Decimal(100):
+                    self.error("E0505", "the rebate payment cap must be above 0% and at most 100%", decl.max_percent.span)
 
     def _validity(self, valid: t.Validity | None) -> None:
         if valid is not None and valid.start > valid.end:

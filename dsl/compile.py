@@ -27,7 +27,7 @@ from engine.line_index import (
     LineRuleIndex,
 )
 from engine.money import parse_percent
-from engine.plan import Plan, RuleInfo
+from engine.plan import OrderChecks, Plan, RuleInfo
 from engine.pricelist import build_fx, build_pricelist
 from engine.tax import build_tax
 
@@ -223,4 +223,19 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         money_in_promotions=any(names_money(p) for p in checked.promotions),
         warnings=warnings,
         sources=checked.sources,
+        rule_caps=tuple(caps),
+        order_checks=_order_checks(checked),
+    )
+
+
+def _order_checks(checked: CheckedRuleset) -> OrderChecks:
+    found = {d.kind: d for d in checked.order_checks}
+    credit, sellable, stock, rebate = (found.get(k) for k in ("credit", "sellable", "stock_plan", "rebate_payment"))
+    return OrderChecks(
+        credit_table=credit.table if credit else None,
+        sellable_table=sellable.table if sellable else None,
+        sellable_by=sellable.by.name.removeprefix("customer.") if sellable and sellable.by else None,
+        stock_table=stock.table if stock else None,
+        stock_policy=(stock.policy or "warn") if stock else "warn",
+        rebate_max_bp=parse_percent(rebate.max_percent.text) if rebate and rebate.max_percent else None,
     )

@@ -136,6 +136,16 @@ def declaration(d: t.Declaration) -> str:
         return f"attribute {d.field.name}"
     if isinstance(d, t.FloorDecl):
         return f"floor {{\n{INDENT}table {d.table} policy {d.policy}\n}}"
+    if isinstance(d, t.OrderCheckDecl):
+        if d.kind == "credit":
+            return f"credit {{\n{INDENT}table {d.table}\n}}"
+        if d.kind == "sellable":
+            assert d.by is not None
+            return f"sellable {{\n{INDENT}table {d.table} by {d.by.name}\n}}"
+        if d.kind == "stock_plan":
+            return f"stock plan {{\n{INDENT}table {d.table} policy {d.policy}\n}}"
+        assert d.max_percent is not None
+        return f"rebate payment {{\n{INDENT}max {d.max_percent.text}% of order\n}}"
     if isinstance(d, t.ApprovalDecl):
         lines = [f"when {condition(d.when)}"] if d.when is not None else []
         for band in d.bands:

@@ -36,6 +36,7 @@ FRIENDLY: dict[str, str] = {
     "COMPARATOR": "a comparison (==, !=, <, <=, >, >=)",
     "STACKING": "'exclusive' or 'stackable'",
     "FLOOR_POLICY": "'clamp' or 'flag'",
+    "STOCK_POLICY": "'warn' or 'block'",
     "MEASURE": "'qty' or 'amount'",
     "ROUNDING_MODE": "'half_up' or 'half_even'",
     "LBRACE": "'{'",
@@ -282,6 +283,20 @@ class _ToTree(Transformer[Token, Any]):
     # floors and approval bands
     def floor_decl(self, meta: Meta, c: list[Token]) -> t.FloorDecl:
         return t.FloorDecl(table=str(c[0]), policy=str(c[1]), span=self.s(meta))  # type: ignore[arg-type]
+
+    # order checks
+    def credit_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
+        return t.OrderCheckDecl(kind="credit", table=str(c[0]), span=self.s(meta))
+
+    def sellable_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
+        return t.OrderCheckDecl(kind="sellable", table=str(c[0]), by=self._field(c[1]), span=self.s(meta))
+
+    def stock_plan_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
+        return t.OrderCheckDecl(kind="stock_plan", table=str(c[0]), policy=str(c[1]), span=self.s(meta))  # type: ignore[arg-type]
+
+    def rebate_payment_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
+        pct = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))
+        return t.OrderCheckDecl(kind="rebate_payment", max_percent=pct, span=self.s(meta))
 
     def band_up_to(self, meta: Meta, c: list[Token]) -> t.Band:
         limit = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))

@@ -345,7 +345,21 @@ class TaxRule:
     name_span: Span
 
 
-Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCheckDecl:
+    """An order check for ``POST /orders/validate``: ``credit { table accounts }``,
+    ``sellable { table assortment by customer.group }``, ``stock plan { table stock_plans
+    policy warn }`` or ``rebate payment { max 10% of order }``."""
+
+    kind: Literal["credit", "sellable", "stock_plan", "rebate_payment"]
+    span: Span
+    table: str | None = None
+    by: FieldRef | None = None  # sellable: the customer attribute the assortment is keyed by
+    policy: Literal["warn", "block"] | None = None  # stock plan
+    max_percent: PercentLit | None = None  # rebate payment
+
+
+Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl | OrderCheckDecl
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from dsl import tree as t
 from dsl.errors import Diagnostic
-from engine.cart_rules import CartStages
+from engine.cart_rules import Caps, CartStages
 from engine.catalog import CatalogIndex
 from engine.line_index import LineRuleIndex
 from engine.money import Rounding
@@ -55,6 +55,10 @@ class Plan:
     money_in_promotions: bool
     #: warnings the compiler found (unreachable promotions); they don't stop a publish
     warnings: tuple[Diagnostic, ...] = ()
+    #: per promotion (index into ``rules``): its caps (budget, uses, gift stock: the ledger's limits)
+    rule_caps: tuple[Caps, ...] = ()
+    #: the order checks ``POST /orders/validate`` runs (credit, sellable, stock plan, rebate payment)
+    order_checks: OrderChecks = field(default_factory=lambda: OrderChecks())
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -69,6 +73,18 @@ class Plan:
     @property
     def rule_names(self) -> list[str]:
         return [p.name for p in self.pricelists] + [r.name for r in self.rules] + ([self.tax.name] if self.tax else [])
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChecks:
+    """The ruleset's order-check declarations (docs/orders.md); None: not declared."""
+
+    credit_table: str | None = None
+    sellable_table: str | None = None
+    sellable_by: str | None = None  # the customer attribute, e.g. "group" (column customer_group)
+    stock_table: str | None = None
+    stock_policy: str = "warn"  # warn | block
+    rebate_max_bp: int | None = None  # rebate payment cap, basis points of the order total
 
 
 BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})

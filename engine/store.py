@@ -27,13 +27,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import polars as pl
 
 from engine.data import DataError, DataSet
 from engine.money import CURRENCY_EXPONENTS, MAX_FX_DIGITS, PERCENT_DIGITS, QTY_DIGITS
+
+if TYPE_CHECKING:
+    from engine.ledger import Ledger
 
 TableKind = Literal["catalog", "fx_rates", "tax_rates", "price", "text"]
 
@@ -403,6 +406,7 @@ class Store:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._snapshot: DataSet | None = None
+        self._ledger: Ledger | None = None
         self._closed = False
         if not read_only:
             cur = self._cursor()
@@ -418,6 +422,27 @@ class Store:
             cur = self._con.cursor()
             self._local.cursor = cur
         return cur
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the store's connection (the ledger writes through it)."""
+        return self._cursor()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger tables in this file (created on first use)."""
+        with self._lock:
+            if self._ledger is None:
+                from engine.ledger import Ledger
+
+                self._ledger = Ledger(self)
+            return self._ledger
+
+    def committed_order_lines(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+        """Lines of committed (and imported, not cancelled) orders dated in [start, end]:
+        order_id, line_id, date (Date), customer_id, referrer, project, sku, qty (Int64
+        thousandths), list_amount, net_amount (Int64 minor units), currency, special (Boolean).
+        The schema is in docs/ledger.md."""
+        return self.ledger.committed_order_lines(start, end)
 
     def close(self) -> None:
         if not self._closed:

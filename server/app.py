@@ -28,7 +28,7 @@ from dsl.errors import RuleError, render_all
 from engine import api as engine_api
 from engine.data import DataError
 from engine.store import Store, StoreError
-from server import errors
+from server import errors, orders
 from server.errors import AdminDisabled, NoRuleset, OrjsonResponse, TooLarge, Unauthorized
 from server.schemas import (
     BatchIn,
@@ -234,10 +234,14 @@ async def price(request: Request, runtime: RuntimeDep, loaded: LoadedDep) -> Orj
     _check_lines(cart, limit, "lines")
     # priced in the thread pool: a slow quote (a first-seen customer context builds its
     # promotion table) must not stall the event loop for every other request
-    quote = await run_in_threadpool(
-        engine_api.quote, loaded.plan, cart.to_engine(), max_lines=limit
-    )
+    quote = await run_in_threadpool(_quote, runtime, loaded, cart.to_engine(), limit)
     return OrjsonResponse(quote)
+
+
+def _quote(runtime: Runtime, loaded: Loaded, cart: dict[str, Any], limit: int) -> dict[str, Any]:
+    # the ledger snapshot is cached until the next commit or cancel
+    view = runtime.store.ledger.view(loaded.plan)
+    return engine_api.quote(loaded.plan, cart, max_lines=limit, ledger=view)
 
 
 @pricing.post("/price/batch", response_model=None, responses={200: {"model": BatchOut}, **_ERRORS})
@@ -253,7 +257,10 @@ def price_batch(batch: BatchIn, runtime: RuntimeDep, loaded: LoadedDep) -> Orjso
         _check_lines(cart, runtime.settings.max_lines_per_cart, f"carts[{i}].lines")
     carts = [c.to_engine() for c in batch.carts]
     quotes = engine_api.quote_batch(
-        loaded.plan, carts, max_lines=runtime.settings.max_lines_per_cart
+        loaded.plan,
+        carts,
+        max_lines=runtime.settings.max_lines_per_cart,
+        ledger=runtime.store.ledger.view(loaded.plan),
     )
     return OrjsonResponse({"ruleset_version": loaded.plan.version, "quotes": quotes})
 
@@ -352,6 +359,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(pricing)
     app.include_router(rulesets)
     app.include_router(health)
+    app.include_router(orders.orders)
+    app.include_router(orders.quotas)
     errors.install(app, engine_api.CartError)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     return app

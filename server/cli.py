@@ -13,6 +13,7 @@ change), exit 2 for bad input or an unusable database/file.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -319,6 +320,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     from engine.data import DataError
 
     settings = _settings(args)
+    if args.table == "ledger":
+        return _load_ledger(args, settings)
     with _open_store(settings.db_path) as store:
         try:
             report = store.load_table(args.table, args.file)
@@ -329,6 +332,30 @@ def cmd_load(args: argparse.Namespace) -> int:
         f"loaded {plural(report.rows, 'row')} into {report.table} "
         f"({report.kind} table; columns: {', '.join(report.columns)})"
     )
+    return 0
+
+
+def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    """``pricer load ledger FILE``: imported history (a JSON object, or one with a
+    ``ledger`` key, as in the scenario files); amounts in the ruleset currency."""
+    from engine.ledger import LedgerError
+
+    try:
+        content = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"{args.file}: not JSON: {exc}") from None
+    block = content.get("ledger", content) if isinstance(content, dict) else None
+    if not isinstance(block, dict):
+        raise CliError(f"{args.file}: expected a JSON object with budget_used, uses, gift_stock_used, special_consumed or committed_lines")
+    currency = block.get("currency") or _plan(settings, args.rules is not None).currency
+    with _open_store(settings.db_path) as store:
+        try:
+            rows = store.ledger.seed(block, str(currency))
+        except LedgerError as exc:
+            raise CliError(f"{args.file}: {exc}") from None
+    print(f"loaded {plural(rows, 'ledger row')} into the ledger (imported history, amounts in {currency})")
     return 0
 
 
@@ -390,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PRICED.parquet", default=None)
 
     p = add("load", cmd_load, "load a CSV or Parquet file as a data table (all rows or none)")
-    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates or a table name")
+    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, a table name, or 'ledger' (imported history, JSON)")
     p.add_argument("file", metavar="FILE")
     return parser
 

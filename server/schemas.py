@@ -100,6 +100,22 @@ class CartIn(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class OrderLineIn(LineIn):
+    expected_net: DecimalText | None = Field(
+        None, description="the net the client showed for this line; a different one is price_changed"
+    )
+
+
+class OrderIn(CartIn):
+    """An order: a cart with an id (the idempotency key of a commit), see docs/orders.md."""
+
+    id: IdText = Field(min_length=1, max_length=200, description="the order id; committing it twice commits once")
+    referrer: StrictStr | None = Field(None, description="who referred the order (commissions)")
+    rebate_payment: DecimalText | None = Field(None, description="rebate balance used as payment, within the ruleset's cap")
+    expected_total: DecimalText | None = Field(None, description="the net total the client showed")
+    lines: list[OrderLineIn]  # type: ignore[assignment]
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -82,6 +82,9 @@ DOCS_DATA = DataSet.from_rows(
         ],
         "fx_rates": [{"from": "USD", "to": "CNY", "date": "2026-01-01", "rate": "7.1"}],
         "floor_prices": [{"sku": "A", "floor": "8.00"}, {"sku": "B", "floor": "15.00"}],
+        "accounts": [{"customer_id": "D1", "credit_limit": "10000.00", "outstanding": "9000.00", "prepaid": "500.00"}],
+        "assortment": [{"customer_group": "south", "sku": "A"}],
+        "stock_plans": [{"customer_id": "D1", "sku": "A", "month": "2026-11", "qty": "100"}],
     },
 )
 

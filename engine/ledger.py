@@ -1,0 +1,434 @@
+"""The ledger in DuckDB: committed orders, their lines, and what each consumed of the
+brand's scarce allowances (special-price quotas, promotion budgets, per-customer uses,
+gift stock). Quotes read a snapshot (``Ledger.view`` -> ``LedgerView``); only
+``Ledger.record`` (a commit), ``Ledger.cancel`` and ``Ledger.seed`` write.
+
+Tables (schema in docs/ledger.md)::
+
+    ledger_orders(order_id PK, customer_id, project, referrer, date, currency, status,
+                  committed_at, cancelled_at, list_total, discount_total, net_total,
+                  tax_total, gross_total, response)
+    ledger_lines(order_id, line_id, sub, sku, qty, list_amount, discount, net_amount, tax, special)
+    ledger_consumption(order_id, kind, promotion, customer_id, project, sku, qty, amount)
+
+``status`` is ``committed``, ``cancelled`` or ``imported`` (history loaded with
+``pricer load-ledger`` or ``Ledger.seed``); a cancelled order's rows stay (the audit
+trail) and count in no sum. Amounts are minor units of the ruleset currency, quantities
+thousandths of the base unit. Every write is one DuckDB transaction; a write re-reads what
+was consumed and refuses (``QuotaExhausted``) anything that would go beyond a limit.
+
+>>> from engine.store import Store
+>>> ledger = Ledger(Store(":memory:"))
+>>> ledger.used_totals()
+{}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from engine.ledger_view import LedgerView
+from engine.money import parse_money, parse_quantity
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from engine.plan import Plan
+    from engine.store import Store
+
+ConsumptionKind = Literal["special", "budget", "use", "gift_stock"]
+
+_SCHEMA_SQL = (
+    "CREATE TABLE IF NOT EXISTS ledger_orders ("
+    " order_id VARCHAR PRIMARY KEY, customer_id VARCHAR, project VARCHAR, referrer VARCHAR,"
+    " date DATE NOT NULL, currency VARCHAR NOT NULL, status VARCHAR NOT NULL,"
+    " committed_at TIMESTAMP NOT NULL, cancelled_at TIMESTAMP,"
+    " list_total BIGINT NOT NULL, discount_total BIGINT NOT NULL, net_total BIGINT NOT NULL,"
+    " tax_total BIGINT NOT NULL, gross_total BIGINT NOT NULL, response JSON)",
+    "CREATE TABLE IF NOT EXISTS ledger_lines ("
+    " order_id VARCHAR NOT NULL, line_id VARCHAR NOT NULL, sub INTEGER NOT NULL,"
+    " sku VARCHAR NOT NULL, qty BIGINT NOT NULL, list_amount BIGINT NOT NULL,"
+    " discount BIGINT NOT NULL, net_amount BIGINT NOT NULL, tax BIGINT NOT NULL,"
+    " special BOOLEAN NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_consumption ("
+    " order_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, promotion VARCHAR, customer_id VARCHAR,"
+    " project VARCHAR, sku VARCHAR, qty BIGINT NOT NULL, amount BIGINT NOT NULL)",
+)
+
+#: only these count: a cancelled order released what it consumed
+_LIVE = "o.status <> 'cancelled'"
+
+
+class LedgerError(ValueError):
+    """Bad ledger input (a seed file with a bad row); ``code`` is stable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class QuotaExhausted(RuntimeError):
+    """A commit would consume beyond a limit; nothing was written."""
+
+    def __init__(self, consumption: Consumption, used: int, measure: str, limit: int) -> None:
+        asked = consumption.qty if measure == "qty" else consumption.amount
+        what = consumption.promotion or f"special price {consumption.customer_id}/{consumption.project or '-'}/{consumption.sku}"
+        super().__init__(f"{what}: {consumption.kind} {measure} limit {limit}, already used {used}, this order needs {asked}")
+        self.consumption = consumption
+        self.used = used
+        self.measure = measure
+        self.limit = limit
+        self.asked = asked
+
+
+@dataclass(frozen=True, slots=True)
+class Consumption:
+    """One thing an order consumes. ``limit_qty``/``limit_amount``: the most that may ever
+    be consumed of this key across live orders (None: no limit)."""
+
+    kind: ConsumptionKind
+    promotion: str | None = None
+    customer_id: str | None = None
+    project: str | None = None
+    sku: str | None = None
+    qty: int = 0  # special: thousandths; use: orders (1); gift_stock: whole units
+    amount: int = 0  # special: list amount; budget: discount given (minor units)
+    limit_qty: int | None = None
+    limit_amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    line_id: str
+    sub: int  # 0 for an unsplit line; 1, 2, ... for its sub-lines
+    sku: str
+    qty: int  # thousandths of the base unit
+    list_amount: int
+    discount: int
+    net_amount: int
+    tax: int
+    special: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order_id: str
+    customer_id: str | None
+    project: str | None
+    referrer: str | None
+    date: dt.date
+    currency: str
+    totals: tuple[int, int, int, int, int]  # list, discount, net, tax, gross
+    response: dict[str, Any]
+    lines: tuple[OrderLine, ...] = ()
+    consumption: tuple[Consumption, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    order_id: str
+    status: str
+    response: dict[str, Any]
+    consumption: tuple[Consumption, ...] = field(default=())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Ledger:
+    """The ledger tables in a store's DuckDB file. Thread-safe; writes are serialized by
+    ``write_lock`` (hold it around validate-and-record so a commit prices on what it writes
+    against)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.write_lock = threading.RLock()
+        self._generation = 0
+        self._view_lock = threading.Lock()
+        self._views: dict[tuple[str, int], LedgerView] = {}
+        cur = self._cursor()
+        for sql in _SCHEMA_SQL:
+            cur.execute(sql)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.store.cursor()
+
+    def _changed(self) -> None:
+        with self._view_lock:
+            self._generation += 1
+            self._views.clear()
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def used_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
+        """(kind, promotion, customer, project, sku) -> (qty, amount) over live orders."""
+        rows = self._cursor().execute(
+            "SELECT c.kind, c.promotion, c.customer_id, c.project, c.sku, sum(c.qty), sum(c.amount)"
+            " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
+            f" WHERE {_LIVE} GROUP BY ALL"
+        ).fetchall()
+        return {(str(k), p, c, pr, s): (int(q), int(a)) for k, p, c, pr, s, q, a in rows}
+
+    def view(self, plan: Plan) -> LedgerView:
+        """The snapshot quotes price against (cached until the next write)."""
+        with self._view_lock:
+            key = (plan.version, self._generation)
+            cached = self._views.get(key)
+            if cached is not None:
+                return cached
+        ids = {info.name: i for i, info in enumerate(plan.rules)}
+        budget: dict[int, int] = {}
+        gifts: dict[int, int] = {}
+        uses: dict[tuple[int, str], int] = {}
+        special: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for (kind, promotion, customer, project, sku), (qty, amount) in self.used_totals().items():
+            if kind == "special":
+                special[(customer or "", project or "", sku or "")] = (qty, amount)
+                continue
+            rule = ids.get(promotion or "")
+            if rule is None:
+                continue
+            if kind == "budget":
+                budget[rule] = amount
+            elif kind == "gift_stock":
+                gifts[rule] = qty
+            elif kind == "use" and customer is not None:
+                uses[(rule, customer)] = qty
+        lines = self.committed_order_lines(None, None)
+        committed = lines.select(
+            pl.col("customer_id"), pl.col("date"), pl.col("sku"), pl.col("qty"), pl.col("net_amount").alias("amount")
+        )
+        view = LedgerView(budget_used=budget, gift_stock_used=gifts, uses=uses, special_used=special, committed_lines=committed)
+        with self._view_lock:
+            if self._generation == key[1]:
+                self._views[key] = view
+        return view
+
+    def committed_order_lines(self, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
+        """Lines of live orders (committed or imported, not cancelled) dated in [start, end]:
+        order_id, line_id, date, customer_id, referrer, project, sku, qty (thousandths),
+        list_amount, net_amount (minor units), currency, special."""
+        where = [_LIVE]
+        params: list[Any] = []
+        if start is not None:
+            where.append("o.date >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("o.date <= ?")
+            params.append(end)
+        table = self._cursor().sql(
+            "SELECT l.order_id, l.line_id, o.date, o.customer_id, o.referrer, o.project, l.sku,"
+            " l.qty, l.list_amount, l.net_amount, o.currency, l.special"
+            " FROM ledger_lines l JOIN ledger_orders o USING (order_id)"
+            f" WHERE {' AND '.join(where)} ORDER BY o.date, l.order_id, l.line_id, l.sub",
+            params=params,
+        ).to_arrow_table()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.cast(
+            {
+                "order_id": pl.Utf8, "line_id": pl.Utf8, "date": pl.Date, "customer_id": pl.Utf8, "referrer": pl.Utf8,
+                "project": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "list_amount": pl.Int64, "net_amount": pl.Int64,
+                "currency": pl.Utf8, "special": pl.Boolean,
+            }
+        )  # fmt: skip
+
+    def find(self, order_id: str) -> StoredOrder | None:
+        row = self._cursor().execute("SELECT status, response FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
+        if row is None:
+            return None
+        rows = self._cursor().execute(
+            "SELECT kind, promotion, customer_id, project, sku, qty, amount FROM ledger_consumption WHERE order_id = ?",
+            [order_id],
+        ).fetchall()
+        consumed = tuple(Consumption(kind=k, promotion=p, customer_id=c, project=pr, sku=s, qty=int(q), amount=int(a)) for k, p, c, pr, s, q, a in rows)
+        response = json.loads(row[1]) if isinstance(row[1], str) else (row[1] or {})
+        return StoredOrder(order_id, str(row[0]), response, consumed)
+
+    # ---- writing -----------------------------------------------------------------------
+
+    def record(self, order: OrderRecord) -> tuple[StoredOrder, bool]:
+        """Record a committed order and what it consumed, in one transaction. Returns the
+        stored order and whether it is new (False: this id was committed before, nothing
+        was consumed now). Raises ``QuotaExhausted`` (nothing written) if any limit would be
+        passed."""
+        with self.write_lock:
+            cur = self._cursor()
+            cur.begin()
+            try:
+                found = cur.execute("SELECT 1 FROM ledger_orders WHERE order_id = ?", [order.order_id]).fetchone()
+                if found is not None:
+                    cur.rollback()
+                    stored = self.find(order.order_id)
+                    assert stored is not None
+                    return stored, False
+                for item in order.consumption:
+                    _check_limit(cur, item)
+                _insert_order(cur, order, "committed")
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+            self._changed()
+        return StoredOrder(order.order_id, "committed", order.response, order.consumption), True
+
+    def cancel(self, order_id: str) -> StoredOrder | None:
+        """Mark a committed order cancelled: what it consumed stops counting. Idempotent;
+        None if no such order."""
+        with self.write_lock:
+            cur = self._cursor()
+            cur.begin()
+            try:
+                cur.execute(
+                    "UPDATE ledger_orders SET status = 'cancelled', cancelled_at = ? WHERE order_id = ? AND status = 'committed'",
+                    [_now(), order_id],
+                )
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+            self._changed()
+        return self.find(order_id)
+
+    def seed(self, block: Mapping[str, Any], currency: str) -> int:
+        """Load imported history: a scenario file's ``ledger`` block (``budget_used``,
+        ``gift_stock_used``, ``uses``, ``special_consumed``, ``committed_lines``); amounts
+        in ``currency`` (the ruleset's). One imported order per committed line (its
+        ``order_id`` if given) plus one holding the consumption. Returns the rows written."""
+        consumption = list(_seed_consumption(block, currency))
+        lines = list(block.get("committed_lines") or [])
+        orders: list[OrderRecord] = []
+        stamp = _now().strftime("%Y%m%dT%H%M%S%f")
+        if consumption:
+            orders.append(OrderRecord(f"import-{stamp}", None, None, None, dt.date.today(), currency, (0, 0, 0, 0, 0), {}, (), tuple(consumption)))
+        for n, row in enumerate(lines, start=1):
+            orders.append(_seed_line_order(row, n, stamp, currency))
+        with self.write_lock:
+            cur = self._cursor()
+            cur.begin()
+            try:
+                for order in orders:
+                    _insert_order(cur, order, "imported")
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+            self._changed()
+        return len(consumption) + len(lines)
+
+
+def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
+    if item.limit_qty is None and item.limit_amount is None:
+        return
+    row = cur.execute(
+        "SELECT coalesce(sum(c.qty), 0), coalesce(sum(c.amount), 0)"
+        " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
+        f" WHERE {_LIVE} AND c.kind = ? AND c.promotion IS NOT DISTINCT FROM ?"
+        " AND c.customer_id IS NOT DISTINCT FROM ? AND c.project IS NOT DISTINCT FROM ? AND c.sku IS NOT DISTINCT FROM ?",
+        [item.kind, item.promotion, item.customer_id, item.project, item.sku],
+    ).fetchone()
+    used_qty, used_amount = (int(row[0]), int(row[1])) if row else (0, 0)
+    if item.limit_qty is not None and item.qty > 0 and used_qty + item.qty > item.limit_qty:
+        raise QuotaExhausted(item, used_qty, "qty", item.limit_qty)
+    if item.limit_amount is not None and item.amount > 0 and used_amount + item.amount > item.limit_amount:
+        raise QuotaExhausted(item, used_amount, "amount", item.limit_amount)
+
+
+def _insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: str) -> None:
+    cur.execute(
+        "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+        [order.order_id, order.customer_id, order.project, order.referrer, order.date, order.currency, status, _now(),
+         *order.totals, json.dumps(order.response)],
+    )  # fmt: skip
+    if order.lines:
+        cur.executemany(
+            "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[order.order_id, x.line_id, x.sub, x.sku, x.qty, x.list_amount, x.discount, x.net_amount, x.tax, x.special] for x in order.lines],
+        )
+    if order.consumption:
+        cur.executemany(
+            "INSERT INTO ledger_consumption VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[order.order_id, c.kind, c.promotion, c.customer_id, c.project, c.sku, c.qty, c.amount] for c in order.consumption],
+        )
+
+
+# ---- seeding -------------------------------------------------------------------------------
+
+
+def _text(row: Mapping[str, Any], key: str, where: str, required: bool = True) -> str | None:
+    value = row.get(key)
+    if value is None or str(value).strip() == "":
+        if required:
+            raise LedgerError("bad_ledger_row", f"{where}: '{key}' is missing")
+        return None
+    return str(value).strip()
+
+
+def _number(parse: Any, text: str | None, where: str, key: str, *args: Any) -> int:
+    if text is None:
+        return 0
+    try:
+        value = int(parse(text, *args))
+    except (ValueError, ArithmeticError):
+        raise LedgerError("bad_ledger_row", f"{where}: '{key}' {text!r} is not a valid figure") from None
+    if value < 0:
+        raise LedgerError("bad_ledger_row", f"{where}: '{key}' {text!r} is negative")
+    return value
+
+
+def _whole(text: str | None, where: str, key: str) -> int:
+    milli = _number(parse_quantity, text, where, key)
+    if milli % 1000:
+        raise LedgerError("bad_ledger_row", f"{where}: '{key}' {text!r} is not a whole number")
+    return milli // 1000
+
+
+def _seed_consumption(block: Mapping[str, Any], currency: str) -> Iterable[Consumption]:
+    for name, amount in dict(block.get("budget_used") or {}).items():
+        yield Consumption("budget", promotion=str(name), amount=_number(parse_money, str(amount), f"budget_used[{name!r}]", "amount", currency))
+    for name, units in dict(block.get("gift_stock_used") or {}).items():
+        yield Consumption("gift_stock", promotion=str(name), qty=_whole(str(units), f"gift_stock_used[{name!r}]", "units"))
+    for n, row in enumerate(block.get("uses") or [], start=1):
+        where = f"uses row {n}"
+        yield Consumption(
+            "use", promotion=_text(row, "promotion", where), customer_id=_text(row, "customer_id", where),
+            qty=_whole(_text(row, "orders", where), where, "orders"),
+        )  # fmt: skip
+    for n, row in enumerate(block.get("special_consumed") or [], start=1):
+        where = f"special_consumed row {n}"
+        yield Consumption(
+            "special", customer_id=_text(row, "customer_id", where), project=_text(row, "project", where, required=False) or "",
+            sku=_text(row, "sku", where), qty=_number(parse_quantity, _text(row, "qty", where, required=False), where, "qty"),
+            amount=_number(parse_money, _text(row, "amount", where, required=False), where, "amount", currency),
+        )  # fmt: skip
+
+
+def _seed_line_order(row: Mapping[str, Any], n: int, stamp: str, currency: str) -> OrderRecord:
+    where = f"committed_lines row {n}"
+    date_text = _text(row, "date", where)
+    try:
+        date = dt.date.fromisoformat(str(date_text))
+    except ValueError:
+        raise LedgerError("bad_ledger_row", f"{where}: 'date' {date_text!r} is not an ISO date") from None
+    qty = _number(parse_quantity, _text(row, "qty", where), where, "qty")
+    amount = _number(parse_money, _text(row, "amount", where, required=False), where, "amount", currency)
+    list_amount = _number(parse_money, _text(row, "list_amount", where, required=False), where, "list_amount", currency) or amount
+    order_id = _text(row, "order_id", where, required=False) or f"import-{stamp}-{n}"
+    line = OrderLine(
+        line_id=_text(row, "line_id", where, required=False) or "1", sub=0, sku=str(_text(row, "sku", where)), qty=qty,
+        list_amount=list_amount, discount=list_amount - amount, net_amount=amount, tax=0,
+        special=str(row.get("special", "")).lower() in ("true", "1", "yes"),
+    )  # fmt: skip
+    return OrderRecord(
+        order_id, _text(row, "customer_id", where), _text(row, "project", where, required=False),
+        _text(row, "referrer", where, required=False), date, currency,
+        (list_amount, list_amount - amount, amount, 0, amount), {}, (line,),
+    )  # fmt: skip
