@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
+from dsl.policies import check_policies
 from dsl.schema import FieldInfo, FieldType, Schema, table_column
 from engine.data import CATALOG_CORE_COLUMNS, DataSet
 from engine.money import (
@@ -140,6 +141,7 @@ class _Checker:
         approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
         for approval in approvals:
             self._approval(approval, schema)
+        check_policies(self, decls)
         if any(d.severity == "error" for d in self.diags) or header is None:
             return None
         return CheckedRuleset(

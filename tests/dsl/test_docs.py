@@ -82,6 +82,7 @@ DOCS_DATA = DataSet.from_rows(
         ],
         "fx_rates": [{"from": "USD", "to": "CNY", "date": "2026-01-01", "rate": "7.1"}],
         "floor_prices": [{"sku": "A", "floor": "8.00"}, {"sku": "B", "floor": "15.00"}],
+        "rebate_targets": [{"customer_id": "D1", "period": "2026-Q4", "target": "1000000.00"}],
     },
 )
 
