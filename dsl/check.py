@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
+from dsl.policies import check_policies
 from dsl.schema import FieldInfo, FieldType, Schema, table_column
 from engine.data import CATALOG_CORE_COLUMNS, DataSet
 from engine.money import (
@@ -145,6 +146,7 @@ class _Checker:
             self._approval(approval, schema)
         order_checks = [d for d in decls if isinstance(d, t.OrderCheckDecl)]
         self._order_checks(order_checks, schema)
+        check_policies(self, decls)
         if any(d.severity == "error" for d in self.diags) or header is None:
             return None
         return CheckedRuleset(

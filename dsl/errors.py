@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "E0506": "approval bands out of order, or 'above' before the last band",
     "W0501": "warning: a promotion that can never apply (shadowed by an earlier exclusive promotion with a wider condition)",
     "E0601": "ruleset directory has no .rule files",
+    "E0701": "unknown event kind in a commission",
 }
 
 

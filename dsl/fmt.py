@@ -123,6 +123,10 @@ def _table(ref: t.TableRef) -> str:
 
 
 def declaration(d: t.Declaration) -> str:
+    if isinstance(d, t.RebateDecl | t.CommissionDecl | t.PartnerTiersDecl):
+        from dsl.policies import format_policy
+
+        return format_policy(d)
     if isinstance(d, t.Header):
         parts = [f"ruleset {_quote(d.name)}"]
         if d.currency:

@@ -19,6 +19,7 @@ from lark.tree import Meta
 
 from dsl import tree as t
 from dsl.errors import Diagnostic, RuleError
+from dsl.policies import PolicyTransformer
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
 
@@ -39,6 +40,11 @@ FRIENDLY: dict[str, str] = {
     "STOCK_POLICY": "'warn' or 'block'",
     "MEASURE": "'qty' or 'amount'",
     "ROUNDING_MODE": "'half_up' or 'half_even'",
+    "BASIS_MEASURE": "'net_amount' or 'qty'",
+    "TIER_MODE": "'retroactive' or 'incremental'",
+    "TIER_BY": "'attainment' or 'basis'",
+    "PERIOD_KIND": "'month', 'quarter' or 'year'",
+    "BENEFICIARY": "'referrer' or 'buyer'",
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "LPAR": "'('",
@@ -112,7 +118,7 @@ class _LiteralProblem(Exception):
         self.span = span
 
 
-class _ToTree(Transformer[Token, Any]):
+class _ToTree(PolicyTransformer, Transformer[Token, Any]):
     """Turns lark's parse tree into our own nodes; nothing downstream sees lark.
 
     Every callback takes ``(meta, children)``. They are called directly rather than

@@ -359,7 +359,125 @@ class OrderCheckDecl:
     max_percent: PercentLit | None = None  # rebate payment
 
 
-Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl | OrderCheckDecl
+# ---- rebates, commissions, partner tiers, marketing funds (SPEC §6) ---------------------
+
+PeriodKind = Literal["month", "quarter", "year", "range"]
+PolicyCapKind = Literal["customer", "order", "period"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodSpec:
+    """``period quarter`` (kind set) or ``period 2026-01-01 .. 2026-06-30`` (kind "range")."""
+
+    kind: PeriodKind
+    start: dt.date | None
+    end: dt.date | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Basis:
+    """What a rebate or fund is computed on: ``basis net_amount where ... minus returns``."""
+
+    measure: Literal["net_amount", "qty"]
+    where: Condition | None
+    minus_returns: bool
+    includes_special: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payout:
+    """A rate: a percentage of the basis, or an amount per base unit (a qty basis)."""
+
+    percent: PercentLit | None
+    per_unit: Literal_ | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyTier:
+    threshold: Literal_
+    payout: Payout
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyTiers:
+    mode: Literal["retroactive", "incremental"]
+    by: Literal["attainment", "basis"]
+    steps: tuple[PolicyTier, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyCap:
+    per: PolicyCapKind
+    value: Literal_
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebateDecl:
+    """A rebate (``kind == "rebate"``) or a marketing-fund accrual (``kind == "fund"``)."""
+
+    kind: Literal["rebate", "fund"]
+    name: str
+    period: PeriodSpec | None
+    basis: Basis | None
+    target_table: str | None
+    target_value: Literal_ | None
+    tiers: PolicyTiers | None
+    flat: Payout | None
+    caps: tuple[PolicyCap, ...]
+    minimum_payout: Literal_ | None
+    accrual: bool
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventReward:
+    amount: Literal_
+    event: str
+    span: Span
+    event_span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommissionDecl:
+    name: str
+    period: PeriodSpec | None
+    beneficiary: Literal["referrer", "buyer"]
+    percent: PercentLit | None
+    where: Condition | None
+    rewards: tuple[EventReward, ...]
+    caps: tuple[PolicyCap, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Level:
+    name: str
+    when: Condition
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartnerTiersDecl:
+    name: str
+    period: PeriodSpec | None
+    levels: tuple[Level, ...]
+    default: str | None
+    span: Span
+    name_span: Span
+
+
+PolicyDecl = RebateDecl | CommissionDecl | PartnerTiersDecl
+
+
+Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl | OrderCheckDecl | PolicyDecl
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -305,6 +305,10 @@ def table_kind(name: str, columns: Sequence[str]) -> TableKind:
 def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
     """The checks every row of ``frame`` must pass to be loaded as table ``name``."""
     kind = table_kind(name, frame.columns)
+    if name in ("order_lines", "returns", "events"):  # order history (engine.history)
+        from engine.history import history_checks
+
+        return "text", history_checks(name, frame)
     has = set(frame.columns)
     checks: list[Check] = []
     if kind == "catalog":

@@ -361,6 +361,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(health)
     app.include_router(orders.orders)
     app.include_router(orders.quotas)
+    from server.rebates import router as rebates_router
+
+    app.include_router(rebates_router)
     errors.install(app, engine_api.CartError)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     return app

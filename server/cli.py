@@ -359,6 +359,112 @@ def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _table_text(frame: pl.DataFrame) -> str:
+    """A plain aligned text table (the summary printed at the end of a run)."""
+    cols = frame.columns
+    cells = [[("" if v is None else str(v)) for v in row] for row in frame.iter_rows()]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(cols)]
+    right = [frame.schema[c].is_numeric() or c in ("total", "delta", "amount") for c in cols]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)).rstrip()
+
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _write_frame(frame: pl.DataFrame, out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            frame.write_csv(out)
+        elif out.suffix.lower() in (".parquet", ".pq"):
+            frame.write_parquet(out)
+        else:
+            raise CliError(f"{out}: write .parquet or .csv")
+    except OSError as exc:
+        raise CliError(f"{out}: {exc.strerror or exc}") from None
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (only when stderr is a terminal, or --progress)."""
+
+    def __init__(self, enabled: bool) -> None:
+        import time
+
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        import time
+
+        if not self.enabled:
+            return
+        width = 24
+        filled = width * done // max(total, 1)
+        elapsed = time.monotonic() - self.started
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:6.1f}s {name[:40]:<40}{end}")
+        sys.stderr.flush()
+
+
+def cmd_rebates(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from dsl.errors import RuleError
+    from engine.data import DataError
+    from engine.history import read_history, store_history
+    from engine.rebate_results import save_run, summary, with_deltas
+    from engine.rebates import RebateError, compile_policies, parse_period, run_policies
+
+    settings = _settings(args)
+    sources = _sources(Path(args.ruleset))
+    store = _open_store(settings.db_path)
+    try:
+        data = store.snapshot()
+        try:
+            policies = compile_policies(sources, data)
+        except RuleError as exc:
+            raise CliError(f"the ruleset does not check:\n{exc.render()}", status=1) from None
+        if not policies.count:
+            raise CliError(f"{args.ruleset}: no rebate, commission, partner tiers or fund declarations")
+        try:
+            period = parse_period(args.period)
+            as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+            if as_of is None:  # a period not over yet is an accrual up to today
+                from dsl.check import today_in
+
+                today = today_in(policies.timezone)
+                as_of = today if today < period.end else None
+        except RebateError as exc:
+            raise CliError(exc.message) from None
+        except ValueError:
+            raise CliError(f"--as-of {args.as_of!r} is not a date (YYYY-MM-DD)") from None
+        try:
+            history = read_history(args.history, policies.currency) if args.history else store_history(store, policies.currency)
+            progress = _ProgressBar(args.progress or sys.stderr.isatty())
+            result = run_policies(policies, history, period, as_of=as_of, partner=args.partner, progress=progress)
+        except RebateError as exc:
+            raise CliError(f"{exc.code}: {exc.message}") from None
+        except DataError as exc:
+            raise CliError(str(exc)) from None
+        rows = with_deltas(store, result, policies.currency)
+        run_id = save_run(store, result, rows, policies.version, history.source) if not args.no_store else None
+    finally:
+        store.close()
+    out_rows = rows.drop("amount_minor")
+    if args.out:
+        _write_frame(out_rows, Path(args.out))
+    for name, why in result.skipped:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    kind = f"accrual as of {result.as_of}" if result.accrual else "final"
+    print(f"{period.label} ({period.start}..{period.end}), {kind}: {plural(rows.height, 'row')}" + (f", run {run_id}" if run_id else "") + (f" -> {args.out}" if args.out else ""))
+    print(_table_text(summary(rows, policies.currency)))
+    if args.show:
+        print()
+        print(_table_text(out_rows.select("partner", "policy", "basis", "target", "attainment", "step", "rate", "amount", "explanation")))
+    return 0
+
+
 # ---- the parser -----------------------------------------------------------------------
 
 
@@ -419,6 +525,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("load", cmd_load, "load a CSV or Parquet file as a data table (all rows or none)")
     p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, a table name, or 'ledger' (imported history, JSON)")
     p.add_argument("file", metavar="FILE")
+
+    p = add("rebates", cmd_rebates, "compute rebates, commissions, partner tiers and funds for a period")
+    p.add_argument("ruleset", metavar="RULESET_DIR")
+    p.add_argument("--history", metavar="H", default=None, help="order_lines file, or a directory with order_lines, returns, events (default: the store's)")
+    p.add_argument("--period", required=True, help="2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", default=None, help="cut an open period at DATE (an accrual run); default: the period's end")
+    p.add_argument("--partner", default=None, help="only this partner")
+    p.add_argument("--out", metavar="R.parquet", default=None, help="write every result row (.parquet or .csv)")
+    p.add_argument("--show", action="store_true", help="print every result row after the summary")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the run in the store")
     return parser
 
 

@@ -85,6 +85,7 @@ DOCS_DATA = DataSet.from_rows(
         "accounts": [{"customer_id": "D1", "credit_limit": "10000.00", "outstanding": "9000.00", "prepaid": "500.00"}],
         "assortment": [{"customer_group": "south", "sku": "A"}],
         "stock_plans": [{"customer_id": "D1", "sku": "A", "month": "2026-11", "qty": "100"}],
+        "rebate_targets": [{"customer_id": "D1", "period": "2026-Q4", "target": "1000000.00"}],
     },
 )
 

@@ -1,0 +1,810 @@
+"""Rebates, commissions, partner tiers and marketing funds over the order history (SPEC §6).
+
+``compile_policies`` turns a ruleset's policy declarations into plain values;
+``run_policies`` computes every policy for one period over a ``History`` of lazy typed
+frames, columnar end to end: one filtered scan and group-by per policy (polars, streaming)
+down to one row per partner, then the tier, cap and rounding arithmetic on int64 arrays
+(``engine.money``) — no loop over order lines or partners.
+
+One result row per partner and policy (``RESULT_COLUMNS``). Money is int64 minor units
+inside and decimal text in the result; the semantics are in docs/rebates.md.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from dsl import tree as t
+from dsl.check import check, money_value, quantity_value
+from dsl.compile import ruleset_version
+from dsl.errors import RuleError
+from dsl.parser import parse_sources
+from engine.data import DataError, DataSet
+from engine.history import History
+from engine.money import (
+    BP_SCALE,
+    QTY_SCALE,
+    Rounding,
+    format_money,
+    format_percent,
+    format_quantity,
+    mul_div_round,
+    parse_money,
+    parse_percent,
+)
+
+PolicyKind = Literal["rebate", "fund", "commission", "tiers"]
+
+RESULT_SCHEMA: dict[str, pl.DataType] = {
+    "partner": pl.String(),
+    "policy": pl.String(),
+    "kind": pl.String(),
+    "period": pl.String(),
+    "currency": pl.String(),
+    "basis": pl.String(),
+    "target": pl.String(),
+    "attainment": pl.String(),
+    "step": pl.String(),
+    "rate": pl.String(),
+    "uncapped": pl.String(),
+    "amount": pl.String(),
+    "explanation": pl.String(),
+    "source": pl.String(),
+}
+RESULT_COLUMNS = tuple(RESULT_SCHEMA)
+
+
+class RebateError(ValueError):
+    """Bad input to a run (a period that does not parse, history in another currency)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---- periods -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A closed date range with its label: ``2026-Q4``, ``2026-11``, ``2026`` or a range."""
+
+    kind: Literal["month", "quarter", "year", "range"]
+    label: str
+    start: dt.date
+    end: dt.date
+
+
+_QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_YEAR = re.compile(r"^(\d{4})$")
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")
+
+
+def parse_period(text: str) -> Period:
+    """``2026-Q4``, ``2026-11``, ``2026`` or ``2026-01-01..2026-06-30``."""
+    s = text.strip()
+    try:
+        if m := _QUARTER.match(s):
+            year, q = int(m.group(1)), int(m.group(2))
+            start = dt.date(year, 3 * q - 2, 1)
+            end = dt.date(year, 3 * q, calendar.monthrange(year, 3 * q)[1])
+            return Period("quarter", f"{year}-Q{q}", start, end)
+        if m := _MONTH.match(s):
+            year, month = int(m.group(1)), int(m.group(2))
+            return Period("month", f"{year}-{month:02d}", dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1]))
+        if m := _YEAR.match(s):
+            year = int(m.group(1))
+            return Period("year", str(year), dt.date(year, 1, 1), dt.date(year, 12, 31))
+        if m := _RANGE.match(s):
+            start, end = dt.date.fromisoformat(m.group(1)), dt.date.fromisoformat(m.group(2))
+            if start > end:
+                raise RebateError("bad_period", f"period {text!r} starts after it ends")
+            return Period("range", f"{start.isoformat()}..{end.isoformat()}", start, end)
+    except ValueError as exc:
+        if isinstance(exc, RebateError):
+            raise
+        raise RebateError("bad_period", f"period {text!r} is not a calendar period: {exc}") from None
+    raise RebateError("bad_period", f"period {text!r}: write 2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30")
+
+
+def policy_period(spec: t.PeriodSpec | None, run: Period) -> bool:
+    """Whether a policy declared with ``spec`` runs for the run period."""
+    if spec is None:
+        return False
+    if spec.kind == "range":
+        return run.kind == "range" and (spec.start, spec.end) == (run.start, run.end)
+    return spec.kind == run.kind
+
+
+# ---- compiled policies ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RatePolicy:
+    """A rebate or a fund (a fund is one flat rate on its basis)."""
+
+    name: str
+    kind: Literal["rebate", "fund"]
+    period: t.PeriodSpec | None
+    measure: Literal["net_amount", "qty"]
+    where: t.Condition | None
+    minus_returns: bool
+    includes_special: bool
+    target_table: str | None
+    target_value: int | None
+    mode: Literal["retroactive", "incremental"]
+    by: Literal["attainment", "basis"]
+    thresholds: tuple[int, ...]  # basis units (minor / thousandths) or basis points of target
+    threshold_texts: tuple[str, ...]
+    rates: tuple[int, ...]  # basis points, or minor units per base unit (qty basis)
+    rate_texts: tuple[str, ...]
+    cap: int | None
+    minimum: int | None
+    accrual: bool
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionPolicy:
+    name: str
+    period: t.PeriodSpec | None
+    beneficiary: Literal["referrer", "buyer"]
+    percent: int | None  # basis points of the order's net
+    where: t.Condition | None
+    rewards: tuple[tuple[str, int], ...]  # (event kind, minor units per event)
+    cap_order: int | None
+    cap_period: int | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class TierPolicy:
+    name: str
+    period: t.PeriodSpec | None
+    levels: tuple[tuple[str, t.Condition], ...]  # highest first
+    default: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    version: str
+    currency: str
+    rounding: Rounding
+    timezone: str
+    rates: tuple[RatePolicy, ...] = ()
+    commissions: tuple[CommissionPolicy, ...] = ()
+    tiers: tuple[TierPolicy, ...] = ()
+    data: DataSet = field(default_factory=lambda: DataSet.from_rows([], {}))
+
+    @property
+    def count(self) -> int:
+        return len(self.rates) + len(self.commissions) + len(self.tiers)
+
+
+def _src(span: t.Span) -> str:
+    return f"{span.file}:{span.line}"
+
+
+def _payout_value(p: t.Payout, currency: str) -> tuple[int, str]:
+    if p.percent is not None:
+        return parse_percent(p.percent.text), f"{p.percent.text}%"
+    assert p.per_unit is not None
+    value = money_value(p.per_unit, currency)
+    return value, f"{format_money(value, currency)} per unit"
+
+
+def _threshold(lit: t.Literal_, d: t.RebateDecl, currency: str) -> tuple[int, str]:
+    assert d.tiers is not None and d.basis is not None
+    if d.tiers.by == "attainment":
+        assert isinstance(lit, t.PercentLit)
+        return parse_percent(lit.text), f"{lit.text}%"
+    if d.basis.measure == "qty":
+        value = quantity_value(lit)[0]
+        return value, format_quantity(value)
+    value = money_value(lit, currency)
+    return value, format_money(value, currency)
+
+
+def compile_policies(sources: dict[str, str], data: DataSet | None) -> PolicySet:
+    """Parse and check the whole ruleset; keep its rebate, commission, tier and fund
+    declarations as plain values. Raises ``RuleError`` with every diagnostic."""
+    ruleset = parse_sources(sources)
+    checked, diagnostics = check(ruleset, data)
+    if checked is None or any(d.severity == "error" for d in diagnostics):
+        raise RuleError(diagnostics, dict(sources))
+    cur = checked.currency
+    rates: list[RatePolicy] = []
+    commissions: list[CommissionPolicy] = []
+    tiers: list[TierPolicy] = []
+    for d in ruleset.declarations():
+        if isinstance(d, t.RebateDecl):
+            assert d.basis is not None
+            if d.tiers is not None:
+                steps = [(_threshold(s.threshold, d, cur), _payout_value(s.payout, cur)) for s in d.tiers.steps]
+                mode, by = d.tiers.mode, d.tiers.by
+            else:
+                assert d.flat is not None
+                zero = (0, format_quantity(0) if d.basis.measure == "qty" else format_money(0, cur))
+                steps = [(zero, _payout_value(d.flat, cur))]
+                mode, by = "retroactive", "basis"
+            target: int | None = None
+            if d.target_value is not None:
+                target = quantity_value(d.target_value)[0] if d.basis.measure == "qty" else money_value(d.target_value, cur)
+            cap = next((money_value(c.value, cur) for c in d.caps if c.per == "customer"), None)
+            rates.append(
+                RatePolicy(
+                    name=d.name, kind=d.kind, period=d.period, measure=d.basis.measure, where=d.basis.where,
+                    minus_returns=d.basis.minus_returns, includes_special=d.basis.includes_special,
+                    target_table=d.target_table, target_value=target, mode=mode, by=by,
+                    thresholds=tuple(s[0][0] for s in steps), threshold_texts=tuple(s[0][1] for s in steps),
+                    rates=tuple(s[1][0] for s in steps), rate_texts=tuple(s[1][1] for s in steps),
+                    cap=cap, minimum=money_value(d.minimum_payout, cur) if d.minimum_payout is not None else None,
+                    accrual=d.accrual, source=_src(d.span),
+                )
+            )
+        elif isinstance(d, t.CommissionDecl):
+            caps = {c.per: money_value(c.value, cur) for c in d.caps}
+            commissions.append(
+                CommissionPolicy(
+                    name=d.name, period=d.period, beneficiary=d.beneficiary,
+                    percent=parse_percent(d.percent.text) if d.percent is not None else None, where=d.where,
+                    rewards=tuple((r.event, money_value(r.amount, cur)) for r in d.rewards),
+                    cap_order=caps.get("order"), cap_period=caps.get("period"), source=_src(d.span),
+                )
+            )
+        elif isinstance(d, t.PartnerTiersDecl):
+            tiers.append(TierPolicy(name=d.name, period=d.period, levels=tuple((lv.name, lv.when) for lv in d.levels), default=d.default, source=_src(d.span)))
+    return PolicySet(
+        version=ruleset_version(sources),
+        currency=cur,
+        rounding=checked.rounding,
+        timezone=checked.timezone,
+        rates=tuple(rates),
+        commissions=tuple(commissions),
+        tiers=tuple(tiers),
+        data=data if data is not None else DataSet.from_rows([], {}),
+    )
+
+
+# ---- conditions as polars expressions --------------------------------------------------------
+
+#: rule field -> history column
+LINE_COLUMN = {"customer.id": "customer_id", "sku": "sku", "category": "category", "brand": "brand", "project": "project", "referrer": "referrer"}
+
+
+def _column(name: str) -> str:
+    return LINE_COLUMN.get(name) or "item__" + name.removeprefix("item.")
+
+
+def condition_columns(cond: t.Condition | None) -> set[str]:
+    from dsl.check import _atoms
+
+    return set() if cond is None else {_column(a.field.name) for a in _atoms(cond)}
+
+
+def _value(lit: t.Literal_, kind: str, currency: str) -> pl.Expr:
+    return pl.lit(_raw_value(lit, kind, currency))
+
+
+def _raw_value(lit: t.Literal_, kind: str, currency: str) -> str | int:
+    if isinstance(lit, t.StringLit):
+        return lit.value
+    if kind == "money":
+        return money_value(lit, currency)
+    if isinstance(lit, t.NumberLit):
+        return int(lit.text)
+    raise DataError(f"cannot compare with {lit}")
+
+
+def to_expr(cond: t.Condition, column: Callable[[str], str], kind: Callable[[str], str], currency: str) -> pl.Expr:
+    """A condition as a boolean expression, with docs/language.md's missing-value rules:
+    ``==``, ``in``, ``<``... are false on a missing value, ``!=`` and ``not in`` true."""
+    if isinstance(cond, t.Compare):
+        col = pl.col(column(cond.field.name))
+        v = _value(cond.value, kind(cond.field.name), currency)
+        ops: dict[str, pl.Expr] = {"==": col == v, "!=": col != v, "<": col < v, "<=": col <= v, ">": col > v, ">=": col >= v}
+        return ops[cond.op].fill_null(cond.op == "!=")
+    if isinstance(cond, t.InSet):
+        col = pl.col(column(cond.field.name))
+        values = [_raw_value(v, kind(cond.field.name), currency) for v in cond.values]
+        hit = col.is_in(values).fill_null(False)
+        return ~hit if cond.negated else hit
+    if isinstance(cond, t.Not):
+        return ~to_expr(cond.item, column, kind, currency)
+    parts = [to_expr(c, column, kind, currency) for c in cond.items]
+    return pl.all_horizontal(parts) if isinstance(cond, t.And) else pl.any_horizontal(parts)
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    rows: pl.DataFrame  # RESULT_SCHEMA
+    details: pl.DataFrame  # per-order commission figures: partner, policy, order_id, net, amount, capped
+    skipped: tuple[tuple[str, str], ...]  # (policy, why)
+    period: Period
+    as_of: dt.date
+    accrual: bool
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def _catalog(policies: PolicySet, needed: set[str]) -> pl.LazyFrame | None:
+    cat = policies.data.catalog
+    cols = {"category": "category", "brand": "brand"} | {c: c for c in cat.columns}
+    wanted = [c for c in needed if c in ("category", "brand") or c.startswith("item__")]
+    if not wanted:
+        return None
+    select = [pl.col("sku")]
+    for c in wanted:
+        src = c.removeprefix("item__")
+        select.append((pl.col(cols[src]) if src in cat.columns else pl.lit(None, dtype=pl.String)).cast(pl.String).alias(c))
+    return cat.lazy().select(select).unique("sku", keep="first")
+
+
+def _with_item(frame: pl.LazyFrame, policies: PolicySet, needed: set[str]) -> pl.LazyFrame:
+    catalog = _catalog(policies, needed)
+    if catalog is None:
+        return frame
+    return frame.join(catalog, on="sku", how="left")
+
+
+def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect(engine="streaming")
+
+
+def _in_period(period: Period, as_of: dt.date) -> pl.Expr:
+    end = min(period.end, as_of)
+    return pl.col("date").is_between(pl.lit(period.start), pl.lit(end), closed="both")
+
+
+def _line_filter(policies: PolicySet, where: t.Condition | None) -> pl.Expr:
+    if where is None:
+        return pl.lit(True)
+    return to_expr(where, _column, lambda _: "text", policies.currency)
+
+
+def _fmt_money(values: np.ndarray, currency: str) -> list[str]:
+    return [format_money(int(v), currency) for v in values]
+
+
+def _fmt_basis(values: np.ndarray, measure: str, currency: str) -> list[str]:
+    return [format_quantity(int(v)) for v in values] if measure == "qty" else _fmt_money(values, currency)
+
+
+def format_attainment(basis: int, target: int) -> str:
+    """Attainment as a percentage with at most two decimals, cut (never rounded up), so that
+    99.999% reads 99.99% and never looks like a reached 100% step: 1075000/1000000 -> "107.5%".
+    Steps are compared exactly (basis * 10000 >= step * target), not on this text."""
+    return format_percent(basis * BP_SCALE // target)
+
+
+def run_policies(
+    policies: PolicySet,
+    history: History,
+    period: Period,
+    *,
+    as_of: dt.date | None = None,
+    partner: str | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Every policy of ``policies`` that runs for ``period``, over ``history``.
+
+    ``as_of`` (default: the period's end) cuts an open period: lines after it are not
+    counted and the run is an accrual; only policies marked ``accrual`` run then (a
+    commission, a fund and partner tiers always do). ``partner`` restricts to one partner.
+    """
+    as_of = as_of or period.end
+    accrual = as_of < period.end
+    runnable: list[RatePolicy | CommissionPolicy | TierPolicy] = []
+    skipped: list[tuple[str, str]] = []
+    every: list[RatePolicy | CommissionPolicy | TierPolicy] = [*policies.rates, *policies.commissions, *policies.tiers]
+    for p in every:
+        if not policy_period(p.period, period):
+            declared = "none" if p.period is None else (p.period.kind if p.period.kind != "range" else f"{p.period.start}..{p.period.end}")
+            skipped.append((p.name, f"its period is {declared}, the run's is {period.kind}"))
+        elif accrual and isinstance(p, RatePolicy) and p.kind == "rebate" and not p.accrual:
+            skipped.append((p.name, f"period {period.label} is open on {as_of}; the rebate is not marked 'accrual'"))
+        else:
+            runnable.append(p)
+    lines = history.lines.filter(_in_period(period, as_of))
+    returns = history.returns.filter(_in_period(period, as_of))
+    events = history.events.filter(_in_period(period, as_of))
+    if partner is not None:
+        lines = lines.filter((pl.col("customer_id") == partner) | (pl.col("referrer") == partner))
+        returns = returns.filter(pl.col("customer_id") == partner)
+        events = events.filter(pl.col("partner_id") == partner)
+    _check_currency(lines, returns, policies.currency)
+    frames: list[pl.DataFrame] = []
+    details: list[pl.DataFrame] = []
+    for i, p in enumerate(runnable):
+        if progress is not None:
+            progress(i, len(runnable), p.name)
+        if isinstance(p, RatePolicy):
+            frames.append(_rate_policy(policies, p, lines, returns, period, as_of))
+        elif isinstance(p, CommissionPolicy):
+            rows, detail = _commission(policies, p, lines, events, period)
+            frames.append(rows)
+            details.append(detail)
+        else:
+            frames.append(_tier_policy(policies, p, lines, returns, events, period))
+    if progress is not None:
+        progress(len(runnable), len(runnable), "done")
+    rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=RESULT_SCHEMA)
+    if partner is not None:
+        rows = rows.filter(pl.col("partner") == partner)
+    rows = rows.sort("policy", "partner")
+    detail_frame = pl.concat(details, how="vertical") if details else pl.DataFrame(schema=DETAIL_SCHEMA)
+    if partner is not None:
+        detail_frame = detail_frame.filter(pl.col("partner") == partner)
+    return RunResult(rows=rows, details=detail_frame.sort("policy", "partner", "order_id"), skipped=tuple(skipped), period=period, as_of=as_of, accrual=accrual)
+
+
+def _check_currency(lines: pl.LazyFrame, returns: pl.LazyFrame, currency: str) -> None:
+    other = _collect(
+        pl.concat([lines.select("currency"), returns.select("currency")]).filter(pl.col("currency") != currency).group_by("currency").len().sort("currency")
+    )
+    if other.height:
+        found = ", ".join(f"{r['len']} in {r['currency']}" for r in other.iter_rows(named=True))
+        raise RebateError(
+            "currency_mismatch",
+            f"the history has rows in another currency than the ruleset's {currency} ({found}); "
+            "rebates are computed in the ruleset currency: convert those rows before the run",
+        )
+
+
+# ---- rebates and funds ------------------------------------------------------------------------
+
+
+def _basis_frame(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame) -> pl.DataFrame:
+    """customer_id, purchases, returned (basis units), one row per customer with any."""
+    needed = condition_columns(p.where)
+    value = "net_amount" if p.measure == "net_amount" else "qty"
+    keep = _line_filter(policies, p.where)
+    if not p.includes_special:
+        keep = keep & ~pl.col("special")
+    bought = _with_item(lines, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("purchases"))
+    parts = [bought.with_columns(pl.lit(0, dtype=pl.Int64).alias("returned"))]
+    if p.minus_returns:
+        r = returns
+        order_fields = needed & {"project", "referrer"}
+        if order_fields or not p.includes_special:
+            # a return takes its order's project/referrer, and is of a special-price line
+            # when its order's line of that SKU was one
+            per_order = lines.group_by("order_id", "sku").agg(
+                pl.col("special").any().alias("special"), *(pl.col(c).first().alias(c) for c in sorted(order_fields))
+            )
+            r = r.join(per_order, on=["order_id", "sku"], how="left").with_columns(pl.col("special").fill_null(False))
+        else:
+            r = r.with_columns(pl.lit(False).alias("special"))
+        for c in ("project", "referrer"):
+            if c in needed and c not in order_fields:
+                r = r.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+        returned = _with_item(r, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("returned"))
+        parts.append(returned.with_columns(pl.lit(0, dtype=pl.Int64).alias("purchases")).select("customer_id", "purchases", "returned"))
+    frame = pl.concat([x.select("customer_id", pl.col("purchases").cast(pl.Int64), pl.col("returned").cast(pl.Int64)) for x in parts])
+    return _collect(frame.group_by("customer_id").agg(pl.col("purchases").sum(), pl.col("returned").sum()))
+
+
+def _targets(policies: PolicySet, p: RatePolicy, period: Period) -> pl.DataFrame | None:
+    """customer_id, target (basis units) for the period, from the policy's table."""
+    if p.target_table is None:
+        return None
+    table = policies.data.tables.get(p.target_table)
+    if table is None:
+        raise RebateError("unknown_table", f"rebate '{p.name}': target table '{p.target_table}' is not loaded")
+    rows = table.filter(pl.col("period").str.strip_chars().str.to_uppercase() == period.label.upper())
+    out: dict[str, int] = {}
+    for i, (customer, text) in enumerate(zip(rows["customer_id"].to_list(), rows["target"].to_list(), strict=True)):
+        # a target table is small (one row per partner and period); parsed with money's rules
+        try:
+            value = parse_money(str(text), policies.currency) if p.measure == "net_amount" else quantity_value(t.NumberLit(text=str(text), span=t.NO_SPAN))[0]
+        except Exception:  # noqa: BLE001 - reported as a data error with the row
+            raise RebateError("bad_target", f"table {p.target_table}: target {text!r} of {customer} for {period.label} is not a valid figure (row {i + 1} of the period)") from None
+        if customer in out:
+            raise RebateError("bad_target", f"table {p.target_table}: two targets for {customer} in {period.label}")
+        out[str(customer)] = value
+    return pl.DataFrame({"customer_id": list(out), "target": list(out.values())}, schema={"customer_id": pl.String, "target": pl.Int64})
+
+
+def _rate_policy(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, period: Period, as_of: dt.date) -> pl.DataFrame:
+    cur, mode = policies.currency, policies.rounding
+    frame = _basis_frame(policies, p, lines, returns)
+    targets = _targets(policies, p, period)
+    if targets is not None:
+        frame = frame.join(targets, on="customer_id", how="full", coalesce=True).with_columns(
+            pl.col("purchases").fill_null(0), pl.col("returned").fill_null(0)
+        )
+    else:
+        frame = frame.with_columns(pl.lit(p.target_value, dtype=pl.Int64).alias("target"))
+    frame = frame.sort("customer_id")
+    n = frame.height
+    purchases = frame["purchases"].to_numpy().astype(np.int64)
+    returned = frame["returned"].to_numpy().astype(np.int64)
+    basis = np.maximum(purchases - returned, 0)
+    target_s = frame["target"]
+    has_target = (~target_s.is_null()).to_numpy() & (target_s.fill_null(0).to_numpy() > 0)
+    target = target_s.fill_null(0).to_numpy().astype(np.int64)
+    thresholds = np.array(p.thresholds, dtype=np.int64)
+    rates = np.array(p.rates, dtype=np.int64)
+    # the comparable measure: the basis, or the attainment against basis points of target
+    if p.by == "attainment":
+        # basis / target >= bp / 10000  <=>  basis * 10000 >= bp * target (exact, as Python ints
+        # when large figures could overflow)
+        reached = np.zeros((n, len(thresholds)), dtype=bool)
+        for j, bp in enumerate(p.thresholds):
+            reached[:, j] = has_target & _ge_products(basis, BP_SCALE, target, bp)
+    else:
+        reached = basis[:, None] >= thresholds[None, :]
+    step = np.where(reached.any(axis=1), reached.shape[1] - 1 - np.argmax(reached[:, ::-1], axis=1), -1)
+    denominator = BP_SCALE if p.measure == "net_amount" else QTY_SCALE
+    if p.mode == "retroactive":
+        rate = np.where(step >= 0, rates[np.maximum(step, 0)], 0)
+        uncapped = mul_div_round(basis, rate, denominator, mode)
+    else:
+        if p.by == "attainment":
+            edges = np.stack([mul_div_round(target, np.full(n, bp, dtype=np.int64), BP_SCALE, mode) for bp in p.thresholds], axis=1) if n else np.zeros((0, len(p.thresholds)), dtype=np.int64)
+        else:
+            edges = np.broadcast_to(thresholds, (n, len(thresholds)))
+        uncapped = np.zeros(n, dtype=np.int64)
+        for j in range(len(p.thresholds)):
+            low = edges[:, j]
+            high = edges[:, j + 1] if j + 1 < len(p.thresholds) else np.full(n, np.iinfo(np.int64).max)
+            band = np.clip(basis, low, high) - low
+            if p.by == "attainment":
+                band = np.where(has_target, band, 0)
+            uncapped = uncapped + mul_div_round(np.maximum(band, 0), np.full(n, rates[j], dtype=np.int64), denominator, mode)
+    amount = uncapped.copy()
+    capped = np.zeros(n, dtype=bool)
+    if p.cap is not None:
+        capped = amount > p.cap
+        amount = np.minimum(amount, p.cap)
+    below_min = np.zeros(n, dtype=bool)
+    if p.minimum is not None:
+        below_min = (amount > 0) & (amount < p.minimum)
+        amount = np.where(below_min, 0, amount)
+    basis_txt = _fmt_basis(basis, p.measure, cur)
+    target_txt = [(_fmt_basis(np.array([v]), p.measure, cur)[0] if h else None) for v, h in zip(target, has_target, strict=True)]
+    attain = [format_attainment(int(b), int(tg)) if h else None for b, tg, h in zip(basis, target, has_target, strict=True)]
+    step_txt = [(">= " + p.threshold_texts[s] if s >= 0 else None) for s in step] if p.kind == "rebate" else [None] * n
+    if p.mode == "incremental":
+        rate_txt = [(" / ".join(p.rate_texts[: s + 1]) if s >= 0 else None) for s in step]
+    else:
+        rate_txt = [(p.rate_texts[s] if s >= 0 else None) for s in step]
+    expl = [
+        _explain_rate(p, cur, int(pu), int(rt), basis_txt[i], target_txt[i], attain[i], int(step[i]), rate_txt[i], int(uncapped[i]), bool(capped[i]), bool(below_min[i]), int(amount[i]))
+        for i, (pu, rt) in enumerate(zip(purchases, returned, strict=True))
+    ]
+    return pl.DataFrame(
+        {
+            "partner": frame["customer_id"],
+            "policy": [p.name] * n,
+            "kind": [p.kind] * n,
+            "period": [period.label] * n,
+            "currency": [cur] * n,
+            "basis": basis_txt,
+            "target": target_txt,
+            "attainment": attain,
+            "step": step_txt,
+            "rate": rate_txt,
+            "uncapped": _fmt_money(uncapped, cur),
+            "amount": _fmt_money(amount, cur),
+            "explanation": expl,
+            "source": [p.source] * n,
+        },
+        schema=RESULT_SCHEMA,
+    )
+
+
+def _ge_products(a: np.ndarray, a_scale: int, b: np.ndarray, b_scale: int) -> np.ndarray:
+    """a * a_scale >= b * b_scale, exactly (object ints where int64 could overflow)."""
+    limit = (1 << 62) // max(a_scale, b_scale, 1)
+    if (np.abs(a) < limit).all() and (np.abs(b) < limit).all():
+        out: np.ndarray = a * a_scale >= b * b_scale
+        return out
+    return np.array([int(x) * a_scale >= int(y) * b_scale for x, y in zip(a, b, strict=True)], dtype=bool)
+
+
+def _explain_rate(p: RatePolicy, cur: str, purchases: int, returned: int, basis: str, target: str | None, attain: str | None, step: int, rate: str | None, uncapped: int, capped: bool, below_min: bool, amount: int) -> str:
+    what = "quantity" if p.measure == "qty" else "net purchases"
+    text = f"{what} {basis}"
+    if p.minus_returns and returned:
+        sub = format_quantity(returned) if p.measure == "qty" else format_money(returned, cur)
+        text += f" after {sub} returned"
+    if p.by == "attainment":
+        if target is None:
+            return text + "; no target for the period, no rebate"
+        text += f" = {attain} of target {target}"
+    if step < 0:
+        first = p.threshold_texts[0]
+        return text + f"; below the first step (>= {first}), nothing earned"
+    if p.kind == "fund":
+        text += f"; {rate} accrued = {format_money(uncapped, cur)}"
+    elif p.mode == "retroactive":
+        text += f"; reached >= {p.threshold_texts[step]}: {rate} on the whole basis = {format_money(uncapped, cur)}"
+    else:
+        text += f"; {step + 1} band{'s' if step else ''} ({rate}), each rate on its slice = {format_money(uncapped, cur)}"
+    if capped:
+        text += f"; capped at {format_money(amount, cur)} per customer"
+    if below_min:
+        assert p.minimum is not None
+        text += f"; below the minimum payout {format_money(p.minimum, cur)}, nothing paid"
+    return text
+
+
+# ---- commissions -----------------------------------------------------------------------------
+
+DETAIL_SCHEMA: dict[str, pl.DataType] = {
+    "partner": pl.String(),
+    "policy": pl.String(),
+    "order_id": pl.String(),
+    "net": pl.String(),
+    "amount": pl.String(),
+    "capped": pl.Boolean(),
+}
+
+
+def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, events: pl.LazyFrame, period: Period) -> tuple[pl.DataFrame, pl.DataFrame]:
+    cur, mode = policies.currency, policies.rounding
+    who = "referrer" if p.beneficiary == "referrer" else "customer_id"
+    orders = pl.DataFrame(schema={"partner": pl.String, "order_id": pl.String, "net": pl.Int64})
+    if p.percent is not None:
+        needed = condition_columns(p.where)
+        orders = _collect(
+            _with_item(lines, policies, needed)
+            .filter(_line_filter(policies, p.where) & pl.col(who).is_not_null())
+            .group_by(pl.col(who).alias("partner"), "order_id")
+            .agg(pl.col("net_amount").sum().alias("net"))
+            .sort("partner", "order_id")
+        )
+    net = orders["net"].to_numpy().astype(np.int64)
+    per_order = mul_div_round(net, np.full(len(net), p.percent or 0, dtype=np.int64), BP_SCALE, mode) if len(net) else np.zeros(0, dtype=np.int64)
+    capped = per_order > p.cap_order if p.cap_order is not None else np.zeros(len(net), dtype=bool)
+    if p.cap_order is not None:
+        per_order = np.minimum(per_order, p.cap_order)
+    detail = pl.DataFrame(
+        {"partner": orders["partner"], "policy": [p.name] * orders.height, "order_id": orders["order_id"], "net": _fmt_money(net, cur), "amount": _fmt_money(per_order, cur), "capped": capped},
+        schema=DETAIL_SCHEMA,
+    )
+    by_partner = orders.with_columns(pl.Series("commission", per_order, dtype=pl.Int64), pl.Series("capped", capped)).group_by("partner").agg(
+        pl.len().alias("orders"), pl.col("net").sum(), pl.col("commission").sum(), pl.col("capped").sum().alias("orders_capped")
+    )
+    if p.rewards:
+        rewards = pl.DataFrame({"kind": [k for k, _ in p.rewards], "reward": [v for _, v in p.rewards]}, schema={"kind": pl.String, "reward": pl.Int64})
+        ev = _collect(
+            events.join(rewards.lazy(), on="kind", how="inner").group_by(pl.col("partner_id").alias("partner"), "kind").agg(pl.len().alias("count"), pl.col("reward").first())
+        )
+        ev = ev.with_columns(pl.Series("earned", mul_div_round(ev["count"].to_numpy().astype(np.int64), ev["reward"].to_numpy().astype(np.int64), 1, mode) if ev.height else np.zeros(0, dtype=np.int64), dtype=pl.Int64))
+        ev_sum = ev.sort("kind").group_by("partner").agg(pl.col("earned").sum().alias("events_earned"), pl.format("{} {}", pl.col("count"), pl.col("kind")).str.join(", ").alias("event_text"))
+        by_partner = by_partner.join(ev_sum, on="partner", how="full", coalesce=True)
+    else:
+        by_partner = by_partner.with_columns(pl.lit(0, dtype=pl.Int64).alias("events_earned"), pl.lit(None, dtype=pl.String).alias("event_text"))
+    by_partner = by_partner.with_columns(
+        pl.col("orders").fill_null(0), pl.col("net").fill_null(0), pl.col("commission").fill_null(0), pl.col("orders_capped").fill_null(0), pl.col("events_earned").fill_null(0)
+    ).sort("partner")
+    total = (by_partner["commission"] + by_partner["events_earned"]).to_numpy().astype(np.int64)
+    amount = np.minimum(total, p.cap_period) if p.cap_period is not None else total
+    n = by_partner.height
+    expl = []
+    for r, tot, amt in zip(by_partner.iter_rows(named=True), total, amount, strict=True):
+        parts = []
+        if p.percent is not None and r["orders"]:
+            s = f"{r['orders']} order{'s' if r['orders'] != 1 else ''} net {format_money(r['net'], cur)} at {format_percent(p.percent)}"
+            if r["orders_capped"]:
+                s += f", {r['orders_capped']} capped at {format_money(p.cap_order or 0, cur)} per order"
+            parts.append(s + f" = {format_money(r['commission'], cur)}")
+        if r["event_text"]:
+            parts.append(f"{r['event_text']} = {format_money(r['events_earned'], cur)}")
+        text = "; ".join(parts) or "nothing earned"
+        if amt < tot:
+            text += f"; {format_money(int(tot), cur)} capped at {format_money(int(amt), cur)} per period"
+        expl.append(text)
+    rows = pl.DataFrame(
+        {
+            "partner": by_partner["partner"],
+            "policy": [p.name] * n,
+            "kind": ["commission"] * n,
+            "period": [period.label] * n,
+            "currency": [cur] * n,
+            "basis": _fmt_money(by_partner["net"].to_numpy(), cur),
+            "target": [None] * n,
+            "attainment": [None] * n,
+            "step": [None] * n,
+            "rate": [format_percent(p.percent) if p.percent is not None else None] * n,
+            "uncapped": _fmt_money(total, cur),
+            "amount": _fmt_money(amount, cur),
+            "explanation": expl,
+            "source": [p.source] * n,
+        },
+        schema=RESULT_SCHEMA,
+    )
+    return rows, detail
+
+
+# ---- partner tiers ---------------------------------------------------------------------------
+
+
+def _tier_policy(policies: PolicySet, p: TierPolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
+    from dsl.policies import FACT_METRICS, METRICS
+
+    cur = policies.currency
+    bought = lines.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("purchases"), pl.col("order_id").n_unique().alias("orders"))
+    back = returns.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("returns"))
+    counts = events.group_by(pl.col("partner_id").alias("partner")).agg(
+        (pl.col("kind") == "lead_submitted").sum().alias("leads_submitted"),
+        (pl.col("kind") == "lead_converted").sum().alias("leads_converted"),
+        (pl.col("kind") == "merchant_referred").sum().alias("merchants_referred"),
+        (pl.col("kind") == "partner_recruited").sum().alias("partners_recruited"),
+    )
+    metrics = _collect(
+        bought.join(back, on="partner", how="full", coalesce=True).join(counts, on="partner", how="full", coalesce=True)
+    )
+    facts = policies.data.tables.get("partner_facts")
+    if facts is not None and "certified_staff" in facts.columns:
+        f = facts.filter(pl.col("period").str.strip_chars().str.to_uppercase() == period.label.upper()).select(
+            pl.col("partner_id").alias("partner"), pl.col("certified_staff").str.strip_chars().cast(pl.Int64, strict=False)
+        )
+        metrics = metrics.join(f, on="partner", how="full", coalesce=True)
+    else:
+        metrics = metrics.with_columns(pl.lit(None, dtype=pl.Int64).alias("certified_staff"))
+    fill = [c for c in (*METRICS, *FACT_METRICS) if c in metrics.columns and c != "net_purchases" and c != "certified_staff"]
+    metrics = metrics.with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in fill).with_columns(
+        (pl.col("purchases") - pl.col("returns")).alias("net_purchases")
+    ).filter(pl.col("partner").is_not_null()).sort("partner")
+    kinds = dict(METRICS) | {m: "count" for m in FACT_METRICS}
+    level = pl.lit(p.default, dtype=pl.String)
+    for name, cond in reversed(p.levels):
+        level = pl.when(to_expr(cond, lambda f: f, lambda f: kinds[f], cur)).then(pl.lit(name)).otherwise(level)
+    out = metrics.with_columns(level.alias("level"))
+    n = out.height
+
+    def explain(r: dict[str, object]) -> str:
+        figures = f"purchases {format_money(int(r['purchases']), cur)}"  # type: ignore[call-overload]
+        if r["returns"]:
+            figures += f", returns {format_money(int(r['returns']), cur)}"  # type: ignore[call-overload]
+        for m in ("leads_submitted", "leads_converted", "merchants_referred", "partners_recruited"):
+            if r[m]:
+                figures += f", {m.replace('_', ' ')} {r[m]}"
+        if r.get("certified_staff") is not None:
+            figures += f", certified staff {r['certified_staff']}"
+        if r["level"] is None:
+            return f"{figures}; no level holds and there is no default"
+        names = [lv for lv, _ in p.levels]
+        if r["level"] in names:
+            above = names[: names.index(str(r["level"]))]
+            why = f"; not {', '.join(above)}" if above else ""
+            return f"{figures}; highest level that holds: {r['level']}{why}"
+        return f"{figures}; no level holds: default {r['level']}"
+
+    return pl.DataFrame(
+        {
+            "partner": out["partner"],
+            "policy": [p.name] * n,
+            "kind": ["tiers"] * n,
+            "period": [period.label] * n,
+            "currency": [cur] * n,
+            "basis": _fmt_money(out["purchases"].to_numpy(), cur),
+            "target": [None] * n,
+            "attainment": [None] * n,
+            "step": out["level"],
+            "rate": [None] * n,
+            "uncapped": [None] * n,
+            "amount": [None] * n,
+            "explanation": [explain(r) for r in out.iter_rows(named=True)],
+            "source": [p.source] * n,
+        },
+        schema=RESULT_SCHEMA,
+    )
