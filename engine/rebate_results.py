@@ -12,7 +12,6 @@ gives the same amounts and a zero delta.
 from __future__ import annotations
 
 import contextlib
-
 import datetime as dt
 
 import polars as pl
