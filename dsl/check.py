@@ -424,7 +424,7 @@ class _Checker:
             return None
         if isinstance(lit, t.MoneyLit) and lit.currency != self.currency:
             if lit.currency not in CURRENCY_EXPONENTS:
-                self.error("E0204", f"unknown currency '{lit.currency}'", lit.span)
+                self.error("E0204", f"unknown currency '{lit.currency}'", lit.span, did_you_mean(lit.currency, CURRENCY_EXPONENTS))
             else:
                 self.error("E0203", f"amount in {lit.currency}, but the ruleset's currency is {self.currency}", lit.span)
             return None
@@ -518,7 +518,7 @@ class _Checker:
             if info.name == "sku" and self.data is not None and lit.value not in self.skus:
                 self.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, self.skus))
             elif info.name == "currency" and lit.value not in CURRENCY_EXPONENTS:
-                self.error("E0204", f"unknown currency '{lit.value}'", lit.span)
+                self.error("E0204", f"unknown currency '{lit.value}'", lit.span, did_you_mean(lit.value, CURRENCY_EXPONENTS))
         elif expected == "date":
             if not isinstance(lit, t.DateLit):
                 self.error("E0202", f"'{info.name}' is a date, compared with {_describe(lit)}", lit.span, "write a date as 2026-11-30")

@@ -89,7 +89,10 @@ class RuleError(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    """The closest candidate: one differing only in case first, else by similarity."""
+    pool = sorted(set(candidates))
+    folded = [c for c in pool if c.casefold() == name.casefold()]
+    match = folded[:1] or difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
 
