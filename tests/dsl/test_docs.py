@@ -82,6 +82,10 @@ DOCS_DATA = DataSet.from_rows(
         ],
         "fx_rates": [{"from": "USD", "to": "CNY", "date": "2026-01-01", "rate": "7.1"}],
         "floor_prices": [{"sku": "A", "floor": "8.00"}, {"sku": "B", "floor": "15.00"}],
+        "special_prices": [
+            {"customer_id": "D1", "project": "P-778", "sku": "A", "price": "15.00", "qty_quota": "100",
+             "amount_quota": "", "valid_from": "2026-10-01", "valid_to": "2026-12-31"},
+        ],  # fmt: skip
     },
 )
 
