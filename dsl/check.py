@@ -34,6 +34,10 @@ from engine.money import (
 
 ORDERING_OPS = {"<", "<=", ">", ">="}
 
+#: the columns a special-price table must have (project, qty_quota, amount_quota,
+#: valid_from and valid_to are optional)
+SPECIAL_COLUMNS = ("customer_id", "sku", "price")
+
 #: caps as an admin writes them
 CAP_WORDS = {
     "applications": "max N per order",
@@ -68,6 +72,7 @@ class CheckedRuleset:
     floor: t.FloorDecl | None = None
     approvals: tuple[t.ApprovalDecl, ...] = ()
     order_checks: tuple[t.OrderCheckDecl, ...] = ()
+    special: t.SpecialDecl | None = None
 
 
 def evaluation_order(priority: int, name: str) -> tuple[int, str]:
@@ -141,6 +146,15 @@ class _Checker:
             self._table(t.TableRef(name=floor.table, keyed_by=(), span=floor.span), required=("sku", "floor"), schema=schema)
         for extra_floor in floors[1:]:
             self.error("E0101", "a ruleset has one floor declaration; this is a second", extra_floor.span, f"the first is at {floors[0].span}")
+        specials = [d for d in decls if isinstance(d, t.SpecialDecl)]
+        for special in specials:
+            self._table(t.TableRef(name=special.table, keyed_by=(), span=special.span), required=SPECIAL_COLUMNS, schema=schema)
+        for extra_special in specials[1:]:
+            self.error("E0101", "a ruleset has one special prices declaration; this is a second", extra_special.span, f"the first is at {specials[0].span}")
+        if not specials:
+            for promo in promotions:
+                if promo.includes_special:
+                    self.error("E0504", f"promotion '{promo.name}' includes special-price sub-lines, but the ruleset declares no special prices", promo.name_span, "add: special prices { table special_prices }")
         approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
         for approval in approvals:
             self._approval(approval, schema)
@@ -160,6 +174,7 @@ class _Checker:
             floor=floors[0] if floors else None,
             approvals=tuple(sorted(approvals, key=lambda d: evaluation_order(d.priority, d.name))),
             order_checks=tuple(order_checks),
+            special=specials[0] if specials else None,
             schema=schema,
             sources=dict(self.ruleset.sources),
         )

@@ -29,6 +29,7 @@ from engine.line_index import (
 from engine.money import parse_percent
 from engine.plan import OrderChecks, Plan, RuleInfo
 from engine.pricelist import build_fx, build_pricelist
+from engine.special import build_special
 from engine.tax import build_tax
 
 
@@ -85,6 +86,7 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str)
             tier_measure=action.measure,
             tier_thresholds=tuple(thresholds),
             tier_benefits=tuple(_benefit(s.benefit, currency) for s in action.steps),
+            includes_special=promo.includes_special,
         )
     conjuncts = conditions.and_all(parts, promo.span)
     return LineRule(
@@ -93,6 +95,7 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str)
         group=promo.group,
         conjuncts=conjuncts,
         benefit=_benefit(action, currency),
+        includes_special=promo.includes_special,
     )
 
 
@@ -201,6 +204,12 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
     except DataError as err:
         span = checked.floor.span if checked.floor is not None else t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
         diagnostics.append(Diagnostic(code="E0302", severity="error", message=str(err), span=span))
+    special = None
+    if checked.special is not None:
+        try:
+            special = build_special(checked.special.table, checked.currency, catalog, data)
+        except DataError as err:
+            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"special prices: {err}", span=checked.special.span))
     if diagnostics:
         raise CompileError(diagnostics)
     caps = [caps_of(p, checked.currency) for p in checked.promotions]
@@ -216,7 +225,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         pricelists=tuple(pricelists),
         rules=tuple(infos),
         line_rule_ids=np.array(line_ids, dtype=np.int64),
-        line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids]),
+        line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None),
+        special=special,
         stages=stages,
         tax=tax,
         fx=fx,

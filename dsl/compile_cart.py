@@ -58,6 +58,7 @@ def build_cart_rule(rule_id: int, promo: t.Promotion, conditions: ConditionCompi
         "rule_id": rule_id,
         "name": promo.name,
         "exclusive": promo.stacking == "exclusive",
+        "includes_special": promo.includes_special,
         "group": promo.group,
         "conjuncts": conjuncts,
         "caps": caps_of(promo, currency),

@@ -140,6 +140,8 @@ def declaration(d: t.Declaration) -> str:
         return f"attribute {d.field.name}"
     if isinstance(d, t.FloorDecl):
         return f"floor {{\n{INDENT}table {d.table} policy {d.policy}\n}}"
+    if isinstance(d, t.SpecialDecl):
+        return f"special prices {{\n{INDENT}table {d.table}\n}}"
     if isinstance(d, t.OrderCheckDecl):
         if d.kind == "credit":
             return f"credit {{\n{INDENT}table {d.table}\n}}"
@@ -187,6 +189,8 @@ def declaration(d: t.Declaration) -> str:
     body.extend(cap(c) for c in d.caps)
     if d.cheapest_first:
         body.append("cheapest first")
+    if d.includes_special:
+        body.append("includes special")
     return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"
 
 

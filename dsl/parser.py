@@ -286,6 +286,9 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
     def cheapest_first(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
         return ("cheapest_first", True, self.s(meta))
 
+    def includes_special(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
+        return ("includes_special", True, self.s(meta))
+
     # floors and approval bands
     def floor_decl(self, meta: Meta, c: list[Token]) -> t.FloorDecl:
         return t.FloorDecl(table=str(c[0]), policy=str(c[1]), span=self.s(meta))  # type: ignore[arg-type]
@@ -303,6 +306,8 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
     def rebate_payment_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
         pct = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))
         return t.OrderCheckDecl(kind="rebate_payment", max_percent=pct, span=self.s(meta))
+    def special_decl(self, meta: Meta, c: list[Token]) -> t.SpecialDecl:
+        return t.SpecialDecl(table=str(c[0]), span=self.s(meta))
 
     def band_up_to(self, meta: Meta, c: list[Token]) -> t.Band:
         limit = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))
@@ -474,6 +479,7 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
             scope=scopes[0] if scopes else None,
             caps=tuple(seen.values()),
             cheapest_first=opts.get("cheapest_first", (False,))[0],
+            includes_special=opts.get("includes_special", (False,))[0],
             span=self.s(meta),
             name_span=self.s(c[0]),
         )

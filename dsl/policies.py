@@ -90,7 +90,7 @@ class PolicyTransformer:
     def minus_returns(self, meta: Any, c: list[Any]) -> tuple[str, t.Span]:
         return ("minus_returns", self.s(meta))
 
-    def includes_special(self, meta: Any, c: list[Any]) -> tuple[str, t.Span]:
+    def basis_includes_special(self, meta: Any, c: list[Any]) -> tuple[str, t.Span]:
         return ("includes_special", self.s(meta))
 
     def basis_stmt(self, meta: Any, c: list[Any]) -> tuple[str, Any, t.Span]:

@@ -304,6 +304,8 @@ class Promotion:
     scope: Scope | None
     caps: tuple[Cap, ...] = ()
     cheapest_first: bool = False
+    #: ``includes special``: special-price sub-lines take this promotion and count towards it
+    includes_special: bool = False
     span: Span
     name_span: Span
 
@@ -315,6 +317,14 @@ class Promotion:
 class FloorDecl:
     table: str
     policy: Literal["clamp", "flag"]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpecialDecl:
+    """``special prices { table special_prices }``: stage 3's table."""
+
+    table: str
     span: Span
 
 
@@ -477,7 +487,7 @@ class PartnerTiersDecl:
 PolicyDecl = RebateDecl | CommissionDecl | PartnerTiersDecl
 
 
-Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | ApprovalDecl | OrderCheckDecl | PolicyDecl
+Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | SpecialDecl | ApprovalDecl | OrderCheckDecl | PolicyDecl
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,6 +62,7 @@ class CartRule:
     order_kind: Literal["threshold", "tiers", "every", ""] = ""
     thresholds: tuple[int, ...] = ()  # order promotions: ascending minor units
     step_benefits: tuple[SetBenefit, ...] = ()
+    includes_special: bool = False  # special-price sub-lines count towards it and take it
 
     def gives_gifts(self) -> bool:
         benefits = (self.benefit,) if self.benefit is not None else self.step_benefits

@@ -103,7 +103,7 @@ def _benefit(
 def evaluate(state: Running, rule: CartRule, mode: Rounding, position: int) -> Effect:
     """What one combo or pool would do on the current running figures (no side effects)."""
     cart_ok = state.cart_applies(rule)
-    base = state.open_lines() & cart_ok[state.line_cart]
+    base = state.open_lines(rule) & cart_ok[state.line_cart]
     available = np.where(base, state.qty - state.consumed, 0)
     taken = np.zeros(len(available), dtype=np.int64)
     assert rule.benefit is not None

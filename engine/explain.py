@@ -51,6 +51,9 @@ class Record(NamedTuple):
     approval_level: str | None = None
     clamped: bool = False
     manual_bp: int = -1
+    #: stage 3 split the line: its sub-lines (special first); the line's figures are their sums
+    sublines: tuple[Record, ...] | None = None
+    special: bool = False  # this record is a special-price sub-line
 
 
 @dataclass
@@ -87,7 +90,6 @@ def build_response(
     total_list = total_discount = total_net = total_tax = total_gross = 0
     cat = plan.catalog
     money = money_formatter(currency)
-    rules = plan.rules
     for r in records:
         line: dict[str, Any] = {"id": r.line_id, "sku": r.sku_text, "qty": r.qty_text}
         if r.unit is not None:
@@ -102,16 +104,8 @@ def build_response(
             continue
         pl_plan = plan.pricelists[r.price_list]
         base_unit = cat.base_units[r.sku]
-        adjustments = []
-        for rule_index, kind, amount, stage in r.adjustments:
-            if rule_index == MANUAL_RULE:
-                adjustments.append({"rule": "manual discount", "kind": "percent_off", "amount": money(amount), "stage": "manual"})
-            else:
-                rule = rules[rule_index]
-                adjustments.append(
-                    {"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
-                )
-            total_discount += amount
+        adjustments = _adjustments(plan, r.adjustments, money)
+        total_discount += sum(a[2] for a in r.adjustments)
         line.update(
             {
                 "base_qty": str(r.base_qty // 1000) if r.base_qty % 1000 == 0 else format_quantity(r.base_qty),
@@ -138,6 +132,8 @@ def build_response(
             line["manual_discount"] = format_percent(r.manual_bp)
         if r.clamped:
             line["floor_clamped"] = True
+        if r.sublines is not None:
+            line["sublines"] = [_subline(plan, sub, base_unit, money) for sub in r.sublines]
         components = plan.stages.bundles.get(r.sku)
         if components:
             line["components"] = _components(plan, components, r.net, money)
@@ -174,6 +170,65 @@ def build_response(
     return response
 
 
+def _adjustments(plan: Plan, rows: list[tuple[int, int, int, int]], money: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for rule_index, kind, amount, stage in rows:
+        if rule_index == MANUAL_RULE:
+            out.append({"rule": "manual discount", "kind": "percent_off", "amount": money(amount), "stage": "manual"})
+        else:
+            rule = plan.rules[rule_index]
+            out.append(
+                {"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
+            )
+    return out
+
+
+def _subline(plan: Plan, r: Record, base_unit: str, money: Any) -> dict[str, Any]:
+    """One sub-line of a split line: its quantity in the base unit and its own figures."""
+    return {
+        "special": r.special,
+        "qty": format_quantity(r.base_qty),
+        "unit_price": money(r.unit_price),
+        "pricing_unit": base_unit if r.factor == 1 else _unit_named(plan, r.sku, r.factor, base_unit),
+        "list_amount": money(r.list_amount),
+        "adjustments": _adjustments(plan, r.adjustments, money),
+        "net_amount": money(r.net),
+        "tax": money(r.tax),
+        "gross_amount": money(r.gross),
+    }
+
+
+#: which status a split line shows when its sub-lines differ: the one that needs most attention
+STATUS_SEVERITY = (0, 2, 1, 3)  # ok < approved < needs_approval < rejected
+
+
+def merge_sublines(subs: list[Record], line_unit_price: int, line_factor: int, line_price_list: int) -> Record:
+    """A split line's record: sums of its sub-lines' figures, their adjustments merged by
+    (rule, kind, stage) in the order they first appear, and its list price as unit price."""
+    first = subs[0]
+    merged: dict[tuple[int, int, int], int] = {}
+    for sub in subs:
+        for rule, kind, amount, stage in sub.adjustments:
+            merged[(rule, kind, stage)] = merged.get((rule, kind, stage), 0) + amount
+    worst = max(subs, key=lambda sub: STATUS_SEVERITY[sub.status])
+    return first._replace(
+        base_qty=sum(sub.base_qty for sub in subs),
+        price_list=line_price_list,
+        unit_price=line_unit_price,
+        factor=line_factor,
+        list_amount=sum(sub.list_amount for sub in subs),
+        adjustments=[(rule, kind, amount, stage) for (rule, kind, stage), amount in merged.items() if amount != 0],
+        net=sum(sub.net for sub in subs),
+        tax=sum(sub.tax for sub in subs),
+        gross=sum(sub.gross for sub in subs),
+        status=worst.status,
+        approval_level=worst.approval_level,
+        clamped=any(sub.clamped for sub in subs),
+        sublines=tuple(subs) if any(sub.special for sub in subs) else None,
+        special=False,
+    )
+
+
 def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any) -> list[dict[str, str]]:
     """A bundle line's net over its components by ratio (largest remainder, declared order)."""
     ratios = [ratio for _, ratio in components]
@@ -186,6 +241,9 @@ def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, m
 
 
 def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None) -> list[dict[str, Any]]:
+    rows = priced.rows
+    if rows is not None:
+        batch = rows.batch  # one record per row, regrouped into lines below
     adj = priced.adjustments
     starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1)).tolist()
     adj_rule, adj_kind, adj_amount, adj_stage = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist(), adj.stage.tolist()
@@ -221,6 +279,8 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[b
                 status[i] if status else 0, levels[i] if levels else None, bool(clamped[i]) if clamped else False, manual[i],
             )  # fmt: skip
         )
+    if rows is not None:
+        per_cart = _regroup(per_cart, rows.line.tolist(), rows.special.tolist(), rows)
     currencies = batch.carts["currency"].to_list()
     extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(dates)
     contexts = batch.carts.rows(named=True)
@@ -228,6 +288,30 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[b
         build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c], contexts[c], bool(explain and explain[c]))
         for c in range(len(dates))
     ]
+
+
+def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bool], rows: Any) -> list[list[Record]]:
+    """Rows back into lines: a line's rows are adjacent, in cart order."""
+    out: list[list[Record]] = []
+    i = 0
+    unit_price, factor, price_list = rows.line_unit_price.tolist(), rows.line_factor.tolist(), rows.line_price_list.tolist()
+    for records in per_cart:
+        lines: list[Record] = []
+        k = 0
+        while k < len(records):
+            line = row_line[i]
+            end = k + 1
+            while end < len(records) and row_line[i + end - k] == line:
+                end += 1
+            subs = [records[j]._replace(special=special[i + j - k]) for j in range(k, end)]
+            if len(subs) == 1 and not subs[0].special:
+                lines.append(subs[0])
+            else:
+                lines.append(merge_sublines(subs, unit_price[line], factor[line], price_list[line]))
+            i += end - k
+            k = end
+        out.append(lines)
+    return out
 
 
 def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str]) -> list[CartExtras | None]:

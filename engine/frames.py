@@ -100,6 +100,14 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
 
 
 def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.DataFrame) -> pl.DataFrame:
+    """One row per priced row: a line, or each sub-line of a line stage 3 split (same
+    cart_id and line_id, ``special`` true on the special-price one, which comes first)."""
+    cart_ids = lines["cart_id"]
+    special = np.zeros(batch.n_lines, dtype=np.bool_)
+    if priced.rows is not None:
+        cart_ids = cart_ids.gather(priced.rows.line)
+        special = priced.rows.special
+        batch = priced.rows.batch
     discount = np.zeros(batch.n_lines, dtype=np.int64)
     np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)
     list_names = ["", *[p.name for p in plan.pricelists]]
@@ -107,9 +115,10 @@ def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.Da
     names = pl.Series("price_list", priced.price_list + 1).replace_strict(list(range(len(list_names))), list_names, return_dtype=pl.String)
     return pl.DataFrame(
         {
-            "cart_id": lines["cart_id"],
+            "cart_id": cart_ids,
             "line_id": pl.Series(batch.line_ids),
             "sku": pl.Series(batch.line_skus),
+            "special": special,
             "status": status,
             "price_list": names,
             "unit_price_minor": priced.unit_price,

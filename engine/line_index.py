@@ -58,6 +58,7 @@ class LineRule:
     tier_measure: str | None = None  # "qty" | "amount"
     tier_thresholds: tuple[int, ...] = ()
     tier_benefits: tuple[BenefitSpec, ...] = ()
+    includes_special: bool = False  # ``includes special``: it also applies to special-price sub-lines
 
 
 @dataclass
@@ -114,11 +115,18 @@ class Programs:
 
 
 class LineRuleIndex:
-    def __init__(self, rules: list[LineRule], n_sku: int, caps: list[Caps] | None = None) -> None:
+    """``special``: the ruleset has special prices. Then the SKU axis is doubled: SKU code
+    ``s + n_sku`` stands for a special-price sub-line of SKU ``s``, which only the rules
+    that say ``includes special`` select, so sub-lines need no other mechanism."""
+
+    def __init__(self, rules: list[LineRule], n_sku: int, caps: list[Caps] | None = None, special: bool = False) -> None:
         self.rules = rules
+        self.special_offset = n_sku if special else 0
         #: per line rule: its caps (``max discount``, ``budget``) clipped at its own step
         self.caps = caps if caps is not None else [Caps() for _ in rules]
         self.money_capped = [i for i, c in enumerate(self.caps) if c.clips_money]
+        n_real = n_sku
+        n_sku = 2 * n_sku if special else n_sku
         self.n_sku = n_sku
         qty_points: set[int] = set()
         amount_points: set[int] = set()
@@ -129,7 +137,10 @@ class LineRuleIndex:
         for r, rule in enumerate(rules):
             for conj in rule.conjuncts:
                 conj_rule.append(r)
-                conj_items.append(conj.item if conj.item is not None else np.ones(n_sku, dtype=np.bool_))
+                item = conj.item if conj.item is not None else np.ones(n_real, dtype=np.bool_)
+                if special:
+                    item = np.concatenate([item, item if rule.includes_special else np.zeros(n_real, dtype=np.bool_)])
+                conj_items.append(item)
                 self.conj_cart.append((conj,))
                 conj_iv.append((*conj.qty, *conj.amount))
                 for lo, hi in (conj.qty,):

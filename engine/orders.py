@@ -53,7 +53,7 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     cart_ok = state.cart_applies(rule) & ~order_stopped
     step, times = reached_step(state, rule, subtotal)
     applies = cart_ok & (step >= 0)
-    open_ = state.open_lines() & applies[state.line_cart]
+    open_ = state.open_lines(rule) & applies[state.line_cart]
     running = cart_sums(np.where(open_, state.net, 0), state.cart_starts)
     safe_step = np.maximum(step, 0)
     kinds = [b.kind for b in rule.step_benefits]
@@ -91,12 +91,23 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     )
 
 
-def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> I64:
-    """Stage 6 over the batch; returns the subtotal every order promotion tested (per cart)."""
-    subtotal = cart_sums(np.where(state.open_lines(), state.net, 0), state.cart_starts)
+def subtotals(state: Running) -> dict[bool, I64]:
+    """Per cart, the subtotal order thresholds test: without special-price sub-lines
+    (``False``) and with them, for promotions that ``include special`` (``True``)."""
+    plain = cart_sums(np.where(state.open_lines(), state.net, 0), state.cart_starts)
+    if state.special is None:
+        return {False: plain, True: plain}
+    everything = cart_sums(np.where(state.eligible & ~state.stopped, state.net, 0), state.cart_starts)
+    return {False: plain, True: everything}
+
+
+def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> dict[bool, I64]:
+    """Stage 6 over the batch; returns the subtotals every order promotion tested (per cart;
+    see ``subtotals``)."""
+    subtotal = subtotals(state)
     order_stopped = np.zeros(state.n_carts, dtype=np.bool_)
     for position, members in steps_of(rules):
-        effects = [evaluate(state, rule, subtotal, order_stopped, mode, position) for rule in members]
+        effects = [evaluate(state, rule, subtotal[rule.includes_special], order_stopped, mode, position) for rule in members]
         if len(effects) == 1:
             chosen = [effects[0]]
         else:

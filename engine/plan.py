@@ -15,6 +15,7 @@ from engine.catalog import CatalogIndex
 from engine.line_index import LineRuleIndex
 from engine.money import Rounding
 from engine.pricelist import FxRates, PriceListPlan
+from engine.special import SpecialPlan
 from engine.tax import TaxPlan
 
 
@@ -59,6 +60,8 @@ class Plan:
     rule_caps: tuple[Caps, ...] = ()
     #: the order checks ``POST /orders/validate`` runs (credit, sellable, stock plan, rebate payment)
     order_checks: OrderChecks = field(default_factory=lambda: OrderChecks())
+    #: stage 3's special-price table (None: the ruleset declares no special prices)
+    special: SpecialPlan | None = None
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

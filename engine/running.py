@@ -81,6 +81,7 @@ class Running:
     uses: dict[tuple[int, str], int] = field(default_factory=dict)  # (rule id, customer) -> orders
     gift_stock_used: dict[int, int] = field(default_factory=dict)  # rule id -> units (ledger)
     money_blocks: bool = False  # the rules name money: carts with no rate into their currency get no promotions
+    special: Bool | None = None  # per row: a special-price sub-line (None: no line is split)
 
     def switched_off(self, rule: CartRule) -> Bool:
         """Per cart: nothing left of the rule's budget (in the cart's currency), or the
@@ -128,8 +129,12 @@ class Running:
             holds = holds & ~self.switched_off(rule)
         return holds
 
-    def open_lines(self) -> Bool:
+    def open_lines(self, rule: CartRule | None = None) -> Bool:
+        """Rows a promotion may count and touch: priced, not a gift, not stopped, and not a
+        special-price sub-line unless the promotion ``includes special``."""
         open_: Bool = self.eligible & ~self.stopped
+        if self.special is not None and (rule is None or not rule.includes_special):
+            open_ = open_ & ~self.special
         return open_
 
 

@@ -38,7 +38,11 @@ from engine.money import CURRENCY_EXPONENTS, MAX_FX_DIGITS, PERCENT_DIGITS, QTY_
 if TYPE_CHECKING:
     from engine.ledger import Ledger
 
-TableKind = Literal["catalog", "fx_rates", "tax_rates", "price", "text"]
+TableKind = Literal["catalog", "fx_rates", "tax_rates", "price", "special", "text"]
+
+#: columns only a special-price table has (stage 3; a special-price table is also one whose
+#: name says ``special`` and that has a ``price`` column)
+SPECIAL_QUOTA_COLUMNS = ("qty_quota", "amount_quota")
 
 #: A data table name: what a rule can write after ``table``.
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -243,6 +247,28 @@ def _iso_date(col: str) -> Check:
     )
 
 
+def _optional_date(col: str) -> Check:
+    v = pl.col(col).str.strip_chars()
+    bad = ~v.str.contains(r"^\d{4}-\d{2}-\d{2}$") | v.str.to_date("%Y-%m-%d", strict=False).is_null()
+    return _problem(col, (_blank(col), None), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)")))
+
+
+def _window(start: str, end: str) -> Check:
+    first = pl.col(start).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+    last = pl.col(end).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+    message = pl.format("'{}' is before valid_from '{}'", pl.col(end), pl.col(start))
+    return _problem(end, ((last < first).fill_null(False), message))
+
+
+def _one_special_per_key(frame: pl.DataFrame) -> Check:
+    """A customer (and project) has one special price per SKU: its quotas are one ledger key."""
+    project = pl.col("project").fill_null("").str.strip_chars() if "project" in frame.columns else pl.lit("")
+    keys = [pl.col("customer_id").str.strip_chars(), project, pl.col("sku").str.strip_chars()]
+    first = pl.col(_ROW).min().over(keys)
+    message = pl.format("a second special price for this customer_id/project/sku (first at row {})", first)
+    return _problem("sku", (pl.col(_ROW) > first, message))
+
+
 def _percent(col: str) -> Check:
     body = pl.col(col).str.strip_chars().str.strip_suffix("%")
     return _problem(
@@ -299,6 +325,8 @@ def table_kind(name: str, columns: Sequence[str]) -> TableKind:
         return "fx_rates"
     if name == "tax_rates":
         return "tax_rates"
+    if "price" in columns and ("special" in name.lower() or any(c in columns for c in SPECIAL_QUOTA_COLUMNS)):
+        return "special"
     return "price" if "price" in columns else "text"
 
 
@@ -331,6 +359,20 @@ def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
     elif kind == "tax_rates":
         _need(frame, name, ("rate",), "a tax-rate table")
         checks.append(_percent("rate"))
+    elif kind == "special":
+        _need(frame, name, ("customer_id", "sku", "price"), "a special-price table")
+        checks += [_required("customer_id"), _required("sku"), _required("price")]
+        checks.append(_decimal("price", PRICE_DIGITS, "zero", "a price"))
+        if "qty_quota" in has:
+            checks.append(_decimal("qty_quota", QTY_DIGITS, "zero", "a quantity"))
+        if "amount_quota" in has:
+            checks.append(_decimal("amount_quota", PRICE_DIGITS, "zero", "an amount"))
+        for column in ("valid_from", "valid_to"):
+            if column in has:
+                checks.append(_optional_date(column))
+        if "valid_from" in has and "valid_to" in has:
+            checks.append(_window("valid_from", "valid_to"))
+        checks.append(_one_special_per_key(frame))
     elif kind == "price":
         _need(frame, name, ("sku", "price"), "a price table")
         checks += [_required("sku"), _required("price")]

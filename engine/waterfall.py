@@ -1,19 +1,20 @@
 """The pricing waterfall: the stages of SPEC §3, called in order, over all lines at once.
 
 1. normalize (``engine.cart``)  2. list price (``engine.pricelist``)
-4. line promotions (``engine.line_promotions``)  10. tax and totals (``engine.tax``)
+3. special prices (``engine.special``: a split line becomes two rows)  4. line promotions (``engine.line_promotions``)  10. tax and totals (``engine.tax``)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 from engine.allocate import cart_starts_of
-from engine.cart import NO_FX_RATE, OK, CartBatch
+from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, OK, CartBatch
 from engine.cart_rules import CartRule
 from engine.combos import run_sets
 from engine.floors import Approval, clamp_to_floor, floor_amounts, manual_discounts
@@ -21,10 +22,11 @@ from engine.gifts import GiftLines, Warning, give_gifts, price_units
 from engine.ledger_view import LedgerView
 from engine.line_promotions import Adjustments, apply_line_promotions
 from engine.list_price import DAY_RADIX, list_prices
-from engine.money import QTY_SCALE
+from engine.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, convert_minor, mul_div_round
 from engine.orders import run_orders, thresholds_of
 from engine.plan import Plan
 from engine.running import CartMoney, Effect, Running, cart_money
+from engine.special import special_rows, split_quantities
 from engine.tax import line_rates, split_tax
 
 I64 = npt.NDArray[np.int64]
@@ -44,6 +46,21 @@ class PricedLines:
     gross_amount: I64
     adjustments: Adjustments
     cart_stages: CartOutcome | None = None
+    #: stage 3 split some line: every array above is per *row* (see ``Rows``)
+    rows: Rows | None = None
+
+
+@dataclass
+class Rows:
+    """Stage 3's split of a batch: each line is one row, or two (its special-price sub-line
+    first, then its list-price sub-line; a line wholly within its quota has only the first)."""
+
+    batch: CartBatch  # one entry per row
+    line: I64  # row -> line of the original batch
+    special: npt.NDArray[np.bool_]  # row is a special-price sub-line
+    line_unit_price: I64  # stage 2's figures per line (the response's line-level unit price)
+    line_factor: I64
+    line_price_list: I64
 
 
 @dataclass
@@ -93,6 +110,19 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     """The waterfall, stage by stage, over every line of every cart in the batch."""
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
     cell, money = foreign_money(plan, batch, list_amount, error)
+    rows = None
+    # a line promotion's conditions see the whole line: its quantity and list amount
+    cond_qty, cond_amount, program_sku = batch.qty, list_amount, batch.sku
+    if plan.special is not None:  # stage 3
+        split = split_lines(plan, batch, chosen, unit_price, factor, list_amount, error, ledger)
+        if split is not None:
+            rows, (chosen, unit_price, factor, list_amount, error) = split
+            at = rows.line
+            cond_qty, cond_amount = batch.qty[at], cond_amount[at]
+            cell = None if cell is None else cell[at]
+            money = None if money is None else (money[0], money[1][at])
+            batch = rows.batch
+            program_sku = batch.sku + np.where(rows.special, plan.catalog.size, 0)
     ok = np.nonzero(error == OK)[0]
     list_amount[error != OK] = 0
     net = list_amount.copy()
@@ -103,7 +133,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     rule_money = cart_money(plan, batch)
     if len(ok):  # stage 4
         program = plan.line_index.programs_for(
-            batch.carts, batch.line_cart[ok], batch.sku[ok], batch.qty[ok], list_amount[ok],
+            batch.carts, batch.line_cart[ok], program_sku[ok], cond_qty[ok], cond_amount[ok],
             amount_cell=None if cell is None else cell[ok],
         )  # fmt: skip
         money_ok = None if money is None else (money[0], money[1][ok])
@@ -122,12 +152,16 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
         )  # fmt: skip
     outcome = None
     if plan.stages.active or (batch.manual_bp is not None and bool((batch.manual_bp >= 0).any())):  # stages 5-9
-        outcome, adjustments = cart_stages(plan, batch, error, net, stopped, adjustments, cart_starts, ledger, rule_money)
+        outcome, adjustments = cart_stages(
+            plan, batch, error, net, stopped, adjustments, cart_starts, ledger, rule_money, None if rows is None else rows.special
+        )  # fmt: skip
     rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)  # stage 10
     included = np.zeros(batch.n_lines, dtype=np.bool_)
     for li, pl_plan in enumerate(plan.pricelists):
         if pl_plan.tax_included:
             included |= chosen == li
+    if rows is not None:
+        included &= ~rows.special  # special prices are net of tax
     net_of_tax, tax = split_tax(net, rates, included, plan.rounding)
     bad = error != OK
     for arr in (net_of_tax, tax):
@@ -144,7 +178,95 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
         gross_amount=net_of_tax + tax,
         adjustments=adjustments,
         cart_stages=outcome,
+        rows=rows,
     )
+
+
+def split_lines(
+    plan: Plan, batch: CartBatch, chosen: I64, unit_price: I64, factor: I64, list_amount: I64, error: I64, ledger: LedgerView | None
+) -> tuple[Rows, tuple[I64, I64, I64, I64, I64]] | None:
+    """Stage 3: the rows of the batch and their (price list, unit price, pricing factor, list
+    amount, error); None when no line has a special price with quota left (``error`` gets
+    ``no_fx_rate`` / ``amount_too_large`` for lines whose special part can't be priced)."""
+    special = plan.special
+    assert special is not None
+    row = special_rows(special, batch.carts, batch.line_cart, batch.sku, error == OK)
+    if not (row >= 0).any():
+        return None
+    safe = np.maximum(row, 0)
+    price_cart = special.price[safe].copy()  # the special price in the cart's currency
+    currency = batch.carts["currency"].to_numpy()
+    foreign = np.nonzero((row >= 0) & (currency[batch.line_cart] != plan.currency))[0]
+    if len(foreign):
+        days = batch.carts["date"].to_numpy()
+        keys = sorted({(str(currency[c]), int(days[c])) for c in np.unique(batch.line_cart[foreign]).tolist()})
+        for cur, day in keys:  # once per (currency, date) in play
+            at = foreign[(currency[batch.line_cart[foreign]] == cur) & (days[batch.line_cart[foreign]] == day)]
+            rate = plan.fx.rate(plan.currency, cur, day)
+            if rate is None:
+                error[at] = NO_FX_RATE
+                row[at] = -1
+                continue
+            values, inverse = np.unique(price_cart[at], return_inverse=True)
+            converted = np.array([convert_minor(int(v), rate, plan.currency, cur, plan.rounding) for v in values.tolist()], dtype=np.int64)
+            price_cart[at] = converted[inverse.reshape(-1)]
+    used = ledger.special_used if ledger is not None else {}
+    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.skus, plan.rounding)
+    s_qty[error != OK] = 0
+    split = s_qty > 0
+    if not split.any():
+        return None
+    estimate = price_cart.astype(np.float64) * s_qty / QTY_SCALE
+    too_large = split & (estimate >= 2 * MAX_LINE_AMOUNT_MINOR)
+    s_amount = np.zeros(batch.n_lines, dtype=np.int64)
+    fine = split & ~too_large
+    s_amount[fine] = mul_div_round(price_cart[fine], s_qty[fine], QTY_SCALE, plan.rounding)
+    too_large |= s_amount >= MAX_LINE_AMOUNT_MINOR
+    error[too_large] = AMOUNT_TOO_LARGE
+    split &= ~too_large
+    s_qty[~split] = 0
+    rest = batch.qty - s_qty
+    rest_amount = list_amount.copy()
+    partial = np.nonzero(split & (rest > 0))[0]
+    rest_amount[partial] = mul_div_round(unit_price[partial], rest[partial], factor[partial] * QTY_SCALE, plan.rounding)
+    has_list = ~split | (rest > 0)
+    counts = split.astype(np.int64) + has_list
+    line = np.repeat(np.arange(batch.n_lines, dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    is_special = np.zeros(len(line), dtype=np.bool_)
+    is_special[first[split]] = True
+    row_qty = np.where(is_special, s_qty[line], rest[line])
+    row_amount = np.where(is_special, s_amount[line], rest_amount[line])
+    row_error = error[line]
+    row_amount[row_error != OK] = 0
+    rows_batch = CartBatch(
+        carts=batch.carts,
+        line_cart=batch.line_cart[line],
+        line_ids=_take(batch.line_ids, line),
+        line_skus=_take(batch.line_skus, line),
+        line_qty_text=_take(batch.line_qty_text, line),
+        line_units=_take(batch.line_units, line),
+        sku=batch.sku[line],
+        factor=batch.factor[line],
+        qty=row_qty,
+        error=row_error,
+        manual_bp=None if batch.manual_bp is None else batch.manual_bp[line],
+    )
+    rows = Rows(batch=rows_batch, line=line, special=is_special, line_unit_price=unit_price, line_factor=factor, line_price_list=chosen)
+    figures = (
+        chosen[line],
+        np.where(is_special, price_cart[line], unit_price[line]),
+        np.where(is_special, 1, factor[line]),
+        row_amount,
+        row_error,
+    )
+    return rows, figures
+
+
+def _take(values: Any, at: I64) -> Any:
+    if isinstance(values, pl.Series):
+        return values.gather(at)
+    return [values[i] for i in at.tolist()]
 
 
 def cart_stages(
@@ -157,6 +279,7 @@ def cart_stages(
     cart_starts: I64,
     ledger: LedgerView | None,
     rule_money: CartMoney | None,
+    special: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[CartOutcome, Adjustments]:
     """Stages 5-9 on the running figures (``net`` is updated in place)."""
     state = Running(
@@ -175,6 +298,7 @@ def cart_stages(
         uses=dict(ledger.uses) if ledger else {},
         gift_stock_used=dict(ledger.gift_stock_used) if ledger else {},
         money_blocks=plan.money_in_promotions,
+        special=special,
     )
     mode = plan.rounding
     rules = list(plan.stages.rules)
@@ -212,7 +336,7 @@ def cart_stages(
     return outcome, adjustments
 
 
-def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tuple[int, int, int]]:
+def order_hints(state: Running, rules: list[CartRule], subtotals: dict[bool, I64]) -> list[tuple[int, int, int]]:
     """For each order promotion and cart: how much more spend reaches its next step (for
     ``order every``: the next full step, while its ``max N per order`` is not reached)."""
     hints: list[tuple[int, int, int]] = []
@@ -222,6 +346,7 @@ def order_hints(state: Running, rules: list[CartRule], subtotal: I64) -> list[tu
         if rule.form != "order":
             continue
         cart_ok = state.cart_applies(rule) & convertible
+        subtotal = subtotals[rule.includes_special]
         thresholds = thresholds_of(state, rule)
         if rule.order_kind == "every":
             step = np.maximum(thresholds[0], 1)

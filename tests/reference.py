@@ -10,7 +10,9 @@ engine but ``DataSet`` and the parse/format helpers of ``engine.money``; it roun
 its own exact fractions. Speed is not a goal; being obviously right is. Where the brief
 was silent it follows docs/language.md.
 
-Stage 3 (special prices) is not modelled yet: no line has sub-lines.
+Stage 3 (special prices) splits a line into sub-lines (docs/promotions.md "Special
+prices"): each sub-line is a ``Line`` of its own from then on, which sees its parent's
+quantity and list amount in line promotions' conditions, and the response sums them back.
 
 >>> from engine.data import DataSet
 >>> data = DataSet.from_rows(
@@ -113,6 +115,7 @@ class Rules:
     tax: t.TaxRule | None
     floor: t.FloorDecl | None = None
     approvals: list[t.ApprovalDecl] = field(default_factory=list)  # priority desc, name asc
+    special: t.SpecialDecl | None = None
 
 
 def read_rules(sources: dict[str, str]) -> Rules:
@@ -123,6 +126,7 @@ def read_rules(sources: dict[str, str]) -> Rules:
     taxes: list[t.TaxRule] = []
     floors: list[t.FloorDecl] = []
     approvals: list[t.ApprovalDecl] = []
+    specials: list[t.SpecialDecl] = []
     for decl in ruleset.declarations():
         if isinstance(decl, t.Header):
             headers.append(decl)
@@ -136,6 +140,8 @@ def read_rules(sources: dict[str, str]) -> Rules:
             floors.append(decl)
         elif isinstance(decl, t.ApprovalDecl):
             approvals.append(decl)
+        elif isinstance(decl, t.SpecialDecl):
+            specials.append(decl)
     # What the checker refuses, the oracle refuses too.
     if len(headers) != 1 or headers[0].currency is None:
         raise ValueError("a ruleset has exactly one header, with a currency (E0102)")
@@ -144,6 +150,8 @@ def read_rules(sources: dict[str, str]) -> Rules:
         raise ValueError("a ruleset has at most one tax rule")
     if len(floors) > 1:
         raise ValueError("a ruleset has at most one floor declaration")
+    if len(specials) > 1:
+        raise ValueError("a ruleset has at most one special prices declaration")
     price_lists.sort(key=lambda p: (-p.priority, p.name))
     promotions.sort(key=lambda p: (-p.priority, p.name))
     approvals.sort(key=lambda a: (-a.priority, a.name))
@@ -158,6 +166,7 @@ def read_rules(sources: dict[str, str]) -> Rules:
         tax=taxes[0] if taxes else None,
         floor=floors[0] if floors else None,
         approvals=approvals,
+        special=specials[0] if specials else None,
     )
 
 
@@ -231,6 +240,11 @@ class Line:
     floor_clamped: bool = False
     position: int = -1  # among the cart's priced lines (cart order)
     manual: str | None = None  # the requested manual discount, as written ("7%")
+    special: bool = False  # a special-price sub-line (stage 3)
+    #: a sub-line of a split line: what line promotions' conditions see (the whole line's
+    #: base quantity and list amount); None on a line that was not split
+    whole: tuple[int, int] | None = None
+    parent_price: ListPrice | None = None  # a sub-line: the whole line's list price
 
     @property
     def net(self) -> int:
@@ -287,9 +301,9 @@ def field_value(name: str, ctx: Context, line: Line | None) -> object | None:
     if line is None:
         raise Undecided(f"line field {name!r} where only the cart context is known")
     if name == "qty":
-        return line.base_milli
+        return line.base_milli if line.whole is None else line.whole[0]
     if name == "amount":
-        return line.list_amount
+        return line.list_amount if line.whole is None else line.whole[1]
     if name in CATALOG_FIELDS:
         return line.item.columns.get(name)
     if name.startswith("item."):
@@ -555,6 +569,92 @@ def list_price(rules: Rules, ctx: Context, line: Line, data: DataSet) -> ListPri
     raise LineError("no_price", f"line {line.id}: no price list holds SKU {line.item.sku!r}")
 
 
+# ---- stage 3: special prices -----------------------------------------------------------
+
+
+def special_row(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict | None:
+    """The special-price row for the line: the one naming the cart's project if valid on
+    the cart date, else the one without a project (blank = any project), else None."""
+    assert rules.special is not None
+    customer = ctx.customer("id")
+    project = (ctx.cart.get("project") or "").strip()
+    found: dict[str, dict] = {}
+    for row in rows_of(data, rules.special.table):
+        if (row.get("customer_id") or "").strip() != customer or (row.get("sku") or "").strip() != line.item.sku:
+            continue
+        start = (row.get("valid_from") or "").strip()
+        end = (row.get("valid_to") or "").strip()
+        if start and ctx.date < dt.date.fromisoformat(start):
+            continue
+        if end and ctx.date > dt.date.fromisoformat(end):
+            continue
+        row_project = (row.get("project") or "").strip()
+        if row_project == "":
+            found.setdefault("any", row)
+        elif row_project == project:
+            found.setdefault("project", row)
+    return found.get("project") or found.get("any")
+
+
+def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: dict, ledger: Ledger) -> list[Line]:
+    """Stage 3 on one priced line: itself, or its special-price sub-line (within what is
+    left of the quotas) and its list-price sub-line (the rest). ``left`` carries what is
+    left of each row's quotas from line to line of the cart."""
+    if rules.special is None:
+        return [line]
+    row = special_row(rules, ctx, line, data)
+    if row is None:
+        return [line]
+    key = ((row.get("customer_id") or "").strip(), (row.get("project") or "").strip(), line.item.sku)
+    if key not in left:
+        used_qty, used_amount = ledger.special_used.get(key, (0, 0))
+        qty_quota = (row.get("qty_quota") or "").strip()
+        amount_quota = (row.get("amount_quota") or "").strip()
+        left[key] = [
+            max(0, parse_quantity(qty_quota) - used_qty) if qty_quota else None,
+            max(0, parse_money(amount_quota, rules.currency) - used_amount) if amount_quota else None,
+        ]
+    qty_left, amount_left = left[key]
+    price = parse_money(str(row["price"]).strip(), rules.currency)  # per base unit, ruleset currency
+    take = line.base_milli
+    if qty_left is not None:
+        take = min(take, qty_left)
+    if amount_left is not None and price > 0:
+        take = min(take, amount_left // price * 1000)  # whole units within the amount left
+    if take <= 0:
+        return [line]
+    cart_price = price
+    if ctx.currency != rules.currency:
+        rate = fx_rate(data, rules.currency, ctx.currency, ctx.date)
+        if rate is None:
+            raise LineError("no_fx_rate", f"line {line.id}: no {rules.currency}->{ctx.currency} rate for its special price")
+        cart_price = convert(price, rate, rules.currency, ctx.currency, rules.rounding)
+    if qty_left is not None:
+        left[key][0] = qty_left - take
+    if amount_left is not None:
+        left[key][1] = amount_left - rounded(Fraction(price * take, 1000), rules.rounding)
+    assert line.price is not None and line.list_amount is not None
+    whole = (line.base_milli, line.list_amount)
+    special = Line(
+        id=line.id, item=line.item, unit=line.unit, qty_text=line.qty_text, base_milli=take,
+        list_amount=rounded(Fraction(cart_price * take, 1000), rules.rounding),
+        price=ListPrice(price_list=line.price.price_list, unit_price=cart_price, pricing_unit=line.item.base_unit, factor=1),
+        special=True, whole=whole, parent_price=line.price,
+    )  # fmt: skip
+    # decided: special prices are net of tax, whatever the list says
+    subs = [special]
+    rest = line.base_milli - take
+    if rest > 0:
+        subs.append(
+            Line(
+                id=line.id, item=line.item, unit=line.unit, qty_text=line.qty_text, base_milli=rest,
+                list_amount=rounded(Fraction(line.price.unit_price * rest, line.price.factor * 1000), rules.rounding),
+                price=line.price, tax_included=line.tax_included, whole=whole, parent_price=line.price,
+            )  # fmt: skip
+        )
+    return subs
+
+
 # ---- the state of one quote ------------------------------------------------------------
 
 
@@ -565,14 +665,26 @@ class Ledger:
     budget_used: dict[str, int] = field(default_factory=dict)  # promotion -> minor units (ruleset currency)
     uses: dict[tuple[str, str | None], int] = field(default_factory=dict)  # (promotion, customer id) -> orders
     gift_stock_used: dict[str, int] = field(default_factory=dict)  # promotion -> gift units
+    #: (customer id, project or "", sku) -> (thousandths, minor units of the ruleset currency)
+    special_used: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
 
 
-def read_ledger(ledger: dict | None) -> Ledger:
+def read_ledger(ledger: dict | None, currency: str = "CNY") -> Ledger:
+    """``special_consumed`` is a list of ``{"customer_id", "project", "sku", "qty",
+    "amount"}`` (decimal strings, as in the scenario files; project and amount optional)."""
     ledger = ledger or {}
+    special_used: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for row in ledger.get("special_consumed") or []:
+        key = (str(row["customer_id"]), str(row.get("project") or ""), str(row["sku"]))
+        qty, amount = special_used.get(key, (0, 0))
+        qty += parse_quantity(str(row.get("qty") or "0"))
+        amount += parse_money(str(row.get("amount") or "0"), currency)
+        special_used[key] = (qty, amount)
     return Ledger(
         budget_used=dict(ledger.get("budget_used") or {}),
         uses=dict(ledger.get("uses") or {}),
         gift_stock_used=dict(ledger.get("gift_stock_used") or {}),
+        special_used=special_used,
     )
 
 
@@ -753,7 +865,7 @@ def chosen_benefit(promo: t.Promotion, ctx: Context, rules: Rules, line: Line) -
     if not isinstance(action, t.Tiers):
         return action
     kind = "qty" if action.measure == "qty" else "money"
-    measure = line.base_milli if action.measure == "qty" else line.list_amount
+    measure = field_value("qty" if action.measure == "qty" else "amount", ctx, line)
     reached = None
     for step in action.steps:  # the highest step reached, whatever order they are written in
         threshold = literal_value(step.threshold, kind, ctx, rules, line)
@@ -793,6 +905,8 @@ def stage_line_promotions(run: Run) -> None:
             for promo in members:
                 if switched_off(promo, run):
                     continue
+                if line.special and not promo.includes_special:
+                    continue  # special-price sub-lines take no promotion that does not include them
                 benefit = chosen_benefit(promo, run.ctx, run.rules, line)
                 if benefit is None:
                     continue
@@ -915,6 +1029,12 @@ def give_gift(promo: t.Promotion, gift: t.Gift, count: int, run: Run) -> tuple[d
 # ---- stage 5: combos and pools ------------------------------------------------------------
 
 
+def counted_lines(promo: t.Promotion, run: Run) -> list[Line]:
+    """The lines a promotion counts and gives to: special-price sub-lines only if it says
+    ``includes special``."""
+    return [line for line in run.lines if promo.includes_special or not line.special]
+
+
 def available(line: Line) -> int:
     """Units a combo/pool promotion may still take: none from a stopped line."""
     return 0 if line.stopped else line.base_milli - line.consumed
@@ -985,7 +1105,7 @@ def evaluate_combo(promo: t.Promotion, run: Run) -> Outcome | None:
     if not cart_promotion_holds(promo, run):
         return None
     parts: list[list[tuple[Line, int]]] = [[] for _ in scope.parts]
-    for line in run.lines:
+    for line in counted_lines(promo, run):
         units = available(line)
         if units == 0:
             continue
@@ -1010,7 +1130,7 @@ def evaluate_pool(promo: t.Promotion, run: Run) -> Outcome | None:
     assert isinstance(scope, t.PoolScope)
     if not cart_promotion_holds(promo, run):
         return None
-    entries = [(line, available(line)) for line in run.lines if available(line) > 0 and selects(scope.selector, line, run)]
+    entries = [(line, available(line)) for line in counted_lines(promo, run) if available(line) > 0 and selects(scope.selector, line, run)]
     if isinstance(scope.every, t.MoneyLit):
         # every X CNY: the available units' value; consumes every available unit it counted
         value = sum(consumed_net(line, units, run) for line, units in entries)
@@ -1105,15 +1225,20 @@ def spend_more_hint(promo: t.Promotion, subtotal: int, run: Run) -> dict | None:
 
 
 def stage_order_promotions(run: Run) -> None:
-    eligible = [line for line in run.lines if not line.stopped]  # gifts are never lines
-    subtotal = sum(line.net for line in eligible)  # every threshold tests this same figure
+    # gifts are never lines; special-price sub-lines count only where a promotion includes them
+    eligible = {
+        special: [line for line in run.lines if not line.stopped and (special or not line.special)] for special in (False, True)
+    }
+    subtotal = {special: sum(line.net for line in lines) for special, lines in eligible.items()}  # taken once
     promos = promotions_of(run, "order")
     for promo in promos:
-        hint = spend_more_hint(promo, subtotal, run)
+        hint = spend_more_hint(promo, subtotal[promo.includes_special], run)
         if hint is not None:
             run.hints.append(hint)
     for members in waterfall_steps(promos):
-        best = best_outcome([evaluate_order(p, subtotal, eligible, run) for p in members])
+        best = best_outcome(
+            [evaluate_order(p, subtotal[p.includes_special], [line for line in eligible[p.includes_special] if not line.stopped], run) for p in members]
+        )
         if best is None:
             continue
         commit(best, run)
@@ -1324,6 +1449,67 @@ def line_response(line: Line, run: Run) -> tuple[dict, dict[str, int]]:
     return out, minor
 
 
+STATUS_SEVERITY = {"ok": 0, "approved": 1, "needs_approval": 2, "rejected": 3}
+
+
+def split_line_response(subs: list[Line], run: Run) -> tuple[dict, dict[str, int]]:
+    """A line, or a split line: its sub-lines' figures summed, their adjustments merged by
+    (rule, kind, stage) in first-seen order, the status that needs most attention, and
+    ``sublines`` (special first) when a special price took part of it."""
+    parts = [line_response(sub, run) for sub in subs]
+    if len(subs) == 1 and not subs[0].special:
+        return parts[0]
+    money = run.ctx.currency
+    price = subs[0].parent_price
+    out = dict(parts[0][0])
+    minor = {key: sum(p[1][key] for p in parts) for key in parts[0][1]}
+    merged: dict[tuple[str, str, str], int] = {}
+    for sub in subs:
+        for a in sub.adjustments:
+            merged[(a["rule"], a["kind"], a["stage"])] = merged.get((a["rule"], a["kind"], a["stage"]), 0) + a["amount"]
+    worst = max(parts, key=lambda p: STATUS_SEVERITY[p[0]["status"]])[0]
+    whole = subs[0].whole
+    assert whole is not None and price is not None
+    out.update(
+        {
+            "base_qty": format_quantity(whole[0]),
+            "status": worst["status"],
+            "price_list": price.price_list.name,
+            "unit_price": format_money(price.unit_price, money),
+            "pricing_unit": price.pricing_unit,
+            "list_amount": format_money(minor["list"], money),
+            "adjustments": [
+                {"rule": rule, "kind": kind, "stage": stage, "amount": format_money(amount, money)}
+                for (rule, kind, stage), amount in merged.items()
+                if amount != 0
+            ],
+            "net_amount": format_money(minor["net"], money),
+            "tax": format_money(minor["tax"], money),
+            "gross_amount": format_money(minor["gross"], money),
+            "floor_clamped": any(sub.floor_clamped for sub in subs),
+            "sublines": [
+                {
+                    "special": sub.special,
+                    "qty": format_quantity(sub.base_milli),
+                    "unit_price": p[0]["unit_price"],
+                    "list_amount": p[0]["list_amount"],
+                    "adjustments": p[0]["adjustments"],
+                    "net_amount": p[0]["net_amount"],
+                    "tax": p[0]["tax"],
+                    "gross_amount": p[0]["gross_amount"],
+                }
+                for sub, p in zip(subs, parts, strict=True)
+            ],
+        }
+    )
+    out.pop("approval_level", None)
+    if worst.get("approval_level") is not None:
+        out["approval_level"] = worst["approval_level"]
+    if "components" in out:
+        out["components"] = bundle_components(subs[0], minor["net"], money)
+    return out, minor
+
+
 def reference_quote(
     sources: dict[str, str],
     data: DataSet,
@@ -1348,7 +1534,9 @@ def reference_quote(
     if currency != rules.currency:
         ctx.money_rate = fx_rate(data, rules.currency, currency, ctx.date)
 
-    slots: list[Line | dict] = []  # a priced line, or an error line, in cart order
+    ledger_state = read_ledger(ledger, rules.currency)
+    quota_left: dict = {}  # stage 3: what is left of each special price's quotas
+    slots: list[list[Line] | dict] = []  # a priced line (its sub-lines), or an error line, in cart order
     errors: list[dict] = []
     priced: list[Line] = []
     for position, raw in enumerate(cart["lines"], start=1):
@@ -1356,6 +1544,7 @@ def reference_quote(
         try:
             line = normalize(raw, line_id, catalog)
             list_stage(rules, ctx, line, data)
+            subs = split_special(rules, ctx, line, data, quota_left, ledger_state)
         except LineError as err:
             slots.append(
                 {
@@ -1368,12 +1557,13 @@ def reference_quote(
             )
             errors.append({"line": line_id, "code": err.code, "message": err.message})
             continue
-        line.position = len(priced)
-        line.manual = raw.get("manual_discount")
-        priced.append(line)
-        slots.append(line)
+        for sub in subs:  # a sub-line is a line from here on (special first: SPEC §3 Allocation)
+            sub.position = len(priced)
+            sub.manual = raw.get("manual_discount")
+            priced.append(sub)
+        slots.append(subs)
 
-    run = Run(rules=rules, ctx=ctx, data=data, catalog=catalog, ledger=read_ledger(ledger), lines=priced)
+    run = Run(rules=rules, ctx=ctx, data=data, catalog=catalog, ledger=ledger_state, lines=priced)
     # A cart whose lines all failed still meets an order threshold of 0.00 (docs/promotions.md
     # says subtotal >= X); only a cart in another currency without a rate for the rules'
     # money cannot evaluate them (its lines are all no_fx_rate then).
@@ -1390,7 +1580,7 @@ def reference_quote(
         if isinstance(slot, dict):
             lines.append(slot)
             continue
-        out, minor = line_response(slot, run)
+        out, minor = split_line_response(slot, run)
         for key, value in minor.items():
             totals[key] += value
         lines.append(out)

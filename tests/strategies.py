@@ -94,6 +94,8 @@ class Case:
     catalog: tuple[dict[str, Any], ...]
     tables: dict[str, tuple[dict[str, Any], ...]]
     carts: tuple[dict[str, Any], ...]
+    #: what committed orders consumed, in the oracle's shape (``special_consumed``); None: nothing
+    ledger: dict[str, Any] | None = None
 
     @property
     def data(self) -> DataSet:
@@ -108,6 +110,8 @@ class Case:
             out.append(f"table {name} = {list(rows)!r}")
         for cart in self.carts:
             out.append(f"cart = {cart!r}")
+        if self.ledger:
+            out.append(f"ledger = {self.ledger!r}")
         out.append(")")
         return "\n".join(out)
 
@@ -642,6 +646,60 @@ def tax_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
+# ---- special prices (stage 3) ------------------------------------------------------------
+
+SPECIAL_PRICES = (0, 1, 99, 500, 999, 1500, 10000)  # per base unit, minor units
+SPECIAL_QTY_QUOTAS = ("1", "2", "5", "10", "12.5", "20", "100", "0.5")
+SPECIAL_AMOUNT_QUOTAS = (0, 1, 1000, 2500, 10000, 1000000)
+PROJECTS = ("", "", "P-1", "P-2")
+
+
+@st.composite
+def special_rows(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> list[dict[str, Any]]:
+    """One row per (customer, project, sku) drawn; quotas, prices and windows vary."""
+    skus = [r["sku"] for r in catalog]
+    keys = draw(
+        st.lists(st.tuples(st.sampled_from(CUSTOMER_IDS), st.sampled_from(PROJECTS), st.sampled_from(skus)), min_size=2, max_size=12, unique=True)
+    )
+    rows = []
+    for customer, project, sku in keys:
+        row: dict[str, Any] = {"customer_id": customer, "project": project, "sku": sku}
+        row["price"] = format_money(draw(st.sampled_from(SPECIAL_PRICES)), currency)
+        row["qty_quota"] = draw(st.sampled_from(("", *SPECIAL_QTY_QUOTAS)))
+        row["amount_quota"] = draw(st.sampled_from(("", "", *(format_money(a, currency) for a in SPECIAL_AMOUNT_QUOTAS))))
+        window = draw(st.none() | st.sampled_from(WINDOWS))
+        row["valid_from"], row["valid_to"] = window if window else ("", "")
+        if window and draw(st.booleans()):
+            row["valid_from"] = ""  # open-ended on one side
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def special_ledger(draw: st.DrawFn, rows: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    """What committed orders already consumed of some special prices' quotas."""
+    consumed = []
+    for row in rows:
+        if draw(st.booleans()):
+            consumed.append(
+                {
+                    "customer_id": row["customer_id"],
+                    "project": row["project"],
+                    "sku": row["sku"],
+                    "qty": draw(st.sampled_from(("0", "1", "3", "4.5", "50", "200"))),
+                    "amount": format_money(draw(st.sampled_from((0, 1, 500, 2000, 5000000))), currency),
+                }
+            )
+    return {"special_consumed": consumed}
+
+
+def including_special(draw: st.DrawFn, block: str) -> str:
+    """A promotion that sometimes says ``includes special``."""
+    if block.startswith("promotion") and draw(st.integers(0, 2)) == 0:
+        return block[: -len("\n}")] + "\n  includes special\n}"
+    return block
+
+
 # ---- carts -------------------------------------------------------------------------------
 
 
@@ -664,6 +722,7 @@ def carts(
     currency: str,
     foreign_ok: bool,
     stages59: bool = False,
+    special: bool = False,
 ) -> dict[str, Any]:
     customer = draw(
         st.fixed_dictionaries(
@@ -677,6 +736,8 @@ def carts(
             },
         )
     )
+    if special and "id" not in customer and draw(st.integers(0, 4)) != 0:  # special prices are per customer
+        customer = {**customer, "id": draw(st.sampled_from(CUSTOMER_IDS))}
     cart: dict[str, Any] = {"date": draw(st.sampled_from(CART_DATES))}
     if customer or draw(st.booleans()):
         cart["customer"] = customer
@@ -720,7 +781,9 @@ def carts(
 
 
 @st.composite
-def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False) -> Case:
+def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False) -> Case:
+    """``special``: the ruleset has special prices (some promotions ``include special``) and
+    the case a ledger of what committed orders consumed of their quotas."""
     catalog = draw(catalogs(bundles=stages59))
     money = draw(st.sampled_from(RULESET_CURRENCIES))
     rounding = draw(st.sampled_from(("half_up", "half_even")))
@@ -772,6 +835,13 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False) -> Case:
             promo_blocks.append(draw(set_promotions(catalog, money, name)))
         else:
             promo_blocks.append(draw(order_promotions(catalog, money, name)))
+    ledger = None
+    if special:
+        promo_blocks = [including_special(draw, b) for b in promo_blocks]
+        rows = draw(special_rows(catalog, money))
+        tables["special_prices"] = tuple(rows)
+        promo_blocks.append("special prices {\n  table special_prices\n}")
+        ledger = draw(special_ledger(rows, money))
     blocks.extend(promo_blocks)
 
     # floors and approval bands
@@ -801,7 +871,7 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False) -> Case:
 
     # a floor on a cart in another currency is left undecided (tests/reference.py)
     foreign_ok = "fx_rates" in tables and not has_floor
-    batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59), min_size=1, max_size=max_carts))
+    batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59, special=special), min_size=1, max_size=max_carts))
     sources = draw(layouts(tuple(blocks)))
     return Case(
         blocks=tuple(blocks),
@@ -809,4 +879,5 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False) -> Case:
         catalog=catalog,
         tables=tables,
         carts=tuple(batch),
+        ledger=ledger,
     )

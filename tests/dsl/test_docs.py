@@ -86,6 +86,10 @@ DOCS_DATA = DataSet.from_rows(
         "assortment": [{"customer_group": "south", "sku": "A"}],
         "stock_plans": [{"customer_id": "D1", "sku": "A", "month": "2026-11", "qty": "100"}],
         "rebate_targets": [{"customer_id": "D1", "period": "2026-Q4", "target": "1000000.00"}],
+        "special_prices": [
+            {"customer_id": "D1", "project": "P-778", "sku": "A", "price": "15.00", "qty_quota": "100",
+             "amount_quota": "", "valid_from": "2026-10-01", "valid_to": "2026-12-31"},
+        ],  # fmt: skip
     },
 )
 

@@ -29,6 +29,7 @@ from dsl.check import check
 from dsl.errors import RuleError
 from dsl.parser import parse_sources
 from engine.data import DataSet
+from engine.ledger_view import LedgerView
 from engine.money import parse_money, parse_quantity
 from tests.reference import amount_for, read_rules, reference_quote
 from tests.strategies import Case, cases, layouts
@@ -582,6 +583,14 @@ def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
                 "floor_clamped": bool(line.get("floor_clamped", False)),
                 "components": [(c["sku"], c["amount"]) for c in line.get("components") or []],
                 "manual_discount": line.get("manual_discount"),
+                "sublines": [
+                    (
+                        sub["special"], Decimal(sub["qty"]), sub["unit_price"], sub["list_amount"],
+                        [(a["rule"], a["kind"], a.get("stage"), a["amount"]) for a in sub["adjustments"]],
+                        sub["net_amount"], sub["tax"], sub["gross_amount"],
+                    )  # fmt: skip
+                    for sub in line.get("sublines") or []
+                ],
             }
         )
     return {
@@ -629,19 +638,32 @@ def stages59_api() -> types.ModuleType:
     return api
 
 
+def ledger_view(ledger: dict[str, Any] | None, currency: str) -> LedgerView | None:
+    """The engine's snapshot of an oracle-shaped ledger (``special_consumed``)."""
+    if not ledger:
+        return None
+    used: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for row in ledger.get("special_consumed") or []:
+        key = (row["customer_id"], row.get("project") or "", row["sku"])
+        qty, amount = used.get(key, (0, 0))
+        used[key] = (qty + parse_quantity(row.get("qty") or "0"), amount + parse_money(row.get("amount") or "0", currency))
+    return LedgerView(special_used=used)
+
+
 def check_full_agreement(
-    sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]]
+    sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]], ledger: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """quote() and quote_batch() give the oracle's answer on every field; returns the
-    engine's (batch) responses."""
+    engine's (batch) responses. ``ledger``: what committed orders consumed (oracle shape)."""
     api = stages59_api()
     plan = compile_plan(api, sources, data)
+    view = ledger_view(ledger, plan.currency)
     pristine = copy.deepcopy(carts)
-    expected = [full_comparable(reference_quote(sources, data, c)) for c in carts]
-    singles = [full_comparable(api.quote(plan, c)) for c in carts]
+    expected = [full_comparable(reference_quote(sources, data, c, ledger=ledger)) for c in carts]
+    singles = [full_comparable(api.quote(plan, c, ledger=view)) for c in carts]
     for i, (got, want) in enumerate(zip(singles, expected, strict=True)):
         assert got == want, f"quote() differs from the reference on cart {i}"
-    batch = api.quote_batch(plan, carts)
+    batch = api.quote_batch(plan, carts, ledger=view)
     for i, (got, want) in enumerate(zip([full_comparable(r) for r in batch], expected, strict=True)):
         assert got == want, f"quote_batch() differs from the reference on cart {i}"
     assert carts == pristine, "the engine changed its input carts"
@@ -853,3 +875,71 @@ def test_stages59_engine_values_a_gift_at_the_price_for_the_quantity_given() -> 
     assert [(g["sku"], g["qty"], g["list_amount"]) for g in quote["gifts"]] == [("D", "3", "30.00")]
     assert quote["lines"][0]["adjustments"] == []  # 30.00 of gifts beat 5.00 off
     check_full_agreement(scenario.sources, scenario.data, [scenario.cart])
+
+
+# Special prices (stage 3): generated special-price tables, quotas, what the ledger says
+# committed orders consumed, and promotions that ``include special``; ``-k special``.
+
+
+def check_special_invariants(case: Case, cart_: dict[str, Any], response: dict[str, Any]) -> None:
+    """A split line's figures are its sub-lines' sums; the cart's special sub-lines of one
+    SKU never take more than what is left (quota minus consumed) of a row that can apply."""
+    currency = response["currency"]
+
+    def minor(text: str) -> int:
+        return parse_money(text, currency)
+
+    taken: dict[str, int] = {}
+    for line in response["lines"]:
+        subs = line.get("sublines")
+        if not subs:
+            continue
+        assert subs[0]["special"] and all(not sub["special"] for sub in subs[1:]), "special sub-line first, one of it"
+        assert sum(parse_quantity(sub["qty"]) for sub in subs) == parse_quantity(line["base_qty"])
+        for key in ("list_amount", "net_amount", "tax", "gross_amount"):
+            assert sum(minor(sub[key]) for sub in subs) == minor(line[key]), key
+        shares = sum(minor(a["amount"]) for sub in subs for a in sub["adjustments"])
+        assert shares == sum(minor(a["amount"]) for a in line["adjustments"])
+        taken[line["sku"]] = taken.get(line["sku"], 0) + parse_quantity(subs[0]["qty"])
+    customer = (cart_.get("customer") or {}).get("id")
+    project = cart_.get("project") or ""
+    consumed = {
+        (r["customer_id"], r.get("project") or "", r["sku"]): parse_quantity(r["qty"]) for r in (case.ledger or {}).get("special_consumed", [])
+    }
+    for sku, qty in taken.items():
+        rows = [r for r in case.tables["special_prices"] if (r["customer_id"], r["sku"]) == (customer, sku) and r["project"] in ("", project)]
+        assert rows, f"{sku}: a special price for customer {customer!r} without a row"
+        if all(r["qty_quota"] for r in rows):
+            left = max(parse_quantity(r["qty_quota"]) - consumed.get((customer, r["project"], sku), 0) for r in rows)
+            assert qty <= left, f"{sku}: {qty} special units, more than the {left} left"
+
+
+@settings(max_examples=150)
+@given(case=cases(special=True))
+def test_special_engine_agrees_with_reference(case: Case) -> None:
+    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+        check_special_invariants(case, c, response)
+
+
+@settings(max_examples=150)
+@given(case=cases(stages59=True, special=True))
+def test_special_stages59_engine_agrees_with_reference(case: Case) -> None:
+    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+        check_special_invariants(case, c, response)
+
+
+@settings(max_examples=20)
+@given(case=cases(max_carts=12, stages59=True, special=True))
+def test_special_engine_agrees_with_reference_on_larger_batches(case: Case) -> None:
+    check_full_agreement(case.sources, case.data, list(case.carts), case.ledger)
+
+
+@settings(max_examples=60)
+@given(case=cases(stages59=True, special=True))
+def test_special_reference_invariants(case: Case) -> None:
+    data = case.data
+    for c in case.carts:
+        trace: dict[str, Any] = {}
+        response = reference_quote(case.sources, data, c, ledger=case.ledger, trace=trace)
+        check_promotion_invariants(case.sources, data, response, trace)
+        check_special_invariants(case, c, response)

@@ -292,3 +292,32 @@ def test_a_committed_load_survives_the_process_being_killed(tmp_path: Path) -> N
     with Store(path) as store:
         assert store.snapshot().catalog.get_column("sku").to_list() == ["A"]
         assert store.current_ruleset() == {"k.rule": "x"}
+
+
+def test_special_price_tables_check_quotas_dates_and_one_row_per_key(store: Store) -> None:
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["D1", "D1", "", "D2", "D1"],
+            "project": ["P-1", "", "", "", "P-1"],
+            "sku": ["A", "A", "B", "B", "A"],
+            "price": ["15.00", "x", "3", "4", "16"],
+            "qty_quota": ["100", "", "1.5", "-2", ""],
+            "amount_quota": ["", "200.00", "", "", ""],
+            "valid_from": ["2026-10-01", "", "", "2026-12-01", ""],
+            "valid_to": ["2026-12-31", "", "2026-13-01", "2026-11-01", ""],
+        }
+    )
+    with pytest.raises(BadRowsError) as err:
+        store.load_frame("special_prices", frame)
+    assert [str(p) for p in err.value.problems] == [
+        "row 2, column price: 'x' is not a decimal number",
+        "row 3, column customer_id: is empty",
+        "row 3, column valid_to: '2026-13-01' is not an ISO date (YYYY-MM-DD)",
+        "row 4, column qty_quota: '-2' is negative",
+        "row 4, column valid_to: '2026-11-01' is before valid_from '2026-12-01'",
+        "row 5, column sku: a second special price for this customer_id/project/sku (first at row 1)",
+    ]
+    good = frame.head(1)
+    assert store.load_frame("special_prices", good).kind == "special"
+    # a table named otherwise is a special-price table by its quota columns
+    assert store.load_frame("project_prices", good.drop("amount_quota")).kind == "special"

@@ -75,6 +75,20 @@ def _lines(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {line["id"]: line for line in body["lines"]}
 
 
+def assert_sublines(got: list[dict[str, Any]] | None, want: list[dict[str, Any]], line_id: str) -> None:
+    """A split line's sub-lines, special first: every figure the scenario gives (a sub-line
+    that does not say ``special`` is the list-price one)."""
+    assert got is not None, f"line {line_id} was not split"
+    assert len(got) == len(want), line_id
+    for sub, expected in zip(got, want, strict=True):
+        assert sub["special"] == expected.get("special", False), line_id
+        for key, value in expected.items():
+            if key == "adjustments":
+                assert [[a["rule"], a["amount"]] for a in sub["adjustments"]] == value, line_id
+            elif key != "special":
+                assert sub[key] == value, (line_id, key)
+
+
 def assert_expected(body: dict[str, Any], expected: dict[str, Any]) -> None:
     lines = _lines(body)
     for line_id, want in expected.get("lines", {}).items():
@@ -84,6 +98,8 @@ def assert_expected(body: dict[str, Any], expected: dict[str, Any]) -> None:
                 continue
             if key == "adjustments":
                 assert [[a["rule"], a["amount"]] for a in got["adjustments"]] == value, line_id
+            elif key == "sublines":
+                assert_sublines(got.get("sublines"), value, line_id)
             else:
                 assert got[key] == value, (line_id, key)
     totals = {"net_total": "net", "tax_total": "tax", "total": "gross"}
