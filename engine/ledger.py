@@ -184,29 +184,24 @@ class Ledger:
             cached = self._views.get(key)
             if cached is not None:
                 return cached
-        ids = {info.name: i for i, info in enumerate(plan.rules)}
-        budget: dict[int, int] = {}
-        gifts: dict[int, int] = {}
-        uses: dict[tuple[int, str], int] = {}
+        budget: dict[str, int] = {}
+        gifts: dict[str, int] = {}
+        uses: dict[tuple[str, str], int] = {}
         special: dict[tuple[str, str, str], tuple[int, int]] = {}
         for (kind, promotion, customer, project, sku), (qty, amount) in self.used_totals().items():
             if kind == "special":
                 special[(customer or "", project or "", sku or "")] = (qty, amount)
-                continue
-            rule = ids.get(promotion or "")
-            if rule is None:
-                continue
-            if kind == "budget":
-                budget[rule] = amount
-            elif kind == "gift_stock":
-                gifts[rule] = qty
-            elif kind == "use" and customer is not None:
-                uses[(rule, customer)] = qty
+            elif kind == "budget" and promotion is not None:
+                budget[promotion] = amount
+            elif kind == "gift_stock" and promotion is not None:
+                gifts[promotion] = qty
+            elif kind == "use" and promotion is not None and customer is not None:
+                uses[(promotion, customer)] = qty
         lines = self.committed_order_lines(None, None)
         committed = lines.select(
             pl.col("customer_id"), pl.col("date"), pl.col("sku"), pl.col("qty"), pl.col("net_amount").alias("amount")
         )
-        view = LedgerView(budget_used=budget, gift_stock_used=gifts, uses=uses, special_used=special, committed_lines=committed)
+        view = view_from_names(plan, budget, gifts, uses, special, committed)
         with self._view_lock:
             if self._generation == key[1]:
                 self._views[key] = view
@@ -323,6 +318,27 @@ class Ledger:
                 raise
             self._changed()
         return len(consumption) + len(lines)
+
+
+def view_from_names(
+    plan: Plan,
+    budget_used: Mapping[str, int] | None = None,
+    gift_stock_used: Mapping[str, int] | None = None,
+    uses: Mapping[tuple[str, str], int] | None = None,
+    special_used: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
+    committed_lines: pl.DataFrame | None = None,
+) -> LedgerView:
+    """A ``LedgerView`` from figures keyed by promotion name (the ledger's own keys), for
+    ``plan``: budgets in minor units, gift stock in units, uses as (promotion, customer)
+    -> orders. Promotions the plan does not have are left out."""
+    ids = {info.name: i for i, info in enumerate(plan.rules)}
+    return LedgerView(
+        budget_used={ids[n]: v for n, v in (budget_used or {}).items() if n in ids},
+        gift_stock_used={ids[n]: v for n, v in (gift_stock_used or {}).items() if n in ids},
+        uses={(ids[n], c): v for (n, c), v in (uses or {}).items() if n in ids},
+        special_used=dict(special_used or {}),
+        committed_lines=committed_lines,
+    )
 
 
 def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:

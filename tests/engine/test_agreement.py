@@ -29,6 +29,7 @@ from dsl.check import check
 from dsl.errors import RuleError
 from dsl.parser import parse_sources
 from engine.data import DataSet
+from engine.ledger import view_from_names
 from engine.money import parse_money, parse_quantity
 from tests.reference import amount_for, read_rules, reference_quote
 from tests.strategies import Case, cases, layouts
@@ -630,18 +631,22 @@ def stages59_api() -> types.ModuleType:
 
 
 def check_full_agreement(
-    sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]]
+    sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]], ledger: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """quote() and quote_batch() give the oracle's answer on every field; returns the
-    engine's (batch) responses."""
+    engine's (batch) responses. ``ledger``: the reference's ledger argument (by promotion
+    name); the engine gets the same figures as a ``LedgerView``."""
     api = stages59_api()
     plan = compile_plan(api, sources, data)
+    view = None
+    if ledger is not None:
+        view = view_from_names(plan, ledger.get("budget_used"), ledger.get("gift_stock_used"), ledger.get("uses"))
     pristine = copy.deepcopy(carts)
-    expected = [full_comparable(reference_quote(sources, data, c)) for c in carts]
-    singles = [full_comparable(api.quote(plan, c)) for c in carts]
+    expected = [full_comparable(reference_quote(sources, data, c, ledger=ledger)) for c in carts]
+    singles = [full_comparable(api.quote(plan, c, ledger=view)) for c in carts]
     for i, (got, want) in enumerate(zip(singles, expected, strict=True)):
         assert got == want, f"quote() differs from the reference on cart {i}"
-    batch = api.quote_batch(plan, carts)
+    batch = api.quote_batch(plan, carts, ledger=view)
     for i, (got, want) in enumerate(zip([full_comparable(r) for r in batch], expected, strict=True)):
         assert got == want, f"quote_batch() differs from the reference on cart {i}"
     assert carts == pristine, "the engine changed its input carts"

@@ -239,3 +239,14 @@ def test_bad_orders_are_4xx(client: TestClient) -> None:
     assert client.post("/orders/commit", json=order("", {"id": "1", "sku": "A", "qty": "6"})).status_code == 422
     response = client.post("/orders/validate", json=order("O9", {"id": "1", "sku": "A", "qty": "6", "expected_net": 1.5}))
     assert response.status_code == 422
+
+
+def test_the_validate_example_in_docs_orders_md(client: TestClient) -> None:
+    import json
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "orders.md").read_text(encoding="utf-8")
+    order_json, answer_json = re.findall(r"```json\n(.*?)\n```", text, re.S)[:2]
+    shown = json.loads(answer_json)
+    body = client.post("/orders/validate", json=json.loads(order_json)).json()
+    assert {k: body[k] for k in ("order_id", "ok", "errors", "warnings")} == {k: shown[k] for k in ("order_id", "ok", "errors", "warnings")}
