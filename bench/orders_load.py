@@ -51,12 +51,14 @@ def _orders(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
     tables = generate(seed=2026, n_skus=3000, n_customers=200)
     customers = tables["demo_customers"].to_dicts()
     skus = [s for s in tables["standard_prices"]["sku"].unique().sort().to_list() if not s.startswith("KIT")]
+    packs = {r["sku"]: int(r["pack"]) for r in tables["catalog"].select("sku", "pack").drop_nulls().to_dicts()}
     rng = random.Random(seed)
     out = []
     for i in range(n):
         c = rng.choice(customers)
         customer = {k: c[k] for k in ("id", "tier", "region") if c.get(k)}
-        lines = [{"id": str(j + 1), "sku": rng.choice(skus), "qty": str(rng.randint(1, 20))} for j in range(5)]
+        picked = [rng.choice(skus) for _ in range(5)]  # quantities in whole packs where the catalog has them
+        lines = [{"id": str(j + 1), "sku": sku, "qty": str(rng.randint(1, 20) * packs.get(sku, 1))} for j, sku in enumerate(picked)]
         out.append({"id": f"{prefix}-{i:06d}", "date": "2026-11-22", "customer": customer, "lines": lines})
     return out
 
@@ -118,7 +120,7 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
             assert response.status_code == 200, response.text
     commit_orders = _orders(n_commits, seed + 1, "C")
     acknowledged: list[str] = []
-    refused: list[int] = []
+    refused: dict[str, int] = {}
     lock = threading.Lock()
     chunks = [commit_orders[i::clients] for i in range(clients)]
 
@@ -129,8 +131,10 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
                 with lock:
                     if response.status_code == 200:
                         acknowledged.append(order["id"])
-                    else:
-                        refused.append(response.status_code)
+                    else:  # e.g. an order with a no_price line: order_invalid (a realistic refusal)
+                        body = response.json()
+                        why = f"{response.status_code} {body.get('code')}: " + ",".join(sorted({e['code'] for e in body.get('errors', [])}))
+                        refused[why] = refused.get(why, 0) + 1
 
     threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
     started = time.perf_counter()
@@ -152,7 +156,7 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
         "validate_ms": {"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2), "n": len(ms)},
         "commits_per_s": round(len(acknowledged) / elapsed, 1),
         "commits": len(acknowledged),
-        "commit_refusals": len(refused),
+        "commit_refusals": refused,
         "clients": clients,
         "lines_per_order": 5,
         "acknowledged_missing": len(missing),

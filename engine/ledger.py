@@ -154,6 +154,10 @@ class Ledger:
         self._generation = 0
         self._view_lock = threading.Lock()
         self._views: dict[tuple[str, int], LedgerView] = {}
+        #: what live orders consumed and their lines, kept in memory and updated by each
+        #: write (so a commit does not re-read the whole ledger); None: read it on next use
+        self._totals: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]] | None = None
+        self._lines: pl.DataFrame | None = None
         cur = self._cursor()
         for sql in _SCHEMA_SQL:
             cur.execute(sql)
@@ -161,15 +165,43 @@ class Ledger:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
 
-    def _changed(self) -> None:
+    def _changed(self, order: OrderRecord | None = None, sign: int = 0, order_id: str | None = None) -> None:
+        """After a write: drop the cached views; fold ``order`` in (sign +1) or take the
+        order ``order_id`` out (sign -1) of the in-memory state, or forget it (re-read)."""
         with self._view_lock:
             self._generation += 1
             self._views.clear()
+            if self._totals is None or self._lines is None or sign == 0:
+                self._totals = self._lines = None
+                return
+            if sign > 0 and order is not None:
+                for c in order.consumption:
+                    key = _key(c)
+                    qty, amount = self._totals.get(key, (0, 0))
+                    self._totals[key] = (qty + c.qty, amount + c.amount)
+                if order.lines:
+                    self._lines = pl.concat([self._lines, _lines_frame(order)], how="vertical")
+            elif sign < 0 and order_id is not None:
+                self._totals = self._read_totals()
+                self._lines = self._lines.filter(pl.col("order_id") != order_id)
+
+    def _state(self) -> tuple[dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]], pl.DataFrame]:
+        """(totals, lines) of live orders; call with ``_view_lock`` held."""
+        if self._totals is None or self._lines is None:
+            self._totals = self._read_totals()
+            lines = self.committed_order_lines(None, None)
+            self._lines = lines.select(
+                "order_id", "customer_id", "date", "sku", "qty", pl.col("net_amount").alias("amount")
+            )
+        return self._totals, self._lines
 
     # ---- reading -----------------------------------------------------------------------
 
     def used_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
         """(kind, promotion, customer, project, sku) -> (qty, amount) over live orders."""
+        return self._read_totals()
+
+    def _read_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
         rows = self._cursor().execute(
             "SELECT c.kind, c.promotion, c.customer_id, c.project, c.sku, sum(c.qty), sum(c.amount)"
             " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
@@ -184,11 +216,17 @@ class Ledger:
             cached = self._views.get(key)
             if cached is not None:
                 return cached
+            view = self._build_view(plan)
+            self._views[key] = view
+            return view
+
+    def _build_view(self, plan: Plan) -> LedgerView:
+        totals, lines = self._state()
         budget: dict[str, int] = {}
         gifts: dict[str, int] = {}
         uses: dict[tuple[str, str], int] = {}
         special: dict[tuple[str, str, str], tuple[int, int]] = {}
-        for (kind, promotion, customer, project, sku), (qty, amount) in self.used_totals().items():
+        for (kind, promotion, customer, project, sku), (qty, amount) in totals.items():
             if kind == "special":
                 special[(customer or "", project or "", sku or "")] = (qty, amount)
             elif kind == "budget" and promotion is not None:
@@ -197,15 +235,8 @@ class Ledger:
                 gifts[promotion] = qty
             elif kind == "use" and promotion is not None and customer is not None:
                 uses[(promotion, customer)] = qty
-        lines = self.committed_order_lines(None, None)
-        committed = lines.select(
-            pl.col("customer_id"), pl.col("date"), pl.col("sku"), pl.col("qty"), pl.col("net_amount").alias("amount")
-        )
-        view = view_from_names(plan, budget, gifts, uses, special, committed)
-        with self._view_lock:
-            if self._generation == key[1]:
-                self._views[key] = view
-        return view
+        committed = lines.select("customer_id", "date", "sku", "qty", "amount")
+        return view_from_names(plan, budget, gifts, uses, special, committed)
 
     def committed_order_lines(self, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
         """Lines of live orders (committed or imported, not cancelled) dated in [start, end]:
@@ -272,7 +303,7 @@ class Ledger:
             except BaseException:
                 cur.rollback()
                 raise
-            self._changed()
+            self._changed(order, +1)
         return StoredOrder(order.order_id, "committed", order.response, order.consumption), True
 
     def cancel(self, order_id: str) -> StoredOrder | None:
@@ -290,7 +321,7 @@ class Ledger:
             except BaseException:
                 cur.rollback()
                 raise
-            self._changed()
+            self._changed(None, -1, order_id)
         return self.find(order_id)
 
     def seed(self, block: Mapping[str, Any], currency: str) -> int:
@@ -364,16 +395,31 @@ def _insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: st
         [order.order_id, order.customer_id, order.project, order.referrer, order.date, order.currency, status, _now(),
          *order.totals, json.dumps(order.response)],
     )  # fmt: skip
-    if order.lines:
-        cur.executemany(
-            "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[order.order_id, x.line_id, x.sub, x.sku, x.qty, x.list_amount, x.discount, x.net_amount, x.tax, x.special] for x in order.lines],
-        )
-    if order.consumption:
-        cur.executemany(
-            "INSERT INTO ledger_consumption VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[order.order_id, c.kind, c.promotion, c.customer_id, c.project, c.sku, c.qty, c.amount] for c in order.consumption],
-        )
+    # one multi-row INSERT per table (DuckDB's executemany runs a statement per row)
+    for table, width, rows in (
+        ("ledger_lines", 10, [[order.order_id, x.line_id, x.sub, x.sku, x.qty, x.list_amount, x.discount, x.net_amount, x.tax, x.special] for x in order.lines]),
+        ("ledger_consumption", 8, [[order.order_id, c.kind, c.promotion, c.customer_id, c.project, c.sku, c.qty, c.amount] for c in order.consumption]),
+    ):  # fmt: skip
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
+            cur.execute(f"INSERT INTO {table} VALUES {values}", [v for row in chunk for v in row])
+
+
+def _key(c: Consumption) -> tuple[str, str | None, str | None, str | None, str | None]:
+    return (c.kind, c.promotion, c.customer_id, c.project, c.sku)
+
+
+def _lines_frame(order: OrderRecord) -> pl.DataFrame:
+    """An order's lines as rows of the in-memory committed-lines frame."""
+    n = len(order.lines)
+    return pl.DataFrame(
+        {
+            "order_id": [order.order_id] * n, "customer_id": [order.customer_id] * n, "date": [order.date] * n,
+            "sku": [x.sku for x in order.lines], "qty": [x.qty for x in order.lines], "amount": [x.net_amount for x in order.lines],
+        },
+        schema={"order_id": pl.Utf8, "customer_id": pl.Utf8, "date": pl.Date, "sku": pl.Utf8, "qty": pl.Int64, "amount": pl.Int64},
+    )  # fmt: skip
 
 
 # ---- seeding -------------------------------------------------------------------------------

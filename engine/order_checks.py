@@ -154,15 +154,30 @@ def _fmt_qty(frame: pl.DataFrame, column: str) -> list[str]:
     return [format_quantity(q) for q in frame[column].to_list()]
 
 
+_CATALOG_RULES: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+
+def _catalog_rules(catalog: pl.DataFrame) -> pl.DataFrame:
+    """sku, min_qty, pack (thousandths; null: no rule), parsed once per catalog snapshot."""
+    cached = _CATALOG_RULES.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    rules = pl.DataFrame({"sku": catalog["sku"]})
+    for c in ("min_qty", "pack"):
+        if c in catalog.columns:
+            values, ok = scaled_column(catalog[c].fill_null(""), QTY_DIGITS)  # blank: no rule
+            rules = rules.with_columns(pl.when(pl.Series(ok)).then(pl.Series(values, dtype=pl.Int64)).otherwise(None).alias(c))
+    if len(_CATALOG_RULES) > 8:
+        _CATALOG_RULES.clear()
+    _CATALOG_RULES[id(catalog)] = (catalog, rules)
+    return rules
+
+
 def _catalog_checks(v: Validation, lines: pl.DataFrame, data: DataSet) -> None:
-    catalog = data.catalog
-    cols = [c for c in ("min_qty", "pack") if c in catalog.columns]
+    cols = [c for c in ("min_qty", "pack") if c in data.catalog.columns]
     if not cols:
         return
-    rules = pl.DataFrame({"sku": catalog["sku"]})
-    for c in cols:
-        values, ok = scaled_column(catalog[c].fill_null(""), QTY_DIGITS)  # blank: no rule
-        rules = rules.with_columns(pl.when(pl.Series(ok)).then(pl.Series(values, dtype=pl.Int64)).otherwise(None).alias(c))
+    rules = _catalog_rules(data.catalog)
     joined = lines.join(rules, on="sku", how="left")
     if "min_qty" in cols:
         below = joined.filter(pl.col("qty") < pl.col("min_qty"))
