@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
@@ -335,8 +335,17 @@ class Ledger:
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
         if consumption:
             orders.append(OrderRecord(f"import-{stamp}", None, None, None, dt.date.today(), currency, (0, 0, 0, 0, 0), {}, (), tuple(consumption)))
+        by_id: dict[str, OrderRecord] = {}
         for n, row in enumerate(lines, start=1):
-            orders.append(_seed_line_order(row, n, stamp, currency))
+            record = _seed_line_order(row, n, stamp, currency)
+            prev = by_id.get(record.order_id)
+            if prev is not None:  # several lines of one imported order
+                if (prev.customer_id, prev.date) != (record.customer_id, record.date):
+                    raise LedgerError("bad_ledger_row", f"committed_lines row {n}: order {record.order_id!r} has another customer or date in an earlier row")
+                totals = tuple(a + b for a, b in zip(prev.totals, record.totals, strict=True))
+                record = replace(prev, lines=prev.lines + record.lines, totals=totals)  # type: ignore[arg-type]
+            by_id[record.order_id] = record
+        orders.extend(by_id.values())
         with self.write_lock:
             cur = self._cursor()
             cur.begin()

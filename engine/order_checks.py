@@ -100,6 +100,7 @@ def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: 
         _sellable(v, plan, lines, data, order)
         _stale_prices(v, lines, currency)
         _special_short(v, lines)
+        _special_spent(v, plan, lines, data, ledger, order, priced)
         _stock_plan(v, plan, lines, data, ledger, order, priced)
     for line in priced["lines"]:
         status = line.get("status")
@@ -222,6 +223,34 @@ def _special_short(v: Validation, lines: pl.DataFrame) -> None:
         )  # fmt: skip
 
 
+def _special_spent(
+    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], priced: dict[str, Any]
+) -> None:
+    """``quota_short`` for a line not split at all because its special price's quota is
+    used up (nothing left, or less than one unit's worth of the amount quota)."""
+    name = special_table_name(plan)
+    customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+    customer_id = customer.get("id") if customer else None
+    if name is None or name not in data.tables or customer_id is None:
+        return
+    skus = set(data.tables[name].filter(pl.col("customer_id") == str(customer_id))["sku"].to_list())
+    unsplit = lines.filter(pl.col("special_qty").is_null() & pl.col("sku").is_in(sorted(skus)))
+    if not unsplit.height:
+        return
+    date = dt.date.fromisoformat(str(priced["date"])[:10])
+    project = str(order["project"]) if order.get("project") is not None else None
+    used_all = ledger.special_used if ledger is not None else {}
+    for line, sku, qty in zip(unsplit["line"].to_list(), unsplit["sku"].to_list(), _fmt_qty(unsplit, "qty"), strict=True):
+        key, qty_quota, amount_quota, price = _special_row(plan, data, str(customer_id), project, sku, date)
+        if price is None:
+            continue
+        used_qty, used_amount = used_all.get((str(customer_id), key, sku), (0, 0))
+        spent = (qty_quota is not None and used_qty >= qty_quota) or (amount_quota is not None and amount_quota - used_amount < price)
+        if spent:
+            v.add("quota_short", "warning", f"line {line}: the special-price quota is used up; all {qty} are at the list price",
+                  line=line, qty=qty, special_qty="0")  # fmt: skip
+
+
 def _stock_plan(
     v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], priced: dict[str, Any]
 ) -> None:
@@ -318,9 +347,18 @@ def _credit(v: Validation, plan: Plan, data: DataSet, order: Mapping[str, Any], 
 def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date) -> tuple[str, int | None, int | None]:
     """The special-price row a (customer, project, sku) line used: its project key ("" for
     a row for any project) and its quantity and amount quotas."""
+    key, qty, amount, _ = _special_row(plan, data, customer, project, sku, date)
+    return key, qty, amount
+
+
+def _special_row(
+    plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date
+) -> tuple[str, int | None, int | None, int | None]:
+    """(project key, qty quota, amount quota, price per base unit) of the special price a
+    line gets (a row for its project wins over a row for any project); price None: none."""
     name = special_table_name(plan)
     if name is None or name not in data.tables:
-        return project or "", None, None
+        return project or "", None, None, None
     table = data.tables[name].filter((pl.col("customer_id") == customer) & (pl.col("sku") == sku))
     iso = date.isoformat()
     for column, keep in (("valid_from", pl.col("valid_from") <= iso), ("valid_to", pl.col("valid_to") >= iso)):
@@ -330,7 +368,7 @@ def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | Non
         exact = table.filter(pl.col("project") == (project or ""))
         table = exact if exact.height else table.filter(pl.col("project").is_null() | (pl.col("project") == ""))
     if not table.height:
-        return project or "", None, None
+        return project or "", None, None, None
     row = table.row(0, named=True)
     key = str(row.get("project") or "")
     qty = row.get("qty_quota")
@@ -339,6 +377,7 @@ def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | Non
         key,
         parse_quantity(str(qty)) if qty not in (None, "") else None,
         parse_money(str(amount), plan.currency) if amount not in (None, "") else None,
+        _money_or_none(str(row.get("price")), plan.currency),
     )
 
 
