@@ -51,7 +51,7 @@ _SCHEMA_SQL = (
     " date DATE NOT NULL, currency VARCHAR NOT NULL, status VARCHAR NOT NULL,"
     " committed_at TIMESTAMP NOT NULL, cancelled_at TIMESTAMP,"
     " list_total BIGINT NOT NULL, discount_total BIGINT NOT NULL, net_total BIGINT NOT NULL,"
-    " tax_total BIGINT NOT NULL, gross_total BIGINT NOT NULL, response JSON)",
+    " tax_total BIGINT NOT NULL, gross_total BIGINT NOT NULL, response JSON, request_digest VARCHAR)",
     "CREATE TABLE IF NOT EXISTS ledger_lines ("
     " order_id VARCHAR NOT NULL, line_id VARCHAR NOT NULL, sub INTEGER NOT NULL,"
     " sku VARCHAR NOT NULL, qty BIGINT NOT NULL, list_amount BIGINT NOT NULL,"
@@ -129,6 +129,7 @@ class OrderRecord:
     response: dict[str, Any]
     lines: tuple[OrderLine, ...] = ()
     consumption: tuple[Consumption, ...] = ()
+    request_digest: str | None = None  # the committed request's digest: the same id with another order is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class StoredOrder:
     status: str
     response: dict[str, Any]
     consumption: tuple[Consumption, ...] = field(default=())
+    request_digest: str | None = None
 
 
 def _now() -> dt.datetime:
@@ -268,7 +270,7 @@ class Ledger:
         )  # fmt: skip
 
     def find(self, order_id: str) -> StoredOrder | None:
-        row = self._cursor().execute("SELECT status, response FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
+        row = self._cursor().execute("SELECT status, response, request_digest FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
         if row is None:
             return None
         rows = self._cursor().execute(
@@ -277,7 +279,7 @@ class Ledger:
         ).fetchall()
         consumed = tuple(Consumption(kind=k, promotion=p, customer_id=c, project=pr, sku=s, qty=int(q), amount=int(a)) for k, p, c, pr, s, q, a in rows)
         response = json.loads(row[1]) if isinstance(row[1], str) else (row[1] or {})
-        return StoredOrder(order_id, str(row[0]), response, consumed)
+        return StoredOrder(order_id, str(row[0]), response, consumed, row[2])
 
     # ---- writing -----------------------------------------------------------------------
 
@@ -304,7 +306,7 @@ class Ledger:
                 cur.rollback()
                 raise
             self._changed(order, +1)
-        return StoredOrder(order.order_id, "committed", order.response, order.consumption), True
+        return StoredOrder(order.order_id, "committed", order.response, order.consumption, order.request_digest), True
 
     def cancel(self, order_id: str) -> StoredOrder | None:
         """Mark a committed order cancelled: what it consumed stops counting. Idempotent;
@@ -400,9 +402,9 @@ def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
 
 def _insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: str) -> None:
     cur.execute(
-        "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
         [order.order_id, order.customer_id, order.project, order.referrer, order.date, order.currency, status, _now(),
-         *order.totals, json.dumps(order.response)],
+         *order.totals, json.dumps(order.response), order.request_digest],
     )  # fmt: skip
     # one multi-row INSERT per table (DuckDB's executemany runs a statement per row)
     for table, width, rows in (

@@ -173,6 +173,8 @@ def test_commit_consumes_once_and_cancel_releases_exactly(client: TestClient) ->
     again = client.post("/orders/commit", json=order("C1", {"id": "1", "sku": "B", "qty": "15"}))
     assert again.status_code == 200 and again.headers["Idempotent-Replay"] == "true"
     assert again.json() == body
+    other = client.post("/orders/commit", json=order("C1", {"id": "1", "sku": "B", "qty": "16"}))
+    assert (other.status_code, other.json()["code"]) == (409, "order_id_reused")  # the same id for another order
     assert promotions(client)["B 10% budget"]["budget"]["used"] == "30.00"  # nothing more consumed
 
     # a second order sees what remains: budget 20.00 of the 30.00 it would get, no welcome
