@@ -858,3 +858,40 @@ def test_stages59_engine_values_a_gift_at_the_price_for_the_quantity_given() -> 
     assert [(g["sku"], g["qty"], g["list_amount"]) for g in quote["gifts"]] == [("D", "3", "30.00")]
     assert quote["lines"][0]["adjustments"] == []  # 30.00 of gifts beat 5.00 off
     check_full_agreement(scenario.sources, scenario.data, [scenario.cart])
+
+
+# ---- the ledger: budgets spent, uses used, gift stock given ------------------------------------
+
+
+@st.composite
+def ledgers(draw: st.DrawFn, case: Case) -> dict[str, Any]:
+    """What committed orders consumed of the case's capped promotions: none, part, all or
+    more than all of each budget (minor units of the ruleset currency) and gift stock, and
+    0..N+1 uses per customer."""
+    rules = read_rules(case.sources)
+    budget_used: dict[str, int] = {}
+    gift_stock_used: dict[str, int] = {}
+    uses: dict[tuple[str, str], int] = {}
+    for promo in rules.promotions:
+        budget = promo.cap("budget")
+        if budget is not None:
+            total = parse_money(budget.value.text, rules.currency)  # type: ignore[union-attr]
+            budget_used[promo.name] = draw(st.sampled_from((0, total // 2, total - 1, total, total + 7)))
+        stock = promo.cap("gift_stock")
+        if stock is not None:
+            n = int(stock.value.text)  # type: ignore[union-attr]
+            gift_stock_used[promo.name] = draw(st.sampled_from((0, n // 2, n - 1, n)))
+        most = promo.cap("uses")
+        if most is not None:
+            n = int(most.value.text)  # type: ignore[union-attr]
+            for customer in ("D1", "D2", "D3"):
+                uses[(promo.name, customer)] = draw(st.integers(0, n + 1))
+    return {"budget_used": budget_used, "gift_stock_used": gift_stock_used, "uses": uses}
+
+
+@settings(max_examples=150)
+@given(case=cases(stages59=True), data=st.data())
+def test_stages59_engine_agrees_with_reference_on_a_ledger(case: Case, data: st.DataObject) -> None:
+    """Budgets clipped to what remains or switched off, uses per customer, gift stock: the
+    engine (quote and quote_batch, given a LedgerView) and the reference agree to the cent."""
+    check_full_agreement(case.sources, case.data, list(case.carts), ledger=data.draw(ledgers(case), label="ledger"))
