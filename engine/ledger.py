@@ -150,7 +150,7 @@ class Ledger:
     ``write_lock`` (hold it around validate-and-record so a commit prices on what it writes
     against)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, create: bool = True) -> None:
         self.store = store
         self.write_lock = threading.RLock()
         self._generation = 0
@@ -160,9 +160,18 @@ class Ledger:
         #: write (so a commit does not re-read the whole ledger); None: read it on next use
         self._totals: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]] | None = None
         self._lines: pl.DataFrame | None = None
-        cur = self._cursor()
-        for sql in _SCHEMA_SQL:
-            cur.execute(sql)
+        if create:
+            cur = self._cursor()
+            for sql in _SCHEMA_SQL:
+                cur.execute(sql)
+
+    @staticmethod
+    def exists(store: Store) -> bool:
+        """The ledger tables are in the file (a read-only store cannot create them)."""
+        row = store.cursor().execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'ledger_orders'"
+        ).fetchone()
+        return bool(row and row[0])
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()

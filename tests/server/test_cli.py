@@ -385,3 +385,17 @@ def test_load_ledger_bad_row_loads_nothing(capsys: pytest.CaptureFixture[str], d
     assert err.strip() == f"pricer load: error: {history}: uses row 1: 'orders' '2.5' is not a whole number"
     with Store(db_path) as store:
         assert store.ledger.used_totals() == {}
+
+
+def test_quote_reads_the_ledger(capsys: pytest.CaptureFixture[str], db_path: Path, tmp_path: Path) -> None:
+    rules = write_ruleset(tmp_path / "budget_rules", 'ruleset "t" currency CNY\npricelist "standard" { table standard_prices }\n'
+                          'promotion "ten" { each line: percent_off 10%\n budget 5.00 }\n')  # fmt: skip
+    cart = tmp_path / "cart.json"
+    cart.write_text(json.dumps({"date": "2026-11-22", "customer": {"id": "D1"}, "lines": [{"sku": "A", "qty": "2"}]}))
+    status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
+    assert status == 0 and json.loads(out)["totals"]["net"] == "36.00"  # 4.00 off, within the 5.00 budget
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"budget_used": {"ten": "3.00"}}))
+    assert run(capsys, "--db", str(db_path), "--rules", str(rules), "load", "ledger", str(history))[0] == 0
+    status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
+    assert status == 0 and json.loads(out)["totals"]["net"] == "38.00"  # 2.00 of the budget left
