@@ -393,14 +393,17 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
     discounts: dict[str, int] = {}
     special: dict[str, list[int]] = {}
 
-    def take(part: Mapping[str, Any], line_id: str, sub: int, sku: str, is_special: bool) -> None:
+    def take_adjustments(adjustments: Any) -> None:
+        for adj in adjustments or []:
+            if adj["rule"] in names:
+                discounts[adj["rule"]] = discounts.get(adj["rule"], 0) - parse_money(adj["amount"], currency)
+
+    def take(part: Mapping[str, Any], line_id: str, sub: int, sku: str, is_special: bool, adjustments: Any) -> None:
         list_amount = parse_money(part["list_amount"], currency)
         net = parse_money(part["net_amount"], currency)
         lines.append(OrderLine(line_id, sub, sku, parse_quantity(part.get("base_qty", part["qty"])), list_amount, list_amount - net, net,
                                parse_money(part.get("tax", "0"), currency), is_special))  # fmt: skip
-        for adj in part.get("adjustments") or []:
-            if adj["rule"] in names:
-                discounts[adj["rule"]] = discounts.get(adj["rule"], 0) - parse_money(adj["amount"], currency)
+        take_adjustments(adjustments)
         if is_special:
             got = special.setdefault(sku, [0, 0])
             got[0] += parse_quantity(part.get("base_qty", part["qty"]))
@@ -410,10 +413,15 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
         if line.get("status") == "error":
             continue
         if "sublines" in line:
+            # a promotion's discount is counted once: from the sub-lines if they carry the
+            # adjustments, else from the line's own list
+            on_subs = any("adjustments" in sub for sub in line["sublines"])
             for n, sub in enumerate(line["sublines"], start=1):
-                take(sub, line["id"], n, line["sku"], bool(sub.get("special")))
+                take(sub, line["id"], n, line["sku"], bool(sub.get("special")), sub.get("adjustments") if on_subs else None)
+            if not on_subs:
+                take_adjustments(line.get("adjustments"))
         else:
-            take(line, line["id"], 0, line["sku"], False)
+            take(line, line["id"], 0, line["sku"], False, line.get("adjustments"))
     gifts: dict[str, int] = {}
     for gift in priced["gifts"]:
         gifts[gift["rule"]] = gifts.get(gift["rule"], 0) + parse_quantity(gift["qty"]) // 1000
