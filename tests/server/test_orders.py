@@ -252,3 +252,21 @@ def test_the_validate_example_in_docs_orders_md(client: TestClient) -> None:
     shown = json.loads(answer_json)
     body = client.post("/orders/validate", json=json.loads(order_json)).json()
     assert {k: body[k] for k in ("order_id", "ok", "errors", "warnings")} == {k: shown[k] for k in ("order_id", "ok", "errors", "warnings")}
+
+
+def test_stock_plan_and_gift_stock_count_committed_orders(client: TestClient) -> None:
+    # 24 A committed (240.00: one G of the 3 in stock), then 9 more: 33 > the plan of 30
+    assert client.post("/orders/commit", json=order("S1", {"id": "1", "sku": "A", "qty": "24"})).status_code == 200
+    body = client.post("/orders/validate", json=order("S2", {"id": "1", "sku": "A", "qty": "9"})).json()
+    [over] = body["errors"]
+    assert {k: over[k] for k in ("code", "line", "planned", "committed", "ordered")} == {
+        "code": "exceeds_stock_plan", "line": "1", "planned": "30", "committed": "24", "ordered": "9",
+    }  # fmt: skip
+    # 40 B = 800.00, B 10% clipped to its 50.00 budget, D1 used "welcome" in S1: 750.00 earns
+    # 3 G (every 200.00); S1 took 1 of the 3 in stock, so 2 are given
+    body = client.post("/orders/validate", json=order("S3", {"id": "1", "sku": "B", "qty": "40"})).json()
+    [short] = body["warnings"]
+    assert {k: short[k] for k in ("code", "rule", "sku", "earned", "given")} == {
+        "code": "gift_short", "rule": "every 200 a G", "sku": "G", "earned": "3", "given": "2",
+    }  # fmt: skip
+    assert body["ok"] is True
