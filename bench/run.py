@@ -259,6 +259,21 @@ def bench_http(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def bench_orders(args: argparse.Namespace) -> dict[str, Any]:
+    """``POST /orders/validate`` p50/p99 and ``POST /orders/commit`` per second over HTTP
+    (``bench/orders_load.py``: the demo ruleset and data, a server in its own process)."""
+    n = 300 if args.quick else 1000
+    cmd = [sys.executable, "-m", "bench.orders_load", "--json", "--validate", str(n), "--commits", str(n)]
+    log(f"[orders] {n} validates, {n} commits over HTTP, separate processes")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        log(proc.stdout + proc.stderr)
+        return {"error": f"orders_load exited {proc.returncode}", "stderr": proc.stderr[-2000:]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 # ---- the whole run ---------------------------------------------------------------------
 
 
@@ -302,6 +317,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     # HTTP first, while this process is small and zen-engine's runtime threads don't exist yet
     http = {"skipped": True} if args.no_http else bench_http(args)
+    orders = {"skipped": True} if args.no_http or args.no_orders else bench_orders(args)
     log("[full] the demo ruleset, every stage")
     from bench import full as full_bench
 
@@ -363,6 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "http": {k: http.get(k) for k in ("rps", "p50_ms", "p99_ms")}
         | {"errors": http.get("errors")},
         "full": full,
+        "orders": orders,
         "mismatches": mismatches,
         "sizes": {
             **sizes,
@@ -463,6 +480,15 @@ def table(r: dict[str, Any]) -> str:
         f"| zen-engine (one `evaluate` per cart) | {c['zen']['p50']} | {c['zen']['p99']} |",
         "",
     ]
+    o = r.get("orders") or {"skipped": True}
+    if "validate_ms" in o:
+        lines += [
+            f"**Orders over HTTP** (demo ruleset, {o['lines_per_order']}-line orders, one uvicorn worker): "
+            f"`POST /orders/validate` p50 {o['validate_ms']['p50']} ms, p99 {o['validate_ms']['p99']} ms "
+            f"({o['validate_ms']['n']} sequential requests); `POST /orders/commit` {o['commits_per_s']} commits/s "
+            f"({o['commits']} commits from {o['clients']} clients; commits are serialized by design).",
+            "",
+        ]
     if hd.get("skipped"):
         lines.append("**HTTP**: skipped (`--no-http`).")
     elif "error" in hd:
@@ -537,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-duration", type=float, default=10.0)
     parser.add_argument("--http-rules", type=int, default=100)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--no-orders", action="store_true", help="skip the orders benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
     args = parser.parse_args(argv)

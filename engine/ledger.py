@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
@@ -51,7 +51,7 @@ _SCHEMA_SQL = (
     " date DATE NOT NULL, currency VARCHAR NOT NULL, status VARCHAR NOT NULL,"
     " committed_at TIMESTAMP NOT NULL, cancelled_at TIMESTAMP,"
     " list_total BIGINT NOT NULL, discount_total BIGINT NOT NULL, net_total BIGINT NOT NULL,"
-    " tax_total BIGINT NOT NULL, gross_total BIGINT NOT NULL, response JSON)",
+    " tax_total BIGINT NOT NULL, gross_total BIGINT NOT NULL, response JSON, request_digest VARCHAR)",
     "CREATE TABLE IF NOT EXISTS ledger_lines ("
     " order_id VARCHAR NOT NULL, line_id VARCHAR NOT NULL, sub INTEGER NOT NULL,"
     " sku VARCHAR NOT NULL, qty BIGINT NOT NULL, list_amount BIGINT NOT NULL,"
@@ -129,6 +129,7 @@ class OrderRecord:
     response: dict[str, Any]
     lines: tuple[OrderLine, ...] = ()
     consumption: tuple[Consumption, ...] = ()
+    request_digest: str | None = None  # the committed request's digest: the same id with another order is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class StoredOrder:
     status: str
     response: dict[str, Any]
     consumption: tuple[Consumption, ...] = field(default=())
+    request_digest: str | None = None
 
 
 def _now() -> dt.datetime:
@@ -148,28 +150,69 @@ class Ledger:
     ``write_lock`` (hold it around validate-and-record so a commit prices on what it writes
     against)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, create: bool = True) -> None:
         self.store = store
         self.write_lock = threading.RLock()
         self._generation = 0
         self._view_lock = threading.Lock()
         self._views: dict[tuple[str, int], LedgerView] = {}
-        cur = self._cursor()
-        for sql in _SCHEMA_SQL:
-            cur.execute(sql)
+        #: what live orders consumed and their lines, kept in memory and updated by each
+        #: write (so a commit does not re-read the whole ledger); None: read it on next use
+        self._totals: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]] | None = None
+        self._lines: pl.DataFrame | None = None
+        if create:
+            cur = self._cursor()
+            for sql in _SCHEMA_SQL:
+                cur.execute(sql)
+
+    @staticmethod
+    def exists(store: Store) -> bool:
+        """The ledger tables are in the file (a read-only store cannot create them)."""
+        row = store.cursor().execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'ledger_orders'"
+        ).fetchone()
+        return bool(row and row[0])
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
 
-    def _changed(self) -> None:
+    def _changed(self, order: OrderRecord | None = None, sign: int = 0, order_id: str | None = None) -> None:
+        """After a write: drop the cached views; fold ``order`` in (sign +1) or take the
+        order ``order_id`` out (sign -1) of the in-memory state, or forget it (re-read)."""
         with self._view_lock:
             self._generation += 1
             self._views.clear()
+            if self._totals is None or self._lines is None or sign == 0:
+                self._totals = self._lines = None
+                return
+            if sign > 0 and order is not None:
+                for c in order.consumption:
+                    key = _key(c)
+                    qty, amount = self._totals.get(key, (0, 0))
+                    self._totals[key] = (qty + c.qty, amount + c.amount)
+                if order.lines:
+                    self._lines = pl.concat([self._lines, _lines_frame(order)], how="vertical")
+            elif sign < 0 and order_id is not None:
+                self._totals = self._read_totals()
+                self._lines = self._lines.filter(pl.col("order_id") != order_id)
+
+    def _state(self) -> tuple[dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]], pl.DataFrame]:
+        """(totals, lines) of live orders; call with ``_view_lock`` held."""
+        if self._totals is None or self._lines is None:
+            self._totals = self._read_totals()
+            lines = self.committed_order_lines(None, None)
+            self._lines = lines.select(
+                "order_id", "customer_id", "date", "sku", "qty", pl.col("net_amount").alias("amount")
+            )
+        return self._totals, self._lines
 
     # ---- reading -----------------------------------------------------------------------
 
     def used_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
         """(kind, promotion, customer, project, sku) -> (qty, amount) over live orders."""
+        return self._read_totals()
+
+    def _read_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
         rows = self._cursor().execute(
             "SELECT c.kind, c.promotion, c.customer_id, c.project, c.sku, sum(c.qty), sum(c.amount)"
             " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
@@ -184,33 +227,27 @@ class Ledger:
             cached = self._views.get(key)
             if cached is not None:
                 return cached
-        ids = {info.name: i for i, info in enumerate(plan.rules)}
-        budget: dict[int, int] = {}
-        gifts: dict[int, int] = {}
-        uses: dict[tuple[int, str], int] = {}
+            view = self._build_view(plan)
+            self._views[key] = view
+            return view
+
+    def _build_view(self, plan: Plan) -> LedgerView:
+        totals, lines = self._state()
+        budget: dict[str, int] = {}
+        gifts: dict[str, int] = {}
+        uses: dict[tuple[str, str], int] = {}
         special: dict[tuple[str, str, str], tuple[int, int]] = {}
-        for (kind, promotion, customer, project, sku), (qty, amount) in self.used_totals().items():
+        for (kind, promotion, customer, project, sku), (qty, amount) in totals.items():
             if kind == "special":
                 special[(customer or "", project or "", sku or "")] = (qty, amount)
-                continue
-            rule = ids.get(promotion or "")
-            if rule is None:
-                continue
-            if kind == "budget":
-                budget[rule] = amount
-            elif kind == "gift_stock":
-                gifts[rule] = qty
-            elif kind == "use" and customer is not None:
-                uses[(rule, customer)] = qty
-        lines = self.committed_order_lines(None, None)
-        committed = lines.select(
-            pl.col("customer_id"), pl.col("date"), pl.col("sku"), pl.col("qty"), pl.col("net_amount").alias("amount")
-        )
-        view = LedgerView(budget_used=budget, gift_stock_used=gifts, uses=uses, special_used=special, committed_lines=committed)
-        with self._view_lock:
-            if self._generation == key[1]:
-                self._views[key] = view
-        return view
+            elif kind == "budget" and promotion is not None:
+                budget[promotion] = amount
+            elif kind == "gift_stock" and promotion is not None:
+                gifts[promotion] = qty
+            elif kind == "use" and promotion is not None and customer is not None:
+                uses[(promotion, customer)] = qty
+        committed = lines.select("customer_id", "date", "sku", "qty", "amount")
+        return view_from_names(plan, budget, gifts, uses, special, committed)
 
     def committed_order_lines(self, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
         """Lines of live orders (committed or imported, not cancelled) dated in [start, end]:
@@ -242,7 +279,7 @@ class Ledger:
         )  # fmt: skip
 
     def find(self, order_id: str) -> StoredOrder | None:
-        row = self._cursor().execute("SELECT status, response FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
+        row = self._cursor().execute("SELECT status, response, request_digest FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
         if row is None:
             return None
         rows = self._cursor().execute(
@@ -251,7 +288,7 @@ class Ledger:
         ).fetchall()
         consumed = tuple(Consumption(kind=k, promotion=p, customer_id=c, project=pr, sku=s, qty=int(q), amount=int(a)) for k, p, c, pr, s, q, a in rows)
         response = json.loads(row[1]) if isinstance(row[1], str) else (row[1] or {})
-        return StoredOrder(order_id, str(row[0]), response, consumed)
+        return StoredOrder(order_id, str(row[0]), response, consumed, row[2])
 
     # ---- writing -----------------------------------------------------------------------
 
@@ -277,8 +314,8 @@ class Ledger:
             except BaseException:
                 cur.rollback()
                 raise
-            self._changed()
-        return StoredOrder(order.order_id, "committed", order.response, order.consumption), True
+            self._changed(order, +1)
+        return StoredOrder(order.order_id, "committed", order.response, order.consumption, order.request_digest), True
 
     def cancel(self, order_id: str) -> StoredOrder | None:
         """Mark a committed order cancelled: what it consumed stops counting. Idempotent;
@@ -295,7 +332,7 @@ class Ledger:
             except BaseException:
                 cur.rollback()
                 raise
-            self._changed()
+            self._changed(None, -1, order_id)
         return self.find(order_id)
 
     def seed(self, block: Mapping[str, Any], currency: str) -> int:
@@ -309,8 +346,17 @@ class Ledger:
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
         if consumption:
             orders.append(OrderRecord(f"import-{stamp}", None, None, None, dt.date.today(), currency, (0, 0, 0, 0, 0), {}, (), tuple(consumption)))
+        by_id: dict[str, OrderRecord] = {}
         for n, row in enumerate(lines, start=1):
-            orders.append(_seed_line_order(row, n, stamp, currency))
+            record = _seed_line_order(row, n, stamp, currency)
+            prev = by_id.get(record.order_id)
+            if prev is not None:  # several lines of one imported order
+                if (prev.customer_id, prev.date) != (record.customer_id, record.date):
+                    raise LedgerError("bad_ledger_row", f"committed_lines row {n}: order {record.order_id!r} has another customer or date in an earlier row")
+                totals = tuple(a + b for a, b in zip(prev.totals, record.totals, strict=True))
+                record = replace(prev, lines=prev.lines + record.lines, totals=totals)  # type: ignore[arg-type]
+            by_id[record.order_id] = record
+        orders.extend(by_id.values())
         with self.write_lock:
             cur = self._cursor()
             cur.begin()
@@ -323,6 +369,27 @@ class Ledger:
                 raise
             self._changed()
         return len(consumption) + len(lines)
+
+
+def view_from_names(
+    plan: Plan,
+    budget_used: Mapping[str, int] | None = None,
+    gift_stock_used: Mapping[str, int] | None = None,
+    uses: Mapping[tuple[str, str], int] | None = None,
+    special_used: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
+    committed_lines: pl.DataFrame | None = None,
+) -> LedgerView:
+    """A ``LedgerView`` from figures keyed by promotion name (the ledger's own keys), for
+    ``plan``: budgets in minor units, gift stock in units, uses as (promotion, customer)
+    -> orders. Promotions the plan does not have are left out."""
+    ids = {info.name: i for i, info in enumerate(plan.rules)}
+    return LedgerView(
+        budget_used={ids[n]: v for n, v in (budget_used or {}).items() if n in ids},
+        gift_stock_used={ids[n]: v for n, v in (gift_stock_used or {}).items() if n in ids},
+        uses={(ids[n], c): v for (n, c), v in (uses or {}).items() if n in ids},
+        special_used=dict(special_used or {}),
+        committed_lines=committed_lines,
+    )
 
 
 def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
@@ -344,20 +411,35 @@ def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
 
 def _insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: str) -> None:
     cur.execute(
-        "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
         [order.order_id, order.customer_id, order.project, order.referrer, order.date, order.currency, status, _now(),
-         *order.totals, json.dumps(order.response)],
+         *order.totals, json.dumps(order.response), order.request_digest],
     )  # fmt: skip
-    if order.lines:
-        cur.executemany(
-            "INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[order.order_id, x.line_id, x.sub, x.sku, x.qty, x.list_amount, x.discount, x.net_amount, x.tax, x.special] for x in order.lines],
-        )
-    if order.consumption:
-        cur.executemany(
-            "INSERT INTO ledger_consumption VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[order.order_id, c.kind, c.promotion, c.customer_id, c.project, c.sku, c.qty, c.amount] for c in order.consumption],
-        )
+    # one multi-row INSERT per table (DuckDB's executemany runs a statement per row)
+    for table, width, rows in (
+        ("ledger_lines", 10, [[order.order_id, x.line_id, x.sub, x.sku, x.qty, x.list_amount, x.discount, x.net_amount, x.tax, x.special] for x in order.lines]),
+        ("ledger_consumption", 8, [[order.order_id, c.kind, c.promotion, c.customer_id, c.project, c.sku, c.qty, c.amount] for c in order.consumption]),
+    ):  # fmt: skip
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
+            cur.execute(f"INSERT INTO {table} VALUES {values}", [v for row in chunk for v in row])
+
+
+def _key(c: Consumption) -> tuple[str, str | None, str | None, str | None, str | None]:
+    return (c.kind, c.promotion, c.customer_id, c.project, c.sku)
+
+
+def _lines_frame(order: OrderRecord) -> pl.DataFrame:
+    """An order's lines as rows of the in-memory committed-lines frame."""
+    n = len(order.lines)
+    return pl.DataFrame(
+        {
+            "order_id": [order.order_id] * n, "customer_id": [order.customer_id] * n, "date": [order.date] * n,
+            "sku": [x.sku for x in order.lines], "qty": [x.qty for x in order.lines], "amount": [x.net_amount for x in order.lines],
+        },
+        schema={"order_id": pl.Utf8, "customer_id": pl.Utf8, "date": pl.Date, "sku": pl.Utf8, "qty": pl.Int64, "amount": pl.Int64},
+    )  # fmt: skip
 
 
 # ---- seeding -------------------------------------------------------------------------------

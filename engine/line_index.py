@@ -72,6 +72,8 @@ class Programs:
     ids: dict[tuple[int, ...], int] = field(default_factory=lambda: {(): 0})
     slots: list[tuple[tuple[int, ...], ...]] = field(default_factory=lambda: [()])
     _array: I32 | None = None
+    #: per benefit: its rule can be switched off by the ledger (budget, uses per customer)
+    benefit_switchable: npt.NDArray[np.bool_] | None = None
 
     def intern(self, benefits: tuple[int, ...]) -> int:
         found = self.ids.get(benefits)
@@ -84,8 +86,10 @@ class Programs:
         for key in sorted(grouped):
             members = tuple(grouped[key])
             slots.append(members)
-            # a lone exclusive percent/amount rule always applies: nothing after it can
-            if len(members) == 1 and self.benefit_exclusive[members[0]] and self.benefit_kind[members[0]] != KIND_FIXED:
+            # a lone exclusive percent/amount rule always applies (unless the ledger can
+            # switch it off): nothing after it can
+            switchable = self.benefit_switchable is not None and bool(self.benefit_switchable[members[0]])
+            if len(members) == 1 and self.benefit_exclusive[members[0]] and self.benefit_kind[members[0]] != KIND_FIXED and not switchable:
                 break
         pid = len(self.slots)
         self.ids[benefits] = pid
@@ -127,6 +131,8 @@ class LineRuleIndex:
         self.money_capped = [i for i, c in enumerate(self.caps) if c.clips_money]
         n_real = n_sku
         n_sku = 2 * n_sku if special else n_sku
+        #: line rules the ledger can switch off (a budget, uses per customer)
+        self.ledger_capped = [i for i, c in enumerate(self.caps) if c.budget is not None or c.uses_per_customer is not None]
         self.n_sku = n_sku
         qty_points: set[int] = set()
         amount_points: set[int] = set()
@@ -218,6 +224,7 @@ class LineRuleIndex:
             benefit_exclusive=exclusive,
             benefit_kind=self.benefit_kind,
             slot_key=slot_key,
+            benefit_switchable=np.isin(self.benefit_rule, np.array(self.ledger_capped, dtype=np.int32)),
         )
 
     # ---- money in another currency -------------------------------------------------------------

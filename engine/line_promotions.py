@@ -79,6 +79,7 @@ def apply_line_promotions(
     carts: tuple[I64, I64] | None = None,
     budget_used: dict[int, int] | None = None,
     in_cart_currency: Callable[[int], I64] | None = None,
+    switched_off: tuple[dict[int, npt.NDArray[np.bool_]], I64] | None = None,
 ) -> tuple[I64, Adjustments, npt.NDArray[np.bool_]]:
     """Run every line's program; returns the new running net, the adjustments made and
     which lines an exclusive promotion stopped.
@@ -88,7 +89,9 @@ def apply_line_promotions(
     cart, cart starts) is needed when a line promotion has a cap on money: such a batch runs
     promotion by promotion (position order) so the cap can clip each cart at the
     promotion's own step; otherwise programs run slot by slot, which gives the same answer
-    faster."""
+    faster. ``switched_off`` = ({line rule: per cart, its budget is spent or the customer
+    used up its uses}, each line's cart): such a rule does not apply to the cart's lines,
+    so it neither wins a best-of group nor stops the line (SPEC §3.8)."""
     net = net.copy()
     stopped = np.zeros(len(net), dtype=np.bool_)
     lines_with = np.nonzero(program > 0)[0]
@@ -106,11 +109,11 @@ def apply_line_promotions(
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             rows = lines_with[line_pos[start:end]]
             members = programs[program[rows], slot_pos[start:end], :]  # each line's own slot at this position
-            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used, in_cart_currency))
+            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used, in_cart_currency, switched_off))
     else:
         for slot in range(programs.shape[1]):
             members = programs[program[lines_with], slot, :]
-            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None, None))
+            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None, None, switched_off))
     return net, Adjustments.concat(parts), stopped
 
 
@@ -127,6 +130,7 @@ def _run_slot(
     carts: tuple[I64, I64] | None,
     budget_used: dict[int, int] | None,
     in_cart_currency: Callable[[int], I64] | None,
+    switched_off: tuple[dict[int, npt.NDArray[np.bool_]], I64] | None = None,
 ) -> list[Adjustments]:
     """Evaluate one slot (a rule, or a best-of group) on ``rows``; updates ``net`` and
     ``stopped`` in place and returns the adjustment rows."""
@@ -143,6 +147,11 @@ def _run_slot(
         if not present.any():
             continue
         safe = np.maximum(benefit, 0)
+        if switched_off is not None:
+            off_rules, line_cart = switched_off
+            member_rule = index.benefit_rule[safe]
+            for r, off in off_rules.items():
+                present &= ~((member_rule == r) & off[line_cart[rows]])
         per_unit = None if money is None else money[0][money[1][rows], safe]
         discount, applies = discount_of(index, safe, net[rows], qty[rows], mode, per_unit)
         better = present & applies & (discount > best_discount)

@@ -83,8 +83,7 @@ def cart_of(order: Mapping[str, Any]) -> dict[str, Any]:
 
 def special_table_name(plan: Plan) -> str | None:
     """The special-price table the ruleset declares (``special prices { table ... }``)."""
-    name = getattr(plan, "special_table", None)
-    return name if isinstance(name, str) else None
+    return plan.special.table if plan.special is not None else None
 
 
 def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any]) -> Validation:
@@ -100,6 +99,7 @@ def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: 
         _sellable(v, plan, lines, data, order)
         _stale_prices(v, lines, currency)
         _special_short(v, lines)
+        _special_spent(v, plan, lines, data, ledger, order, priced)
         _stock_plan(v, plan, lines, data, ledger, order, priced)
     for line in priced["lines"]:
         status = line.get("status")
@@ -154,15 +154,30 @@ def _fmt_qty(frame: pl.DataFrame, column: str) -> list[str]:
     return [format_quantity(q) for q in frame[column].to_list()]
 
 
+_CATALOG_RULES: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+
+def _catalog_rules(catalog: pl.DataFrame) -> pl.DataFrame:
+    """sku, min_qty, pack (thousandths; null: no rule), parsed once per catalog snapshot."""
+    cached = _CATALOG_RULES.get(id(catalog))
+    if cached is not None and cached[0] is catalog:
+        return cached[1]
+    rules = pl.DataFrame({"sku": catalog["sku"]})
+    for c in ("min_qty", "pack"):
+        if c in catalog.columns:
+            values, ok = scaled_column(catalog[c].fill_null(""), QTY_DIGITS)  # blank: no rule
+            rules = rules.with_columns(pl.when(pl.Series(ok)).then(pl.Series(values, dtype=pl.Int64)).otherwise(None).alias(c))
+    if len(_CATALOG_RULES) > 8:
+        _CATALOG_RULES.clear()
+    _CATALOG_RULES[id(catalog)] = (catalog, rules)
+    return rules
+
+
 def _catalog_checks(v: Validation, lines: pl.DataFrame, data: DataSet) -> None:
-    catalog = data.catalog
-    cols = [c for c in ("min_qty", "pack") if c in catalog.columns]
+    cols = [c for c in ("min_qty", "pack") if c in data.catalog.columns]
     if not cols:
         return
-    rules = pl.DataFrame({"sku": catalog["sku"]})
-    for c in cols:
-        values, ok = scaled_column(catalog[c].fill_null(""), QTY_DIGITS)  # blank: no rule
-        rules = rules.with_columns(pl.when(pl.Series(ok)).then(pl.Series(values, dtype=pl.Int64)).otherwise(None).alias(c))
+    rules = _catalog_rules(data.catalog)
     joined = lines.join(rules, on="sku", how="left")
     if "min_qty" in cols:
         below = joined.filter(pl.col("qty") < pl.col("min_qty"))
@@ -205,6 +220,34 @@ def _special_short(v: Validation, lines: pl.DataFrame) -> None:
             "quota_short", "warning", f"line {line}: the special-price quota covers {special} of {qty}; the rest is at the list price",
             line=line, qty=qty, special_qty=special,
         )  # fmt: skip
+
+
+def _special_spent(
+    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], priced: dict[str, Any]
+) -> None:
+    """``quota_short`` for a line not split at all because its special price's quota is
+    used up (nothing left, or less than one unit's worth of the amount quota)."""
+    name = special_table_name(plan)
+    customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+    customer_id = customer.get("id") if customer else None
+    if name is None or name not in data.tables or customer_id is None:
+        return
+    skus = set(data.tables[name].filter(pl.col("customer_id") == str(customer_id))["sku"].to_list())
+    unsplit = lines.filter(pl.col("special_qty").is_null() & pl.col("sku").is_in(sorted(skus)))
+    if not unsplit.height:
+        return
+    date = dt.date.fromisoformat(str(priced["date"])[:10])
+    project = str(order["project"]) if order.get("project") is not None else None
+    used_all = ledger.special_used if ledger is not None else {}
+    for line, sku, qty in zip(unsplit["line"].to_list(), unsplit["sku"].to_list(), _fmt_qty(unsplit, "qty"), strict=True):
+        key, qty_quota, amount_quota, price = _special_row(plan, data, str(customer_id), project, sku, date)
+        if price is None:
+            continue
+        used_qty, used_amount = used_all.get((str(customer_id), key, sku), (0, 0))
+        spent = (qty_quota is not None and used_qty >= qty_quota) or (amount_quota is not None and amount_quota - used_amount < price)
+        if spent:
+            v.add("quota_short", "warning", f"line {line}: the special-price quota is used up; all {qty} are at the list price",
+                  line=line, qty=qty, special_qty="0")  # fmt: skip
 
 
 def _stock_plan(
@@ -303,9 +346,18 @@ def _credit(v: Validation, plan: Plan, data: DataSet, order: Mapping[str, Any], 
 def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date) -> tuple[str, int | None, int | None]:
     """The special-price row a (customer, project, sku) line used: its project key ("" for
     a row for any project) and its quantity and amount quotas."""
+    key, qty, amount, _ = _special_row(plan, data, customer, project, sku, date)
+    return key, qty, amount
+
+
+def _special_row(
+    plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date
+) -> tuple[str, int | None, int | None, int | None]:
+    """(project key, qty quota, amount quota, price per base unit) of the special price a
+    line gets (a row for its project wins over a row for any project); price None: none."""
     name = special_table_name(plan)
     if name is None or name not in data.tables:
-        return project or "", None, None
+        return project or "", None, None, None
     table = data.tables[name].filter((pl.col("customer_id") == customer) & (pl.col("sku") == sku))
     iso = date.isoformat()
     for column, keep in (("valid_from", pl.col("valid_from") <= iso), ("valid_to", pl.col("valid_to") >= iso)):
@@ -315,7 +367,7 @@ def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | Non
         exact = table.filter(pl.col("project") == (project or ""))
         table = exact if exact.height else table.filter(pl.col("project").is_null() | (pl.col("project") == ""))
     if not table.height:
-        return project or "", None, None
+        return project or "", None, None, None
     row = table.row(0, named=True)
     key = str(row.get("project") or "")
     qty = row.get("qty_quota")
@@ -324,6 +376,7 @@ def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | Non
         key,
         parse_quantity(str(qty)) if qty not in (None, "") else None,
         parse_money(str(amount), plan.currency) if amount not in (None, "") else None,
+        _money_or_none(str(row.get("price")), plan.currency),
     )
 
 
@@ -339,14 +392,17 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
     discounts: dict[str, int] = {}
     special: dict[str, list[int]] = {}
 
-    def take(part: Mapping[str, Any], line_id: str, sub: int, sku: str, is_special: bool) -> None:
+    def take_adjustments(adjustments: Any) -> None:
+        for adj in adjustments or []:
+            if adj["rule"] in names:
+                discounts[adj["rule"]] = discounts.get(adj["rule"], 0) - parse_money(adj["amount"], currency)
+
+    def take(part: Mapping[str, Any], line_id: str, sub: int, sku: str, is_special: bool, adjustments: Any) -> None:
         list_amount = parse_money(part["list_amount"], currency)
         net = parse_money(part["net_amount"], currency)
         lines.append(OrderLine(line_id, sub, sku, parse_quantity(part.get("base_qty", part["qty"])), list_amount, list_amount - net, net,
                                parse_money(part.get("tax", "0"), currency), is_special))  # fmt: skip
-        for adj in part.get("adjustments") or []:
-            if adj["rule"] in names:
-                discounts[adj["rule"]] = discounts.get(adj["rule"], 0) - parse_money(adj["amount"], currency)
+        take_adjustments(adjustments)
         if is_special:
             got = special.setdefault(sku, [0, 0])
             got[0] += parse_quantity(part.get("base_qty", part["qty"]))
@@ -356,10 +412,15 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
         if line.get("status") == "error":
             continue
         if "sublines" in line:
+            # a promotion's discount is counted once: from the sub-lines if they carry the
+            # adjustments, else from the line's own list
+            on_subs = any("adjustments" in sub for sub in line["sublines"])
             for n, sub in enumerate(line["sublines"], start=1):
-                take(sub, line["id"], n, line["sku"], bool(sub.get("special")))
+                take(sub, line["id"], n, line["sku"], bool(sub.get("special")), sub.get("adjustments") if on_subs else None)
+            if not on_subs:
+                take_adjustments(line.get("adjustments"))
         else:
-            take(line, line["id"], 0, line["sku"], False)
+            take(line, line["id"], 0, line["sku"], False, line.get("adjustments"))
     gifts: dict[str, int] = {}
     for gift in priced["gifts"]:
         gifts[gift["rule"]] = gifts.get(gift["rule"], 0) + parse_quantity(gift["qty"]) // 1000

@@ -106,6 +106,32 @@ def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) ->
     return cell, (np.stack(tables), slot)
 
 
+def _line_rules_off(
+    plan: Plan, batch: CartBatch, ledger: LedgerView | None, rule_money: CartMoney | None, line_cart: I64
+) -> tuple[dict[int, npt.NDArray[np.bool_]], I64] | None:
+    """Per line promotion with a budget or ``uses N per customer``: which carts it is
+    switched off for (nothing left of the budget, in the cart's currency; the customer's
+    committed orders used it N times)."""
+    if ledger is None or not plan.line_index.ledger_capped:
+        return None
+    off: dict[int, npt.NDArray[np.bool_]] = {}
+    customers: list[Any] | None = None
+    for j in plan.line_index.ledger_capped:
+        caps, rule_id = plan.line_index.caps[j], int(plan.line_rule_ids[j])
+        cart_off = np.zeros(len(batch.carts), dtype=np.bool_)
+        if caps.budget is not None:
+            left = max(0, caps.budget - ledger.budget_used.get(rule_id, 0))
+            cart_off |= (rule_money.of(left) if rule_money is not None else np.full(len(batch.carts), left, dtype=np.int64)) <= 0
+        if caps.uses_per_customer is not None and ledger.uses:
+            if customers is None:
+                customers = batch.carts["customer.id"].to_list()
+            used = np.array([ledger.uses.get((rule_id, c), 0) if c is not None else 0 for c in customers], dtype=np.int64)
+            cart_off |= used >= caps.uses_per_customer
+        if cart_off.any():
+            off[j] = cart_off
+    return (off, line_cart) if off else None
+
+
 def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> PricedLines:
     """The waterfall, stage by stage, over every line of every cart in the batch."""
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
@@ -143,6 +169,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
             carts=(ok_cart, cart_starts_of(ok_cart, len(batch.carts))) if plan.line_index.money_capped else None,
             budget_used={i: ledger.budget_used.get(int(r), 0) for i, r in enumerate(plan.line_rule_ids)} if ledger else None,
             in_cart_currency=rule_money.of if rule_money is not None else None,
+            switched_off=_line_rules_off(plan, batch, ledger, rule_money, ok_cart),
         )  # fmt: skip
         net[ok] = net_ok
         stopped[ok] = stopped_ok

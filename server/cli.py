@@ -230,6 +230,17 @@ def _plan(settings: Settings, rules_given: bool) -> Any:
         raise CliError(f"the ruleset does not compile:\n{exc.render()}", status=1) from None
 
 
+def _ledger_view(settings: Settings, plan: Any) -> Any:
+    """What committed orders consumed (the ledger in the store), for quoting; None if the
+    store has no ledger yet."""
+    from engine.ledger import Ledger
+
+    with _open_store(settings.db_path, read_only=True) as store:
+        if not Ledger.exists(store):
+            return None
+        return Ledger(store, create=False).view(plan)
+
+
 def cmd_quote(args: argparse.Namespace) -> int:
     from engine.api import CartError, quote
 
@@ -247,7 +258,7 @@ def cmd_quote(args: argparse.Namespace) -> int:
         raise CliError(_validation_message(args.cart, exc)) from None
     plan = _plan(settings, args.rules is not None)
     try:
-        response = quote(plan, cart.to_engine(), max_lines=settings.max_lines_per_cart)
+        response = quote(plan, cart.to_engine(), max_lines=settings.max_lines_per_cart, ledger=_ledger_view(settings, plan))
     except CartError as exc:
         raise CliError(f"{args.cart}: {exc.code}: {exc.message}") from None
     sys.stdout.write(dumps(response, pretty=True).decode() + "\n")
@@ -303,7 +314,7 @@ def _quote_batch(args: argparse.Namespace) -> int:
     if "currency" in carts.columns:  # an empty currency means the ruleset's, as in JSON carts
         carts = carts.with_columns(pl.col("currency").fill_null(plan.currency))
     try:
-        priced = price_frames(plan, carts, lines)
+        priced = price_frames(plan, carts, lines, ledger=_ledger_view(settings, plan))
     except (CartError, DataError) as exc:
         raise CliError(f"{args.batch}: {getattr(exc, 'message', None) or exc}") from None
     out = Path(args.out)

@@ -9,12 +9,15 @@ anything beyond a limit, so the ledger is never overdrawn even if that lock were
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from engine.ledger import Consumption, QuotaExhausted
+from engine.ledger import Consumption, QuotaExhausted, StoredOrder
 from engine.money import format_money, format_quantity
 from engine.order_checks import order_record, special_table_name, validate_order
 from server.errors import ApiError, OrjsonResponse
@@ -39,6 +42,11 @@ class QuotaConflict(ApiError):
 class OrderNotFound(ApiError):
     status = 404
     code = "order_not_found"
+
+
+class OrderIdReused(ApiError):
+    status = 409
+    code = "order_id_reused"
 
 
 class CommitCurrency(ApiError):
@@ -105,12 +113,25 @@ async def commit(order: OrderIn, request: Request) -> OrjsonResponse:
     return await run_in_threadpool(_commit, runtime, loaded.plan, order.to_engine())
 
 
+def _digest(order: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(order, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _replay_or_refuse(stored: StoredOrder, digest: str) -> OrjsonResponse:
+    if stored.request_digest is not None and stored.request_digest != digest:
+        raise OrderIdReused(
+            f"order {stored.order_id!r} was committed with another body; a retry must send the same order, a new order needs a new id"
+        )
+    return _replay(stored.status, stored.response)
+
+
 def _commit(runtime: Runtime, plan: Any, order: dict[str, Any]) -> OrjsonResponse:
     ledger = runtime.store.ledger
+    digest = _digest(order)
     with ledger.write_lock:
         stored = ledger.find(str(order["id"]))
         if stored is not None:
-            return _replay(stored.status, stored.response)
+            return _replay_or_refuse(stored, digest)
         data = runtime.store.snapshot()
         checked = validate_order(plan, data, ledger.view(plan), order)
         if not checked.ok:
@@ -127,18 +148,12 @@ def _commit(runtime: Runtime, plan: Any, order: dict[str, Any]) -> OrjsonRespons
             "quote": checked.quote,
         }
         try:
-            stored, new = ledger.record(_with_response(record, response))
+            stored, new = ledger.record(replace(record, response=response, request_digest=digest))
         except QuotaExhausted as exc:
             item = {"code": "quota_exhausted", "message": str(exc), "kind": exc.consumption.kind, "measure": exc.measure,
                     "limit": exc.limit, "used": exc.used, "asked": exc.asked}  # fmt: skip
             raise QuotaConflict(str(exc), errors=[item]) from None
-    return _replay(stored.status, stored.response) if not new else OrjsonResponse(response)
-
-
-def _with_response(record: Any, response: dict[str, Any]) -> Any:
-    from dataclasses import replace
-
-    return replace(record, response=response)
+    return _replay_or_refuse(stored, digest) if not new else OrjsonResponse(response)
 
 
 def _replay(status: str, response: dict[str, Any]) -> OrjsonResponse:

@@ -257,7 +257,7 @@ def _scenario_cases() -> list[object]:
 
 
 #: scenario rulesets written in the special branch's syntax (special prices, cumulative conditions)
-NEEDS_SPECIAL = {"Q01-special-price-split", "C04-cumulative", "V04-commit-idempotent"}
+NEEDS_SPECIAL = {"C04-cumulative"}
 
 
 @pytest.mark.parametrize(("rule_path", "case_path"), _scenario_cases())

@@ -252,6 +252,8 @@ def api_error_codes() -> set[str]:
     for path in [*(ROOT / "engine").glob("*.py"), *(ROOT / "server").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         codes |= set(re.findall(r'CartError\(\s*"([a-z_]+)"', text))
+        if path.parent.name == "server":  # ApiError subclasses (server/errors.py, server/orders.py)
+            codes |= set(re.findall(r'^\s+code = "([a-z_]+)"', text, re.MULTILINE))
     errors_py = (ROOT / "server" / "errors.py").read_text(encoding="utf-8")
     codes |= set(re.findall(r'^\s+code = "([a-z_]+)"', errors_py, re.MULTILINE))
     codes |= set(re.findall(r'error_response\(\s*\d+,\s*"([a-z_]+)"', errors_py))

@@ -29,6 +29,7 @@ from dsl.check import check
 from dsl.errors import RuleError
 from dsl.parser import parse_sources
 from engine.data import DataSet
+from engine.ledger import view_from_names
 from engine.ledger_view import LedgerView
 from engine.money import parse_money, parse_quantity
 from tests.reference import amount_for, read_rules, reference_quote
@@ -654,10 +655,18 @@ def check_full_agreement(
     sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]], ledger: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """quote() and quote_batch() give the oracle's answer on every field; returns the
-    engine's (batch) responses. ``ledger``: what committed orders consumed (oracle shape)."""
+    engine's (batch) responses. ``ledger``: the reference's ledger argument (by promotion
+    name; ``special_consumed`` rows); the engine gets the same figures as a ``LedgerView``."""
     api = stages59_api()
     plan = compile_plan(api, sources, data)
-    view = ledger_view(ledger, plan.currency)
+    view = None
+    if ledger is not None:
+        special = ledger_view(ledger, plan.currency)
+        view = view_from_names(
+            plan, ledger.get("budget_used"), ledger.get("gift_stock_used"), ledger.get("uses"),
+            special_used=special.special_used if special else None,
+            committed_lines=special.committed_lines if special else None,
+        )  # fmt: skip
     pristine = copy.deepcopy(carts)
     expected = [full_comparable(reference_quote(sources, data, c, ledger=ledger)) for c in carts]
     singles = [full_comparable(api.quote(plan, c, ledger=view)) for c in carts]
@@ -943,3 +952,38 @@ def test_special_reference_invariants(case: Case) -> None:
         response = reference_quote(case.sources, data, c, ledger=case.ledger, trace=trace)
         check_promotion_invariants(case.sources, data, response, trace)
         check_special_invariants(case, c, response)
+# ---- the ledger: budgets spent, uses used, gift stock given ------------------------------------
+
+
+@st.composite
+def ledgers(draw: st.DrawFn, case: Case) -> dict[str, Any]:
+    """What committed orders consumed of the case's capped promotions: none, part, all or
+    more than all of each budget (minor units of the ruleset currency) and gift stock, and
+    0..N+1 uses per customer."""
+    rules = read_rules(case.sources)
+    budget_used: dict[str, int] = {}
+    gift_stock_used: dict[str, int] = {}
+    uses: dict[tuple[str, str], int] = {}
+    for promo in rules.promotions:
+        budget = promo.cap("budget")
+        if budget is not None:
+            total = parse_money(budget.value.text, rules.currency)  # type: ignore[union-attr]
+            budget_used[promo.name] = draw(st.sampled_from((0, total // 2, total - 1, total, total + 7)))
+        stock = promo.cap("gift_stock")
+        if stock is not None:
+            n = int(stock.value.text)  # type: ignore[union-attr]
+            gift_stock_used[promo.name] = draw(st.sampled_from((0, n // 2, n - 1, n)))
+        most = promo.cap("uses")
+        if most is not None:
+            n = int(most.value.text)  # type: ignore[union-attr]
+            for customer in ("D1", "D2", "D3"):
+                uses[(promo.name, customer)] = draw(st.integers(0, n + 1))
+    return {"budget_used": budget_used, "gift_stock_used": gift_stock_used, "uses": uses}
+
+
+@settings(max_examples=150)
+@given(case=cases(stages59=True), data=st.data())
+def test_stages59_engine_agrees_with_reference_on_a_ledger(case: Case, data: st.DataObject) -> None:
+    """Budgets clipped to what remains or switched off, uses per customer, gift stock: the
+    engine (quote and quote_batch, given a LedgerView) and the reference agree to the cent."""
+    check_full_agreement(case.sources, case.data, list(case.carts), ledger=data.draw(ledgers(case), label="ledger"))

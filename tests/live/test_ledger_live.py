@@ -266,7 +266,6 @@ special prices {
 """
 
 
-@pytest.mark.xfail(reason="needs the special branch", strict=False)
 def test_concurrent_commits_never_overdraw_a_special_quota(tmp_path: Path) -> None:
     """200 orders of 1 A each race for a project special price with a quota of 50 units:
     exactly 50 units are sold at the special price, whatever the interleaving."""

@@ -35,7 +35,7 @@ def load_case(scenario_id: str) -> dict[str, Any]:
 PRICES_BEYOND_CATALOG = {"V02-sellable-and-packs"}
 
 #: scenarios that need the special-price split or cumulative conditions (the ``special`` branch)
-NEEDS_SPECIAL = {"Q01-special-price-split", "C04-cumulative", "V04-commit-idempotent"}
+NEEDS_SPECIAL = {"C04-cumulative"}
 
 
 def _param(scenario_id: str) -> Any:

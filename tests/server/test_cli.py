@@ -350,3 +350,52 @@ def test_serve_answers_health_and_quotes(db_path: Path, rules_dir: Path, tmp_pat
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+# ---- pricer load ledger ------------------------------------------------------------------------
+
+
+def _ledger_doc_example() -> str:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text(encoding="utf-8")
+    return re.findall(r"```json\n(.*?)\n```", text, re.S)[0]
+
+
+def test_load_ledger_imports_history(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history.json"
+    history.write_text(_ledger_doc_example(), encoding="utf-8")  # the example in docs/ledger.md
+    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    assert (status, err) == (0, "")
+    assert out.strip() == "loaded 5 ledger rows into the ledger (imported history, amounts in CNY)"
+    with Store(db_path) as store:
+        used = store.ledger.used_totals()
+        lines = store.committed_order_lines()
+    assert used[("budget", "ten budget", None, None, None)] == (0, 97000)
+    assert used[("special", None, "D1", "P-778", "A")] == (80000, 0)
+    assert used[("use", "welcome 10", "D1", None, None)] == (2, 0)
+    assert lines.select("customer_id", "sku", "qty", "net_amount").row(0) == ("D1", "A", 60000, 120000)
+
+
+def test_load_ledger_bad_row_loads_nothing(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"budget_used": {"x": "1.00"}, "uses": [{"promotion": "w", "customer_id": "D1", "orders": "2.5"}]}))
+    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    assert status != 0
+    assert err.strip() == f"pricer load: error: {history}: uses row 1: 'orders' '2.5' is not a whole number"
+    with Store(db_path) as store:
+        assert store.ledger.used_totals() == {}
+
+
+def test_quote_reads_the_ledger(capsys: pytest.CaptureFixture[str], db_path: Path, tmp_path: Path) -> None:
+    rules = write_ruleset(tmp_path / "budget_rules", 'ruleset "t" currency CNY\npricelist "standard" { table standard_prices }\n'
+                          'promotion "ten" { each line: percent_off 10%\n budget 5.00 }\n')  # fmt: skip
+    cart = tmp_path / "cart.json"
+    cart.write_text(json.dumps({"date": "2026-11-22", "customer": {"id": "D1"}, "lines": [{"sku": "A", "qty": "2"}]}))
+    status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
+    assert status == 0 and json.loads(out)["totals"]["net"] == "36.00"  # 4.00 off, within the 5.00 budget
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"budget_used": {"ten": "3.00"}}))
+    assert run(capsys, "--db", str(db_path), "--rules", str(rules), "load", "ledger", str(history))[0] == 0
+    status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
+    assert status == 0 and json.loads(out)["totals"]["net"] == "38.00"  # 2.00 of the budget left
