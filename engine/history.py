@@ -51,7 +51,16 @@ FALSE_WORDS = ("false", "0", "no", "n", "f", "")
 
 def history_checks(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
     """The row checks of one history table (text columns), as ``engine.store`` runs them."""
-    from engine.store import _blank, _currency, _decimal, _iso_date, _need, _problem, _required, _unique
+    from engine.store import (
+        _blank,
+        _currency,
+        _decimal,
+        _iso_date,
+        _need,
+        _problem,
+        _required,
+        _unique,
+    )
 
     required, optional = HISTORY_TABLES[name]
     _need(frame, name, required, f"the {name.replace('_', ' ')} table")
@@ -138,6 +147,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 def typed(name: str, frame: pl.DataFrame, currency: str) -> pl.DataFrame:
     """A checked text frame -> the canonical typed frame (every column of ``SCHEMAS[name]``)."""
+    frame = frame.select(pl.all().cast(pl.String))
     has = set(frame.columns)
     exprs: list[pl.Expr] = []
     for col, dtype in SCHEMAS[name].items():

@@ -11,6 +11,7 @@ gives the same amounts and a zero delta.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import polars as pl
@@ -99,10 +100,8 @@ def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, 
             cur.rollback()
             raise
         finally:
-            try:
+            with contextlib.suppress(Exception):  # nothing registered when the insert failed early
                 cur.unregister(_INCOMING)
-            except Exception:  # noqa: BLE001 - nothing registered when the insert failed early
-                pass
     return run_id
 
 

@@ -29,7 +29,17 @@ from dsl.errors import RuleError
 from dsl.parser import parse_sources
 from engine.data import DataError, DataSet
 from engine.history import History
-from engine.money import BP_SCALE, QTY_SCALE, Rounding, format_money, format_percent, format_quantity, mul_div_round, parse_money, parse_percent
+from engine.money import (
+    BP_SCALE,
+    QTY_SCALE,
+    Rounding,
+    format_money,
+    format_percent,
+    format_quantity,
+    mul_div_round,
+    parse_money,
+    parse_percent,
+)
 
 PolicyKind = Literal["rebate", "fund", "commission", "tiers"]
 

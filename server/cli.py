@@ -383,10 +383,10 @@ class _ProgressBar:
 def cmd_rebates(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from dsl.errors import RuleError
     from engine.data import DataError
     from engine.history import read_history, store_history
     from engine.rebate_results import save_run, summary, with_deltas
-    from dsl.errors import RuleError
     from engine.rebates import RebateError, compile_policies, parse_period, run_policies
 
     settings = _settings(args)
