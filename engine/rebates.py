@@ -427,22 +427,27 @@ def run_policies(
         lines = lines.filter((pl.col("customer_id") == partner) | (pl.col("referrer") == partner))
         returns = returns.filter(pl.col("customer_id") == partner)
         events = events.filter(pl.col("partner_id") == partner)
-    _check_currency(lines, returns, policies.currency)
+    rates = [p for p in runnable if isinstance(p, RatePolicy)]
+    wants_tiers = any(isinstance(p, TierPolicy) for p in runnable)
+    if progress is not None:
+        progress(0, len(runnable) + 1, "scanning the history")
+    # one scan of the lines (and one of the returns) feeds every rebate, fund and tier policy
+    agg = _aggregate(policies, rates, wants_tiers, lines, returns)
     frames: list[pl.DataFrame] = []
     details: list[pl.DataFrame] = []
     for i, p in enumerate(runnable):
         if progress is not None:
-            progress(i, len(runnable), p.name)
+            progress(i + 1, len(runnable) + 1, p.name)
         if isinstance(p, RatePolicy):
-            frames.append(_rate_policy(policies, p, lines, returns, period, as_of))
+            frames.append(_rate_policy(policies, p, rates.index(p), agg, period))
         elif isinstance(p, CommissionPolicy):
             rows, detail = _commission(policies, p, lines, events, period)
             frames.append(rows)
             details.append(detail)
         else:
-            frames.append(_tier_policy(policies, p, lines, returns, events, period))
+            frames.append(_tier_policy(policies, p, agg, events, period))
     if progress is not None:
-        progress(len(runnable), len(runnable), "done")
+        progress(len(runnable) + 1, len(runnable) + 1, "done")
     rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=RESULT_SCHEMA)
     if partner is not None:
         rows = rows.filter(pl.col("partner") == partner)
@@ -469,34 +474,72 @@ def _check_currency(lines: pl.LazyFrame, returns: pl.LazyFrame, currency: str) -
 # ---- rebates and funds ------------------------------------------------------------------------
 
 
-def _basis_frame(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame) -> pl.DataFrame:
-    """customer_id, purchases, returned (basis units), one row per customer with any."""
-    needed = condition_columns(p.where)
-    value = "net_amount" if p.measure == "net_amount" else "qty"
+@dataclass(frozen=True)
+class _Aggregates:
+    """Per customer, from one scan of the lines and one of the returns: for rate policy i,
+    ``b{i}``/``n{i}`` (counted basis and lines) and ``rb{i}``/``rn{i}`` (returned), plus
+    ``purchases``, ``orders`` and ``returns`` for partner tiers."""
+
+    lines: pl.DataFrame
+    returns: pl.DataFrame
+
+
+def _keep(policies: PolicySet, p: RatePolicy) -> pl.Expr:
     keep = _line_filter(policies, p.where)
-    if not p.includes_special:
-        keep = keep & ~pl.col("special")
-    bought = _with_item(lines, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("purchases"))
-    parts = [bought.with_columns(pl.lit(0, dtype=pl.Int64).alias("returned"))]
+    return keep if p.includes_special else keep & ~pl.col("special")
+
+
+def _aggregate(policies: PolicySet, rates: list[RatePolicy], wants_tiers: bool, lines: pl.LazyFrame, returns: pl.LazyFrame) -> _Aggregates:
+    cur = policies.currency
+    needed: set[str] = set().union(*(condition_columns(p.where) for p in rates)) if rates else set()
+    other = (pl.col("currency") != cur).fill_null(False).sum().alias("__other")
+    aggs = [other]
+    for i, p in enumerate(rates):
+        keep = _keep(policies, p)
+        value = pl.col("net_amount" if p.measure == "net_amount" else "qty")
+        aggs += [pl.when(keep).then(value).otherwise(0).sum().cast(pl.Int64).alias(f"b{i}"), keep.sum().cast(pl.Int64).alias(f"n{i}")]
+    if wants_tiers:
+        aggs += [pl.col("net_amount").sum().cast(pl.Int64).alias("purchases"), pl.col("order_id").n_unique().cast(pl.Int64).alias("orders")]
+    line_agg = _collect(_with_item(lines, policies, needed).group_by("customer_id").agg(aggs))
+    r = returns
+    order_fields = needed & {"project", "referrer"}
+    if order_fields or any(p.minus_returns and not p.includes_special for p in rates):
+        # a return takes its order's project/referrer, and is of a special-price line when its
+        # order's line of that SKU was one (only the returned orders' lines are grouped)
+        per_order = (
+            lines.join(returns.select("order_id").unique(), on="order_id", how="semi")
+            .group_by("order_id", "sku")
+            .agg(pl.col("special").any(), *(pl.col(c).first() for c in sorted(order_fields)))
+        )
+        r = r.join(per_order, on=["order_id", "sku"], how="left").with_columns(pl.col("special").fill_null(False))
+    else:
+        r = r.with_columns(pl.lit(False).alias("special"))
+    for c in ("project", "referrer"):
+        if c in needed and c not in order_fields:
+            r = r.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    raggs = [other, pl.col("net_amount").sum().cast(pl.Int64).alias("returns")]
+    for i, p in enumerate(rates):
+        if p.minus_returns:
+            keep = _keep(policies, p)
+            value = pl.col("net_amount" if p.measure == "net_amount" else "qty")
+            raggs += [pl.when(keep).then(value).otherwise(0).sum().cast(pl.Int64).alias(f"rb{i}"), keep.sum().cast(pl.Int64).alias(f"rn{i}")]
+    ret_agg = _collect(_with_item(r, policies, needed).group_by("customer_id").agg(raggs))
+    if line_agg["__other"].sum() or ret_agg["__other"].sum():
+        _check_currency(lines, returns, cur)
+    return _Aggregates(lines=line_agg, returns=ret_agg)
+
+
+def _basis_frame(p: RatePolicy, i: int, agg: _Aggregates) -> pl.DataFrame:
+    """customer_id, purchases, returned (basis units), one row per customer with a counted
+    line or return."""
+    bought = agg.lines.select("customer_id", pl.col(f"b{i}").alias("purchases"), pl.col(f"n{i}").alias("n"))
     if p.minus_returns:
-        r = returns
-        order_fields = needed & {"project", "referrer"}
-        if order_fields or not p.includes_special:
-            # a return takes its order's project/referrer, and is of a special-price line
-            # when its order's line of that SKU was one
-            per_order = lines.group_by("order_id", "sku").agg(
-                pl.col("special").any().alias("special"), *(pl.col(c).first().alias(c) for c in sorted(order_fields))
-            )
-            r = r.join(per_order, on=["order_id", "sku"], how="left").with_columns(pl.col("special").fill_null(False))
-        else:
-            r = r.with_columns(pl.lit(False).alias("special"))
-        for c in ("project", "referrer"):
-            if c in needed and c not in order_fields:
-                r = r.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-        returned = _with_item(r, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("returned"))
-        parts.append(returned.with_columns(pl.lit(0, dtype=pl.Int64).alias("purchases")).select("customer_id", "purchases", "returned"))
-    frame = pl.concat([x.select("customer_id", pl.col("purchases").cast(pl.Int64), pl.col("returned").cast(pl.Int64)) for x in parts])
-    return _collect(frame.group_by("customer_id").agg(pl.col("purchases").sum(), pl.col("returned").sum()))
+        back = agg.returns.select("customer_id", pl.col(f"rb{i}").alias("returned"), pl.col(f"rn{i}").alias("rn"))
+        frame = bought.join(back, on="customer_id", how="full", coalesce=True)
+    else:
+        frame = bought.with_columns(pl.lit(0, dtype=pl.Int64).alias("returned"), pl.lit(0, dtype=pl.Int64).alias("rn"))
+    frame = frame.with_columns(pl.col(c).fill_null(0) for c in ("purchases", "n", "returned", "rn"))
+    return frame.filter((pl.col("n") + pl.col("rn")) > 0).select("customer_id", "purchases", "returned")
 
 
 def _targets(policies: PolicySet, p: RatePolicy, period: Period) -> pl.DataFrame | None:
@@ -520,9 +563,9 @@ def _targets(policies: PolicySet, p: RatePolicy, period: Period) -> pl.DataFrame
     return pl.DataFrame({"customer_id": list(out), "target": list(out.values())}, schema={"customer_id": pl.String, "target": pl.Int64})
 
 
-def _rate_policy(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, period: Period, as_of: dt.date) -> pl.DataFrame:
+def _rate_policy(policies: PolicySet, p: RatePolicy, i: int, agg: _Aggregates, period: Period) -> pl.DataFrame:
     cur, mode = policies.currency, policies.rounding
-    frame = _basis_frame(policies, p, lines, returns)
+    frame = _basis_frame(p, i, agg)
     targets = _targets(policies, p, period)
     if targets is not None:
         frame = frame.join(targets, on="customer_id", how="full", coalesce=True).with_columns(
@@ -737,12 +780,12 @@ def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, e
 # ---- partner tiers ---------------------------------------------------------------------------
 
 
-def _tier_policy(policies: PolicySet, p: TierPolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def _tier_policy(policies: PolicySet, p: TierPolicy, agg: _Aggregates, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
     from dsl.policies import FACT_METRICS, METRICS
 
     cur = policies.currency
-    bought = lines.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("purchases"), pl.col("order_id").n_unique().alias("orders"))
-    back = returns.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("returns"))
+    bought = agg.lines.lazy().select(pl.col("customer_id").alias("partner"), "purchases", "orders")
+    back = agg.returns.lazy().select(pl.col("customer_id").alias("partner"), "returns")
     counts = events.group_by(pl.col("partner_id").alias("partner")).agg(
         (pl.col("kind") == "lead_submitted").sum().alias("leads_submitted"),
         (pl.col("kind") == "lead_converted").sum().alias("leads_converted"),
