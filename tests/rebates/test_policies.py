@@ -159,3 +159,14 @@ def test_http_errors(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         none = client.post("/rebates/calculate", json={"partner": "D1", "period": "2026-Q4"})
         assert none.status_code == 422 and none.json()["code"] == "no_policies"
+
+
+def test_progress_bar_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.rule").write_text(HEAD + 'rebate "r" { period quarter basis net_amount earn 1% }\nfund "f" { period quarter basis net_amount earn 1% }\n', encoding="utf-8")
+    LINES.write_csv(tmp_path / "order_lines.csv")
+    args = ["--db", str(tmp_path / "p.duckdb"), "rebates", str(rules), "--history", str(tmp_path / "order_lines.csv"), "--period", "2026-Q4", "--as-of", "2026-12-31", "--progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "[" in err and "0/3" in err and "3/3" in err and "done" in err
