@@ -1,4 +1,4 @@
-"""The ``pricer`` command line: serve, check, fmt, quote, load.
+"""The ``pricer`` command line: serve, check, fmt, quote, load, rebates, diff.
 
 Every failure is one clear message on stderr and a non-zero exit, never a traceback:
 exit 1 when the thing checked has errors (a ruleset, files that ``fmt --check`` would
@@ -8,6 +8,8 @@ change), exit 2 for bad input or an unusable database/file.
     pricer load standard_prices prices.csv
     pricer quote cart.json
     pricer quote --batch carts.parquet --out priced.parquet
+    pricer rebates rules/ --history hist/ --period 2026-Q4 --out q4.parquet
+    pricer diff rules/ next/ --history hist/ --period 2026-Q4
 """
 
 from __future__ import annotations
@@ -572,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PRICED.parquet", default=None)
 
     p = add("load", cmd_load, "load a CSV or Parquet file as a data table (all rows or none)")
-    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates or a table name")
+    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, order_lines, returns, events or a table name")
     p.add_argument("file", metavar="FILE")
 
     p = add("rebates", cmd_rebates, "compute rebates, commissions, partner tiers and funds for a period")
