@@ -289,6 +289,12 @@ def _column(name: str) -> str:
     return LINE_COLUMN.get(name) or "item__" + name.removeprefix("item.")
 
 
+def condition_metrics(cond: t.Condition) -> set[str]:
+    from dsl.check import _atoms
+
+    return {a.field.name for a in _atoms(cond)}
+
+
 def condition_columns(cond: t.Condition | None) -> set[str]:
     from dsl.check import _atoms
 
@@ -415,11 +421,14 @@ def run_policies(
         returns = returns.filter(pl.col("customer_id") == partner)
         events = events.filter(pl.col("partner_id") == partner)
     rates = [p for p in runnable if isinstance(p, RatePolicy)]
-    wants_tiers = any(isinstance(p, TierPolicy) for p in runnable)
+    tier_policies = [p for p in runnable if isinstance(p, TierPolicy)]
+    wants_tiers = bool(tier_policies)
+    # distinct orders per partner cost a hash set each: only when a level reads them
+    wants_orders = any("orders" in condition_metrics(cond) for p in tier_policies for _, cond in p.levels)
     if progress is not None:
         progress(0, len(runnable) + 1, "scanning the history")
     # one scan of the lines (and one of the returns) feeds every rebate, fund and tier policy
-    agg = _aggregate(policies, rates, wants_tiers, lines, returns)
+    agg = _aggregate(policies, rates, wants_tiers, wants_orders, lines, returns)
     frames: list[pl.DataFrame] = []
     details: list[pl.DataFrame] = []
     for i, p in enumerate(runnable):
@@ -476,7 +485,7 @@ def _keep(policies: PolicySet, p: RatePolicy) -> pl.Expr:
     return keep if p.includes_special else keep & ~pl.col("special")
 
 
-def _aggregate(policies: PolicySet, rates: list[RatePolicy], wants_tiers: bool, lines: pl.LazyFrame, returns: pl.LazyFrame) -> _Aggregates:
+def _aggregate(policies: PolicySet, rates: list[RatePolicy], wants_tiers: bool, wants_orders: bool, lines: pl.LazyFrame, returns: pl.LazyFrame) -> _Aggregates:
     cur = policies.currency
     needed: set[str] = set().union(*(condition_columns(p.where) for p in rates)) if rates else set()
     other = (pl.col("currency") != cur).fill_null(False).sum().alias("__other")
@@ -486,7 +495,8 @@ def _aggregate(policies: PolicySet, rates: list[RatePolicy], wants_tiers: bool, 
         value = pl.col("net_amount" if p.measure == "net_amount" else "qty")
         aggs += [pl.when(keep).then(value).otherwise(0).sum().cast(pl.Int64).alias(f"b{i}"), keep.sum().cast(pl.Int64).alias(f"n{i}")]
     if wants_tiers:
-        aggs += [pl.col("net_amount").sum().cast(pl.Int64).alias("purchases"), pl.col("order_id").n_unique().cast(pl.Int64).alias("orders")]
+        orders = pl.col("order_id").n_unique() if wants_orders else pl.lit(None, dtype=pl.Int64).first()
+        aggs += [pl.col("net_amount").sum().cast(pl.Int64).alias("purchases"), orders.cast(pl.Int64).alias("orders")]
     line_agg = _collect(_with_item(lines, policies, needed).group_by("customer_id").agg(aggs))
     r = returns
     order_fields = needed & {"project", "referrer"}
