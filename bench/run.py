@@ -322,6 +322,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench import full as full_bench
 
     full = full_bench.run(n_carts=2_000 if args.quick else 20_000, cart_calls=300 if args.quick else 2_000)
+    log("[rebates] a rebate batch over a generated history")
+    from bench import rebates as rebates_bench
+
+    rebates = rebates_bench.run(n_lines=1_000_000 if args.quick else 10_000_000, n_partners=5_000, runs=1 if args.quick else 2)
     log(f"generating {sizes} seed={args.seed}")
     base = generate(**sizes, n_rules=RULE_COUNTS[0], seed=args.seed)
     carts = base.carts_frame()
@@ -380,6 +384,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         | {"errors": http.get("errors")},
         "full": full,
         "orders": orders,
+        "rebates": rebates,
         "mismatches": mismatches,
         "sizes": {
             **sizes,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from engine.money import MAX_QTY_MILLI, QTY_SCALE
+from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI, QTY_SCALE
 
 
 def scaled_column(values: pl.Series, digits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +50,34 @@ def quantity_column(qty: pl.Series) -> np.ndarray:
     ok = frame["ok"].to_numpy()
     milli = frame["whole"].fill_null(0).to_numpy() * QTY_SCALE + frame["frac"].to_numpy()
     return np.where(ok, milli, -1)
+
+
+# ---- integers back to text, vectorized (result columns of batch jobs) ----------------------
+
+
+def _scaled_text(value: pl.Expr, digits: int, trim: bool) -> pl.Expr:
+    mag = value.abs()
+    whole = (mag // 10**digits).cast(pl.String)
+    sign = pl.when(value < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    if digits == 0:
+        return pl.concat_str(sign, whole)
+    frac = (mag % 10**digits).cast(pl.String).str.zfill(digits)
+    if not trim:
+        return pl.concat_str(sign, whole, pl.lit("."), frac)
+    frac = frac.str.strip_chars_end("0")
+    return pl.concat_str(sign, whole, pl.when(frac == "").then(pl.lit("")).otherwise(pl.lit(".") + frac))
+
+
+def money_text(minor: pl.Expr, currency: str) -> pl.Expr:
+    """Minor units -> decimal text with the currency's digits (``engine.money.format_money``)."""
+    return _scaled_text(minor, CURRENCY_EXPONENTS[currency], trim=False)
+
+
+def quantity_text(milli: pl.Expr) -> pl.Expr:
+    """Thousandths -> decimal text without trailing zeros (``format_quantity``)."""
+    return _scaled_text(milli, 3, trim=True)
+
+
+def percent_text(bp: pl.Expr) -> pl.Expr:
+    """Basis points -> ``"107.5%"`` (``format_percent``)."""
+    return pl.concat_str(_scaled_text(bp, 2, trim=True), pl.lit("%"))

@@ -21,6 +21,7 @@ whose amount columns are already integers (``Int64``, as the bench generator and
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 def typed(name: str, frame: pl.DataFrame, currency: str) -> pl.DataFrame:
     """A checked text frame -> the canonical typed frame (every column of ``SCHEMAS[name]``)."""
+    frame = frame.select(pl.all().cast(pl.String))
     has = set(frame.columns)
     exprs: list[pl.Expr] = []
     for col, dtype in SCHEMAS[name].items():
@@ -273,16 +275,38 @@ def read_history(path: str | Path, currency: str) -> History:
     return History(lines=_read("order_lines", root, currency), returns=empty("returns"), events=empty("events"), source=str(root))
 
 
-def store_history(store: object, currency: str) -> History:
+def store_history(store: object, currency: str, *, partner: str | None = None, start: dt.date | None = None, end: dt.date | None = None) -> History:
     """The history loaded into the store (``pricer load order_lines|returns|events``), plus
-    the ledger's committed orders when the store keeps them (``committed_order_lines``)."""
-    from engine.store import Store
+    the ledger's committed orders when the store keeps them (``committed_order_lines``).
+
+    ``partner``, ``start`` and ``end`` narrow what is read in DuckDB itself (one partner's
+    rows: its orders, the orders it referred, its returns and events; dates in range), so a
+    single look-up does not read the whole history."""
+    from engine.store import DATA_SCHEMA, Store, _quoted
 
     assert isinstance(store, Store)
-    names = {info.name for info in store.tables()}
+    names = {info.name: info for info in store.tables()}
     frames: dict[str, pl.LazyFrame] = {}
+    who = {"order_lines": ("customer_id", "referrer"), "returns": ("customer_id",), "events": ("partner_id",)}
     for name in ("order_lines", "returns", "events"):
-        frames[name] = typed(name, store.read(name), currency).lazy() if name in names else empty(name)
+        info = names.get(name)
+        if info is None:
+            frames[name] = empty(name)
+            continue
+        where: list[str] = []
+        params: list[object] = []
+        if partner is not None:
+            keys = [k for k in who[name] if k in info.columns]
+            where.append("(" + " OR ".join(f'"{k}" = ?' for k in keys) + ")")
+            params += [partner] * len(keys)
+        if start is not None and end is not None:
+            where.append("trim(date) BETWEEN ? AND ?")
+            params += [start.isoformat(), end.isoformat()]
+        sql = f"SELECT * FROM {DATA_SCHEMA}.{_quoted(info.name)}" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = store._cursor().execute(sql, params)
+        columns = [d[0] for d in rows.description or ()]
+        frame = pl.DataFrame(rows.fetchall(), schema={c: pl.String for c in columns}, orient="row")
+        frames[name] = typed(name, frame, currency).lazy()
     committed = getattr(store, "committed_order_lines", None)
     if callable(committed):
         extra = committed()

@@ -16,7 +16,7 @@ import datetime as dt
 
 import polars as pl
 
-from engine.money import format_money, parse_money
+from engine.columns import money_text
 from engine.rebates import RESULT_COLUMNS, RunResult
 from engine.store import Store
 
@@ -40,8 +40,9 @@ def _ensure(store: Store) -> None:
         cur.execute(sql)
 
 
-def _minor(amounts: pl.Series, currency: str) -> pl.Series:
-    return pl.Series([None if a is None else parse_money(a, currency) for a in amounts.to_list()], dtype=pl.Int64)
+def _minor(text: pl.Expr) -> pl.Expr:
+    """A result amount (always written with the currency's digits) back to minor units."""
+    return text.str.replace(".", "", literal=True).cast(pl.Int64)
 
 
 def previous_amounts(store: Store, period: str) -> pl.DataFrame:
@@ -64,18 +65,16 @@ def previous_amounts(store: Store, period: str) -> pl.DataFrame:
 def with_deltas(store: Store | None, result: RunResult, currency: str) -> pl.DataFrame:
     """The result rows plus ``previous`` and ``delta`` (money rows only; null when the pair
     was never run for this period)."""
-    rows = result.rows
-    minor = _minor(rows["amount"], currency)
-    rows = rows.with_columns(minor.alias("amount_minor"))
+    rows = result.rows.with_columns(_minor(pl.col("amount")).alias("amount_minor"))
     if store is None:
         prev = pl.DataFrame(schema={"partner": pl.String, "policy": pl.String, "previous_minor": pl.Int64})
     else:
         prev = previous_amounts(store, result.period.label)
     rows = rows.join(prev, on=["partner", "policy"], how="left")
-    delta = rows["amount_minor"] - rows["previous_minor"]
-    fmt = [None if v is None else format_money(int(v), currency) for v in rows["previous_minor"].to_list()]
-    dfmt = [None if v is None else format_money(int(v), currency) for v in delta.to_list()]
-    return rows.with_columns(pl.Series("previous", fmt, dtype=pl.String), pl.Series("delta", dfmt, dtype=pl.String)).drop("previous_minor")
+    delta = pl.col("amount_minor") - pl.col("previous_minor")
+    return rows.with_columns(
+        money_text(pl.col("previous_minor"), currency).alias("previous"), money_text(delta, currency).alias("delta")
+    ).drop("previous_minor")
 
 
 def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, history: str) -> int:
@@ -108,8 +107,7 @@ def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, 
 def summary(rows: pl.DataFrame, currency: str) -> pl.DataFrame:
     """One row per policy: kind, partners, partners paid, total and (after an earlier run of
     the period) the total change, as text."""
-    delta_minor = pl.Series([None if d is None else parse_money(d, currency) for d in rows["delta"].to_list()], dtype=pl.Int64)
-    table = rows.with_columns(delta_minor.alias("delta_minor")).group_by("policy", "kind").agg(
+    table = rows.with_columns(_minor(pl.col("delta")).alias("delta_minor")).group_by("policy", "kind").agg(
         pl.len().alias("partners"),
         (pl.col("amount_minor").fill_null(0) > 0).sum().alias("paid"),
         pl.col("amount_minor").sum().alias("total_minor"),
@@ -117,6 +115,8 @@ def summary(rows: pl.DataFrame, currency: str) -> pl.DataFrame:
         pl.col("delta_minor").sum().alias("delta_minor"),
         pl.col("delta_minor").is_not_null().any().alias("has_delta"),
     ).sort("policy")
-    total = [format_money(int(v), currency) if m else "" for v, m in zip(table["total_minor"].to_list(), table["money"].to_list(), strict=True)]
-    delta = [format_money(int(v), currency) if h else "" for v, h in zip(table["delta_minor"].to_list(), table["has_delta"].to_list(), strict=True)]
-    return table.select("policy", "kind", "partners", "paid").with_columns(pl.Series("total", total), pl.Series("delta", delta))
+    return table.select(
+        "policy", "kind", "partners", "paid",
+        pl.when(pl.col("money")).then(money_text(pl.col("total_minor"), currency)).otherwise(pl.lit("")).alias("total"),
+        pl.when(pl.col("has_delta")).then(money_text(pl.col("delta_minor"), currency)).otherwise(pl.lit("")).alias("delta"),
+    )

@@ -27,17 +27,19 @@ from dsl.check import check, money_value, quantity_value
 from dsl.compile import ruleset_version
 from dsl.errors import RuleError
 from dsl.parser import parse_sources
+from engine.columns import money_text, percent_text, quantity_text, scaled_column
 from engine.data import DataError, DataSet
 from engine.history import History
 from engine.money import (
     BP_SCALE,
+    QTY_DIGITS,
     QTY_SCALE,
     Rounding,
+    exponent,
     format_money,
     format_percent,
     format_quantity,
     mul_div_round,
-    parse_money,
     parse_percent,
 )
 
@@ -287,6 +289,12 @@ def _column(name: str) -> str:
     return LINE_COLUMN.get(name) or "item__" + name.removeprefix("item.")
 
 
+def condition_metrics(cond: t.Condition) -> set[str]:
+    from dsl.check import _atoms
+
+    return {a.field.name for a in _atoms(cond)}
+
+
 def condition_columns(cond: t.Condition | None) -> set[str]:
     from dsl.check import _atoms
 
@@ -377,21 +385,6 @@ def _line_filter(policies: PolicySet, where: t.Condition | None) -> pl.Expr:
     return to_expr(where, _column, lambda _: "text", policies.currency)
 
 
-def _fmt_money(values: np.ndarray, currency: str) -> list[str]:
-    return [format_money(int(v), currency) for v in values]
-
-
-def _fmt_basis(values: np.ndarray, measure: str, currency: str) -> list[str]:
-    return [format_quantity(int(v)) for v in values] if measure == "qty" else _fmt_money(values, currency)
-
-
-def format_attainment(basis: int, target: int) -> str:
-    """Attainment as a percentage with at most two decimals, cut (never rounded up), so that
-    99.999% reads 99.99% and never looks like a reached 100% step: 1075000/1000000 -> "107.5%".
-    Steps are compared exactly (basis * 10000 >= step * target), not on this text."""
-    return format_percent(basis * BP_SCALE // target)
-
-
 def run_policies(
     policies: PolicySet,
     history: History,
@@ -427,22 +420,30 @@ def run_policies(
         lines = lines.filter((pl.col("customer_id") == partner) | (pl.col("referrer") == partner))
         returns = returns.filter(pl.col("customer_id") == partner)
         events = events.filter(pl.col("partner_id") == partner)
-    _check_currency(lines, returns, policies.currency)
+    rates = [p for p in runnable if isinstance(p, RatePolicy)]
+    tier_policies = [p for p in runnable if isinstance(p, TierPolicy)]
+    wants_tiers = bool(tier_policies)
+    # distinct orders per partner cost a hash set each: only when a level reads them
+    wants_orders = any("orders" in condition_metrics(cond) for p in tier_policies for _, cond in p.levels)
+    if progress is not None:
+        progress(0, len(runnable) + 1, "scanning the history")
+    # one scan of the lines (and one of the returns) feeds every rebate, fund and tier policy
+    agg = _aggregate(policies, rates, wants_tiers, wants_orders, lines, returns)
     frames: list[pl.DataFrame] = []
     details: list[pl.DataFrame] = []
     for i, p in enumerate(runnable):
         if progress is not None:
-            progress(i, len(runnable), p.name)
+            progress(i + 1, len(runnable) + 1, p.name)
         if isinstance(p, RatePolicy):
-            frames.append(_rate_policy(policies, p, lines, returns, period, as_of))
+            frames.append(_rate_policy(policies, p, rates.index(p), agg, period))
         elif isinstance(p, CommissionPolicy):
             rows, detail = _commission(policies, p, lines, events, period)
             frames.append(rows)
             details.append(detail)
         else:
-            frames.append(_tier_policy(policies, p, lines, returns, events, period))
+            frames.append(_tier_policy(policies, p, agg, events, period))
     if progress is not None:
-        progress(len(runnable), len(runnable), "done")
+        progress(len(runnable) + 1, len(runnable) + 1, "done")
     rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=RESULT_SCHEMA)
     if partner is not None:
         rows = rows.filter(pl.col("partner") == partner)
@@ -469,34 +470,73 @@ def _check_currency(lines: pl.LazyFrame, returns: pl.LazyFrame, currency: str) -
 # ---- rebates and funds ------------------------------------------------------------------------
 
 
-def _basis_frame(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame) -> pl.DataFrame:
-    """customer_id, purchases, returned (basis units), one row per customer with any."""
-    needed = condition_columns(p.where)
-    value = "net_amount" if p.measure == "net_amount" else "qty"
+@dataclass(frozen=True)
+class _Aggregates:
+    """Per customer, from one scan of the lines and one of the returns: for rate policy i,
+    ``b{i}``/``n{i}`` (counted basis and lines) and ``rb{i}``/``rn{i}`` (returned), plus
+    ``purchases``, ``orders`` and ``returns`` for partner tiers."""
+
+    lines: pl.DataFrame
+    returns: pl.DataFrame
+
+
+def _keep(policies: PolicySet, p: RatePolicy) -> pl.Expr:
     keep = _line_filter(policies, p.where)
-    if not p.includes_special:
-        keep = keep & ~pl.col("special")
-    bought = _with_item(lines, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("purchases"))
-    parts = [bought.with_columns(pl.lit(0, dtype=pl.Int64).alias("returned"))]
+    return keep if p.includes_special else keep & ~pl.col("special")
+
+
+def _aggregate(policies: PolicySet, rates: list[RatePolicy], wants_tiers: bool, wants_orders: bool, lines: pl.LazyFrame, returns: pl.LazyFrame) -> _Aggregates:
+    cur = policies.currency
+    needed: set[str] = set().union(*(condition_columns(p.where) for p in rates)) if rates else set()
+    other = (pl.col("currency") != cur).fill_null(False).sum().alias("__other")
+    aggs = [other]
+    for i, p in enumerate(rates):
+        keep = _keep(policies, p)
+        value = pl.col("net_amount" if p.measure == "net_amount" else "qty")
+        aggs += [pl.when(keep).then(value).otherwise(0).sum().cast(pl.Int64).alias(f"b{i}"), keep.sum().cast(pl.Int64).alias(f"n{i}")]
+    if wants_tiers:
+        orders = pl.col("order_id").n_unique() if wants_orders else pl.lit(None, dtype=pl.Int64).first()
+        aggs += [pl.col("net_amount").sum().cast(pl.Int64).alias("purchases"), orders.cast(pl.Int64).alias("orders")]
+    line_agg = _collect(_with_item(lines, policies, needed).group_by("customer_id").agg(aggs))
+    r = returns
+    order_fields = needed & {"project", "referrer"}
+    if order_fields or any(p.minus_returns and not p.includes_special for p in rates):
+        # a return takes its order's project/referrer, and is of a special-price line when its
+        # order's line of that SKU was one (only the returned orders' lines are grouped)
+        per_order = (
+            lines.join(returns.select("order_id").unique(), on="order_id", how="semi")
+            .group_by("order_id", "sku")
+            .agg(pl.col("special").any(), *(pl.col(c).first() for c in sorted(order_fields)))
+        )
+        r = r.join(per_order, on=["order_id", "sku"], how="left").with_columns(pl.col("special").fill_null(False))
+    else:
+        r = r.with_columns(pl.lit(False).alias("special"))
+    for c in ("project", "referrer"):
+        if c in needed and c not in order_fields:
+            r = r.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+    raggs = [other, pl.col("net_amount").sum().cast(pl.Int64).alias("returns")]
+    for i, p in enumerate(rates):
+        if p.minus_returns:
+            keep = _keep(policies, p)
+            value = pl.col("net_amount" if p.measure == "net_amount" else "qty")
+            raggs += [pl.when(keep).then(value).otherwise(0).sum().cast(pl.Int64).alias(f"rb{i}"), keep.sum().cast(pl.Int64).alias(f"rn{i}")]
+    ret_agg = _collect(_with_item(r, policies, needed).group_by("customer_id").agg(raggs))
+    if line_agg["__other"].sum() or ret_agg["__other"].sum():
+        _check_currency(lines, returns, cur)
+    return _Aggregates(lines=line_agg, returns=ret_agg)
+
+
+def _basis_frame(p: RatePolicy, i: int, agg: _Aggregates) -> pl.DataFrame:
+    """customer_id, purchases, returned (basis units), one row per customer with a counted
+    line or return."""
+    bought = agg.lines.select("customer_id", pl.col(f"b{i}").alias("purchases"), pl.col(f"n{i}").alias("n"))
     if p.minus_returns:
-        r = returns
-        order_fields = needed & {"project", "referrer"}
-        if order_fields or not p.includes_special:
-            # a return takes its order's project/referrer, and is of a special-price line
-            # when its order's line of that SKU was one
-            per_order = lines.group_by("order_id", "sku").agg(
-                pl.col("special").any().alias("special"), *(pl.col(c).first().alias(c) for c in sorted(order_fields))
-            )
-            r = r.join(per_order, on=["order_id", "sku"], how="left").with_columns(pl.col("special").fill_null(False))
-        else:
-            r = r.with_columns(pl.lit(False).alias("special"))
-        for c in ("project", "referrer"):
-            if c in needed and c not in order_fields:
-                r = r.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-        returned = _with_item(r, policies, needed).filter(keep).group_by("customer_id").agg(pl.col(value).sum().alias("returned"))
-        parts.append(returned.with_columns(pl.lit(0, dtype=pl.Int64).alias("purchases")).select("customer_id", "purchases", "returned"))
-    frame = pl.concat([x.select("customer_id", pl.col("purchases").cast(pl.Int64), pl.col("returned").cast(pl.Int64)) for x in parts])
-    return _collect(frame.group_by("customer_id").agg(pl.col("purchases").sum(), pl.col("returned").sum()))
+        back = agg.returns.select("customer_id", pl.col(f"rb{i}").alias("returned"), pl.col(f"rn{i}").alias("rn"))
+        frame = bought.join(back, on="customer_id", how="full", coalesce=True)
+    else:
+        frame = bought.with_columns(pl.lit(0, dtype=pl.Int64).alias("returned"), pl.lit(0, dtype=pl.Int64).alias("rn"))
+    frame = frame.with_columns(pl.col(c).fill_null(0) for c in ("purchases", "n", "returned", "rn"))
+    return frame.filter((pl.col("n") + pl.col("rn")) > 0).select("customer_id", "purchases", "returned")
 
 
 def _targets(policies: PolicySet, p: RatePolicy, period: Period) -> pl.DataFrame | None:
@@ -507,22 +547,21 @@ def _targets(policies: PolicySet, p: RatePolicy, period: Period) -> pl.DataFrame
     if table is None:
         raise RebateError("unknown_table", f"rebate '{p.name}': target table '{p.target_table}' is not loaded")
     rows = table.filter(pl.col("period").str.strip_chars().str.to_uppercase() == period.label.upper())
-    out: dict[str, int] = {}
-    for i, (customer, text) in enumerate(zip(rows["customer_id"].to_list(), rows["target"].to_list(), strict=True)):
-        # a target table is small (one row per partner and period); parsed with money's rules
-        try:
-            value = parse_money(str(text), policies.currency) if p.measure == "net_amount" else quantity_value(t.NumberLit(text=str(text), span=t.NO_SPAN))[0]
-        except Exception:  # noqa: BLE001 - reported as a data error with the row
-            raise RebateError("bad_target", f"table {p.target_table}: target {text!r} of {customer} for {period.label} is not a valid figure (row {i + 1} of the period)") from None
-        if customer in out:
-            raise RebateError("bad_target", f"table {p.target_table}: two targets for {customer} in {period.label}")
-        out[str(customer)] = value
-    return pl.DataFrame({"customer_id": list(out), "target": list(out.values())}, schema={"customer_id": pl.String, "target": pl.Int64})
+    digits = QTY_DIGITS if p.measure == "qty" else exponent(policies.currency)
+    values, ok = scaled_column(rows["target"], digits)
+    if not ok.all():
+        bad = rows.filter(pl.Series(~ok)).row(0, named=True)
+        what = "a quantity" if p.measure == "qty" else f"an amount in {policies.currency}"
+        raise RebateError("bad_target", f"table {p.target_table}: target {bad['target']!r} of {bad['customer_id']} for {period.label} is not {what}")
+    if rows["customer_id"].n_unique() != rows.height:
+        dup = rows.filter(pl.col("customer_id").is_duplicated())["customer_id"][0]
+        raise RebateError("bad_target", f"table {p.target_table}: two targets for {dup} in {period.label}")
+    return pl.DataFrame({"customer_id": rows["customer_id"].cast(pl.String), "target": pl.Series(values, dtype=pl.Int64)})
 
 
-def _rate_policy(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, period: Period, as_of: dt.date) -> pl.DataFrame:
+def _rate_policy(policies: PolicySet, p: RatePolicy, i: int, agg: _Aggregates, period: Period) -> pl.DataFrame:
     cur, mode = policies.currency, policies.rounding
-    frame = _basis_frame(policies, p, lines, returns)
+    frame = _basis_frame(p, i, agg)
     targets = _targets(policies, p, period)
     if targets is not None:
         frame = frame.join(targets, on="customer_id", how="full", coalesce=True).with_columns(
@@ -576,37 +615,76 @@ def _rate_policy(policies: PolicySet, p: RatePolicy, lines: pl.LazyFrame, return
     if p.minimum is not None:
         below_min = (amount > 0) & (amount < p.minimum)
         amount = np.where(below_min, 0, amount)
-    basis_txt = _fmt_basis(basis, p.measure, cur)
-    target_txt = [(_fmt_basis(np.array([v]), p.measure, cur)[0] if h else None) for v, h in zip(target, has_target, strict=True)]
-    attain = [format_attainment(int(b), int(tg)) if h else None for b, tg, h in zip(basis, target, has_target, strict=True)]
-    step_txt = [(">= " + p.threshold_texts[s] if s >= 0 else None) for s in step] if p.kind == "rebate" else [None] * n
-    if p.mode == "incremental":
-        rate_txt = [(" / ".join(p.rate_texts[: s + 1]) if s >= 0 else None) for s in step]
-    else:
-        rate_txt = [(p.rate_texts[s] if s >= 0 else None) for s in step]
-    expl = [
-        _explain_rate(p, cur, int(pu), int(rt), basis_txt[i], target_txt[i], attain[i], int(step[i]), rate_txt[i], int(uncapped[i]), bool(capped[i]), bool(below_min[i]), int(amount[i]))
-        for i, (pu, rt) in enumerate(zip(purchases, returned, strict=True))
-    ]
-    return pl.DataFrame(
+    t_ = pl.DataFrame(
         {
             "partner": frame["customer_id"],
-            "policy": [p.name] * n,
-            "kind": [p.kind] * n,
-            "period": [period.label] * n,
-            "currency": [cur] * n,
-            "basis": basis_txt,
-            "target": target_txt,
-            "attainment": attain,
-            "step": step_txt,
-            "rate": rate_txt,
-            "uncapped": _fmt_money(uncapped, cur),
-            "amount": _fmt_money(amount, cur),
-            "explanation": expl,
-            "source": [p.source] * n,
-        },
-        schema=RESULT_SCHEMA,
+            "basis_m": basis, "returned_m": returned, "target_m": target, "has_target": has_target,
+            "step_i": step.astype(np.int64), "uncapped_m": uncapped, "amount_m": amount, "capped": capped, "below_min": below_min,
+            "attain_bp": _attainment_bp(basis, target, has_target),
+        }
     )
+    qty = p.measure == "qty"
+    basis_t = quantity_text(pl.col("basis_m")) if qty else money_text(pl.col("basis_m"), cur)
+    returned_t = quantity_text(pl.col("returned_m")) if qty else money_text(pl.col("returned_m"), cur)
+    target_t = pl.when(pl.col("has_target")).then(quantity_text(pl.col("target_m")) if qty else money_text(pl.col("target_m"), cur))
+    attain_t = pl.when(pl.col("has_target")).then(percent_text(pl.col("attain_bp")))
+    got_step = pl.col("step_i") >= 0
+    step_t = pl.when(got_step).then(_pick(pl.col("step_i"), [">= " + x for x in p.threshold_texts])) if p.kind == "rebate" else pl.lit(None, dtype=pl.String)
+    rates_t = [" / ".join(p.rate_texts[: k + 1]) for k in range(len(p.rate_texts))] if p.mode == "incremental" else list(p.rate_texts)
+    rate_t = pl.when(got_step).then(_pick(pl.col("step_i"), rates_t))
+    uncapped_t, amount_t = money_text(pl.col("uncapped_m"), cur), money_text(pl.col("amount_m"), cur)
+    what = "quantity" if qty else "net purchases"
+    head = pl.concat_str(pl.lit(f"{what} "), basis_t)
+    if p.minus_returns:
+        head = head + pl.when(pl.col("returned_m") != 0).then(pl.concat_str(pl.lit(" after "), returned_t, pl.lit(" returned"))).otherwise(pl.lit(""))
+    if p.by == "attainment":
+        head = head + pl.when(pl.col("has_target")).then(pl.concat_str(pl.lit(" = "), attain_t, pl.lit(" of target "), target_t)).otherwise(pl.lit(""))
+    if p.kind == "fund":
+        earned = pl.concat_str(pl.lit("; "), rate_t, pl.lit(" accrued = "), uncapped_t)
+    elif p.mode == "retroactive":
+        earned = pl.concat_str(pl.lit("; reached "), step_t, pl.lit(": "), rate_t, pl.lit(" on the whole basis = "), uncapped_t)
+    else:
+        bands = pl.concat_str((pl.col("step_i") + 1).cast(pl.String), pl.when(pl.col("step_i") > 0).then(pl.lit(" bands")).otherwise(pl.lit(" band")))
+        earned = pl.concat_str(pl.lit("; "), bands, pl.lit(" ("), rate_t, pl.lit("), each rate on its slice = "), uncapped_t)
+    tail = pl.when(pl.col("capped")).then(pl.concat_str(pl.lit("; capped at "), amount_t, pl.lit(" per customer"))).otherwise(pl.lit(""))
+    if p.minimum is not None:
+        tail = tail + pl.when(pl.col("below_min")).then(pl.lit(f"; below the minimum payout {format_money(p.minimum, cur)}, nothing paid")).otherwise(pl.lit(""))
+    explanation = (
+        pl.when(pl.lit(p.by == "attainment") & ~pl.col("has_target"))
+        .then(head + pl.lit("; no target for the period, no rebate"))
+        .when(~got_step)
+        .then(head + pl.lit(f"; below the first step (>= {p.threshold_texts[0]}), nothing earned"))
+        .otherwise(head + earned + tail)
+    )
+    return t_.select(
+        "partner",
+        pl.lit(p.name).alias("policy"),
+        pl.lit(p.kind).alias("kind"),
+        pl.lit(period.label).alias("period"),
+        pl.lit(cur).alias("currency"),
+        basis_t.alias("basis"),
+        target_t.alias("target"),
+        (attain_t if p.by == "attainment" or p.target_table or p.target_value else pl.lit(None, dtype=pl.String)).alias("attainment"),
+        step_t.alias("step"),
+        rate_t.alias("rate"),
+        uncapped_t.alias("uncapped"),
+        amount_t.alias("amount"),
+        explanation.alias("explanation"),
+        pl.lit(p.source).alias("source"),
+    ).cast(RESULT_SCHEMA)  # type: ignore[arg-type]
+
+
+def _pick(index: pl.Expr, texts: list[str]) -> pl.Expr:
+    """texts[index] (index >= 0), vectorized."""
+    return index.replace_strict(list(range(len(texts))), texts, default=None, return_dtype=pl.String)
+
+
+def _attainment_bp(basis: np.ndarray, target: np.ndarray, has_target: np.ndarray) -> np.ndarray:
+    """floor(basis * 10000 / target) in basis points (0 without a target), exactly."""
+    safe = np.where(has_target, target, 1)
+    if len(basis) == 0 or int(np.abs(basis).max()) < (1 << 62) // BP_SCALE:
+        return np.where(has_target, basis * BP_SCALE // safe, 0)
+    return np.array([int(b) * BP_SCALE // int(t_) if h else 0 for b, t_, h in zip(basis, safe, has_target, strict=True)], dtype=np.int64)
 
 
 def _ge_products(a: np.ndarray, a_scale: int, b: np.ndarray, b_scale: int) -> np.ndarray:
@@ -616,33 +694,6 @@ def _ge_products(a: np.ndarray, a_scale: int, b: np.ndarray, b_scale: int) -> np
         out: np.ndarray = a * a_scale >= b * b_scale
         return out
     return np.array([int(x) * a_scale >= int(y) * b_scale for x, y in zip(a, b, strict=True)], dtype=bool)
-
-
-def _explain_rate(p: RatePolicy, cur: str, purchases: int, returned: int, basis: str, target: str | None, attain: str | None, step: int, rate: str | None, uncapped: int, capped: bool, below_min: bool, amount: int) -> str:
-    what = "quantity" if p.measure == "qty" else "net purchases"
-    text = f"{what} {basis}"
-    if p.minus_returns and returned:
-        sub = format_quantity(returned) if p.measure == "qty" else format_money(returned, cur)
-        text += f" after {sub} returned"
-    if p.by == "attainment":
-        if target is None:
-            return text + "; no target for the period, no rebate"
-        text += f" = {attain} of target {target}"
-    if step < 0:
-        first = p.threshold_texts[0]
-        return text + f"; below the first step (>= {first}), nothing earned"
-    if p.kind == "fund":
-        text += f"; {rate} accrued = {format_money(uncapped, cur)}"
-    elif p.mode == "retroactive":
-        text += f"; reached >= {p.threshold_texts[step]}: {rate} on the whole basis = {format_money(uncapped, cur)}"
-    else:
-        text += f"; {step + 1} band{'s' if step else ''} ({rate}), each rate on its slice = {format_money(uncapped, cur)}"
-    if capped:
-        text += f"; capped at {format_money(amount, cur)} per customer"
-    if below_min:
-        assert p.minimum is not None
-        text += f"; below the minimum payout {format_money(p.minimum, cur)}, nothing paid"
-    return text
 
 
 # ---- commissions -----------------------------------------------------------------------------
@@ -675,9 +726,8 @@ def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, e
     capped = per_order > p.cap_order if p.cap_order is not None else np.zeros(len(net), dtype=bool)
     if p.cap_order is not None:
         per_order = np.minimum(per_order, p.cap_order)
-    detail = pl.DataFrame(
-        {"partner": orders["partner"], "policy": [p.name] * orders.height, "order_id": orders["order_id"], "net": _fmt_money(net, cur), "amount": _fmt_money(per_order, cur), "capped": capped},
-        schema=DETAIL_SCHEMA,
+    detail = orders.with_columns(pl.Series("amount_m", per_order, dtype=pl.Int64), pl.Series("capped", capped, dtype=pl.Boolean)).select(
+        "partner", pl.lit(p.name).alias("policy"), "order_id", money_text(pl.col("net"), cur).alias("net"), money_text(pl.col("amount_m"), cur).alias("amount"), "capped"
     )
     by_partner = orders.with_columns(pl.Series("commission", per_order, dtype=pl.Int64), pl.Series("capped", capped)).group_by("partner").agg(
         pl.len().alias("orders"), pl.col("net").sum(), pl.col("commission").sum(), pl.col("capped").sum().alias("orders_capped")
@@ -697,39 +747,39 @@ def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, e
     ).sort("partner")
     total = (by_partner["commission"] + by_partner["events_earned"]).to_numpy().astype(np.int64)
     amount = np.minimum(total, p.cap_period) if p.cap_period is not None else total
-    n = by_partner.height
-    expl = []
-    for r, tot, amt in zip(by_partner.iter_rows(named=True), total, amount, strict=True):
-        parts = []
-        if p.percent is not None and r["orders"]:
-            s = f"{r['orders']} order{'s' if r['orders'] != 1 else ''} net {format_money(r['net'], cur)} at {format_percent(p.percent)}"
-            if r["orders_capped"]:
-                s += f", {r['orders_capped']} capped at {format_money(p.cap_order or 0, cur)} per order"
-            parts.append(s + f" = {format_money(r['commission'], cur)}")
-        if r["event_text"]:
-            parts.append(f"{r['event_text']} = {format_money(r['events_earned'], cur)}")
-        text = "; ".join(parts) or "nothing earned"
-        if amt < tot:
-            text += f"; {format_money(int(tot), cur)} capped at {format_money(int(amt), cur)} per period"
-        expl.append(text)
-    rows = pl.DataFrame(
-        {
-            "partner": by_partner["partner"],
-            "policy": [p.name] * n,
-            "kind": ["commission"] * n,
-            "period": [period.label] * n,
-            "currency": [cur] * n,
-            "basis": _fmt_money(by_partner["net"].to_numpy(), cur),
-            "target": [None] * n,
-            "attainment": [None] * n,
-            "step": [None] * n,
-            "rate": [format_percent(p.percent) if p.percent is not None else None] * n,
-            "uncapped": _fmt_money(total, cur),
-            "amount": _fmt_money(amount, cur),
-            "explanation": expl,
-            "source": [p.source] * n,
-        },
-        schema=RESULT_SCHEMA,
+    frame = by_partner.with_columns(pl.Series("total", total, dtype=pl.Int64), pl.Series("amount_m", amount, dtype=pl.Int64))
+    parts: list[pl.Expr] = []
+    if p.percent is not None:
+        plural_s = pl.when(pl.col("orders") != 1).then(pl.lit("s")).otherwise(pl.lit(""))
+        capped_t = pl.when(pl.col("orders_capped") > 0).then(
+            pl.concat_str(pl.lit(", "), pl.col("orders_capped").cast(pl.String), pl.lit(f" capped at {format_money(p.cap_order or 0, cur)} per order"))
+        ).otherwise(pl.lit(""))
+        on_orders = pl.concat_str(
+            pl.col("orders").cast(pl.String), pl.lit(" order"), plural_s, pl.lit(" net "), money_text(pl.col("net"), cur),
+            pl.lit(f" at {format_percent(p.percent)}"), capped_t, pl.lit(" = "), money_text(pl.col("commission"), cur),
+        )
+        parts.append(pl.when(pl.col("orders") > 0).then(on_orders))
+    if p.rewards:
+        parts.append(pl.when(pl.col("event_text").is_not_null()).then(pl.concat_str(pl.col("event_text"), pl.lit(" = "), money_text(pl.col("events_earned"), cur))))
+    joined = pl.concat_str(parts, separator="; ", ignore_nulls=True) if parts else pl.lit("")
+    explanation = pl.when(joined == "").then(pl.lit("nothing earned")).otherwise(joined) + pl.when(pl.col("amount_m") < pl.col("total")).then(
+        pl.concat_str(pl.lit("; "), money_text(pl.col("total"), cur), pl.lit(" capped at "), money_text(pl.col("amount_m"), cur), pl.lit(" per period"))
+    ).otherwise(pl.lit(""))
+    rows = frame.select(
+        "partner",
+        pl.lit(p.name).alias("policy"),
+        pl.lit("commission").alias("kind"),
+        pl.lit(period.label).alias("period"),
+        pl.lit(cur).alias("currency"),
+        money_text(pl.col("net"), cur).alias("basis"),
+        pl.lit(None, dtype=pl.String).alias("target"),
+        pl.lit(None, dtype=pl.String).alias("attainment"),
+        pl.lit(None, dtype=pl.String).alias("step"),
+        pl.lit(format_percent(p.percent) if p.percent is not None else None, dtype=pl.String).alias("rate"),
+        money_text(pl.col("total"), cur).alias("uncapped"),
+        money_text(pl.col("amount_m"), cur).alias("amount"),
+        explanation.alias("explanation"),
+        pl.lit(p.source).alias("source"),
     )
     return rows, detail
 
@@ -737,12 +787,12 @@ def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, e
 # ---- partner tiers ---------------------------------------------------------------------------
 
 
-def _tier_policy(policies: PolicySet, p: TierPolicy, lines: pl.LazyFrame, returns: pl.LazyFrame, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
+def _tier_policy(policies: PolicySet, p: TierPolicy, agg: _Aggregates, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
     from dsl.policies import FACT_METRICS, METRICS
 
     cur = policies.currency
-    bought = lines.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("purchases"), pl.col("order_id").n_unique().alias("orders"))
-    back = returns.group_by(pl.col("customer_id").alias("partner")).agg(pl.col("net_amount").sum().alias("returns"))
+    bought = agg.lines.lazy().select(pl.col("customer_id").alias("partner"), "purchases", "orders")
+    back = agg.returns.lazy().select(pl.col("customer_id").alias("partner"), "returns")
     counts = events.group_by(pl.col("partner_id").alias("partner")).agg(
         (pl.col("kind") == "lead_submitted").sum().alias("leads_submitted"),
         (pl.col("kind") == "lead_converted").sum().alias("leads_converted"),
@@ -769,42 +819,34 @@ def _tier_policy(policies: PolicySet, p: TierPolicy, lines: pl.LazyFrame, return
     for name, cond in reversed(p.levels):
         level = pl.when(to_expr(cond, lambda f: f, lambda f: kinds[f], cur)).then(pl.lit(name)).otherwise(level)
     out = metrics.with_columns(level.alias("level"))
-    n = out.height
-
-    def explain(r: dict[str, object]) -> str:
-        figures = f"purchases {format_money(int(r['purchases']), cur)}"  # type: ignore[call-overload]
-        if r["returns"]:
-            figures += f", returns {format_money(int(r['returns']), cur)}"  # type: ignore[call-overload]
-        for m in ("leads_submitted", "leads_converted", "merchants_referred", "partners_recruited"):
-            if r[m]:
-                figures += f", {m.replace('_', ' ')} {r[m]}"
-        if r.get("certified_staff") is not None:
-            figures += f", certified staff {r['certified_staff']}"
-        if r["level"] is None:
-            return f"{figures}; no level holds and there is no default"
-        names = [lv for lv, _ in p.levels]
-        if r["level"] in names:
-            above = names[: names.index(str(r["level"]))]
-            why = f"; not {', '.join(above)}" if above else ""
-            return f"{figures}; highest level that holds: {r['level']}{why}"
-        return f"{figures}; no level holds: default {r['level']}"
-
-    return pl.DataFrame(
-        {
-            "partner": out["partner"],
-            "policy": [p.name] * n,
-            "kind": ["tiers"] * n,
-            "period": [period.label] * n,
-            "currency": [cur] * n,
-            "basis": _fmt_money(out["purchases"].to_numpy(), cur),
-            "target": [None] * n,
-            "attainment": [None] * n,
-            "step": out["level"],
-            "rate": [None] * n,
-            "uncapped": [None] * n,
-            "amount": [None] * n,
-            "explanation": [explain(r) for r in out.iter_rows(named=True)],
-            "source": [p.source] * n,
-        },
-        schema=RESULT_SCHEMA,
+    figures: list[pl.Expr] = [pl.concat_str(pl.lit("purchases "), money_text(pl.col("purchases"), cur))]
+    figures.append(pl.when(pl.col("returns") != 0).then(pl.concat_str(pl.lit("returns "), money_text(pl.col("returns"), cur))))
+    for m in ("leads_submitted", "leads_converted", "merchants_referred", "partners_recruited"):
+        figures.append(pl.when(pl.col(m) != 0).then(pl.concat_str(pl.lit(m.replace("_", " ") + " "), pl.col(m).cast(pl.String))))
+    figures.append(pl.when(pl.col("certified_staff").is_not_null()).then(pl.concat_str(pl.lit("certified staff "), pl.col("certified_staff").cast(pl.String))))
+    said = pl.concat_str(figures, separator=", ", ignore_nulls=True)
+    names = [lv for lv, _ in p.levels]
+    why = [f"; highest level that holds: {name}" + (f"; not {', '.join(names[:k])}" if k else "") for k, name in enumerate(names)]
+    reason = (
+        pl.when(pl.col("level").is_null())
+        .then(pl.lit("; no level holds and there is no default"))
+        .when(pl.col("level").is_in(names))
+        .then(pl.col("level").replace_strict(names, why, default=None, return_dtype=pl.String))
+        .otherwise(pl.concat_str(pl.lit("; no level holds: default "), pl.col("level")))
+    )
+    return out.select(
+        "partner",
+        pl.lit(p.name).alias("policy"),
+        pl.lit("tiers").alias("kind"),
+        pl.lit(period.label).alias("period"),
+        pl.lit(cur).alias("currency"),
+        money_text(pl.col("purchases"), cur).alias("basis"),
+        pl.lit(None, dtype=pl.String).alias("target"),
+        pl.lit(None, dtype=pl.String).alias("attainment"),
+        pl.col("level").alias("step"),
+        pl.lit(None, dtype=pl.String).alias("rate"),
+        pl.lit(None, dtype=pl.String).alias("uncapped"),
+        pl.lit(None, dtype=pl.String).alias("amount"),
+        (said + reason).alias("explanation"),
+        pl.lit(p.source).alias("source"),
     )

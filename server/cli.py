@@ -1,4 +1,4 @@
-"""The ``pricer`` command line: serve, check, fmt, quote, load.
+"""The ``pricer`` command line: serve, check, fmt, quote, load, rebates, diff.
 
 Every failure is one clear message on stderr and a non-zero exit, never a traceback:
 exit 1 when the thing checked has errors (a ruleset, files that ``fmt --check`` would
@@ -8,6 +8,8 @@ change), exit 2 for bad input or an unusable database/file.
     pricer load standard_prices prices.csv
     pricer quote cart.json
     pricer quote --batch carts.parquet --out priced.parquet
+    pricer rebates rules/ --history hist/ --period 2026-Q4 --out q4.parquet
+    pricer diff rules/ next/ --history hist/ --period 2026-Q4
 """
 
 from __future__ import annotations
@@ -476,6 +478,82 @@ def cmd_rebates(args: argparse.Namespace) -> int:
     return 0
 
 
+def _money_columns(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Minor-unit columns as decimal text in each row's ``currency`` (small frames: reports)."""
+    from engine.money import format_money
+
+    out = []
+    for col in columns:
+        out.append(pl.Series(col, [format_money(int(v), c) for v, c in zip(frame[col].to_list(), frame["currency"].to_list(), strict=True)], dtype=pl.String))
+    return frame.with_columns(out)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from engine.api import RuleError, compile_ruleset
+    from engine.data import DataError
+    from engine.history import read_history, store_history
+    from engine.rebates import RebateError, parse_period
+    from engine.whatif import FIGURES, diff
+
+    settings = _settings(args)
+    with _open_store(settings.db_path, read_only=True) as store:
+        data = store.snapshot()
+        plans = []
+        for directory in (args.old, args.new):
+            sources = _sources(Path(directory))
+            try:
+                plans.append(compile_ruleset(sources, data))
+            except RuleError as exc:
+                raise CliError(f"{directory} does not compile:\n{exc.render()}", status=1) from None
+        old, new = plans
+        try:
+            history = read_history(args.history, old.currency) if args.history else store_history(store, old.currency)
+            lines = history.lines
+            label = "all dates"
+            if args.period:
+                period = parse_period(args.period)
+                lines = lines.filter(pl.col("date").is_between(period.start, period.end))
+                label = period.label
+            frame = lines.collect()
+        except RebateError as exc:
+            raise CliError(exc.message) from None
+        except DataError as exc:
+            raise CliError(str(exc)) from None
+        customers = None
+        if args.customers:
+            if args.customers not in data.tables:
+                raise CliError(f"--customers {args.customers}: no such table (load it with pricer load)")
+            customers = data.tables[args.customers]
+    if frame.height == 0:
+        raise CliError(f"no order lines in the history for {label}")
+    report = diff(old, new, frame, customers)
+    money = [f"{f}_{t}" for f in FIGURES for t in ("old", "new")] + ["net_delta"]
+    orders = frame["order_id"].n_unique()
+    print(f"what-if on {plural(orders, 'order')}, {plural(frame.height, 'line')} ({label}): {old.version} -> {new.version}")
+    print()
+    print("totals")
+    print(_table_text(_money_columns(report.totals, money)))
+    for title, table, key in (
+        ("by partner", report.by_partner, "customer_id"),
+        ("by SKU", report.by_sku, "sku"),
+    ):
+        print()
+        print(f"{title} (top {args.top} by net change)")
+        shown = _money_columns(table.head(args.top), ["net_old", "net_new", "net_delta", "discount_old", "discount_new"])
+        print(_table_text(shown.select(key, "currency", "lines", "changed", "discount_old", "discount_new", "net_old", "net_new", "net_delta")))
+    print()
+    print("discount by rule")
+    print(_table_text(_money_columns(report.by_rule, ["discount_old", "discount_new", "discount_delta"])))
+    print()
+    print(f"lines whose net changed most (top {args.top})")
+    top = report.lines.filter(pl.col("net_delta") != 0).sort(pl.col("net_delta").abs(), "order_id", "line_id", descending=[True, False, False]).head(args.top)
+    print(_table_text(_money_columns(top, ["net_old", "net_new", "net_delta"]).select("order_id", "line_id", "customer_id", "sku", "net_old", "net_new", "net_delta")))
+    if args.out:
+        _write_frame(report.lines, Path(args.out))
+        print(f"\nevery line -> {args.out}")
+    return 0
+
+
 # ---- the parser -----------------------------------------------------------------------
 
 
@@ -534,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PRICED.parquet", default=None)
 
     p = add("load", cmd_load, "load a CSV or Parquet file as a data table (all rows or none)")
-    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, a table name, or 'ledger' (imported history, JSON)")
+    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, order_lines, returns, events, a table name, or 'ledger' (imported ledger state, JSON)")
     p.add_argument("file", metavar="FILE")
 
     p = add("rebates", cmd_rebates, "compute rebates, commissions, partner tiers and funds for a period")
@@ -547,6 +625,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print every result row after the summary")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
     p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the run in the store")
+
+    p = add("diff", cmd_diff, "re-price historical orders under two rulesets and compare")
+    p.add_argument("old", metavar="OLD_RULESET_DIR")
+    p.add_argument("new", metavar="NEW_RULESET_DIR")
+    p.add_argument("--history", metavar="H", default=None, help="order_lines file, or a directory with order_lines (default: the store's)")
+    p.add_argument("--period", default=None, help="only orders in 2026-Q4, 2026-11, 2026 or a date range")
+    p.add_argument("--customers", metavar="TABLE", default=None, help="a data table (id, tier, region, group) giving each order's customer attributes")
+    p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
+    p.add_argument("--out", metavar="DIFF.parquet", default=None, help="write every line's old and new figures (.parquet or .csv)")
     return parser
 
 

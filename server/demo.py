@@ -4,7 +4,9 @@ About 3000 SKUs in 12 categories and 5 brands, with the tables the demo ruleset 
 ``rules/`` names: ``standard_prices`` (with quantity breaks), ``gold_prices``,
 ``silver_prices``, ``customer_prices`` (keyed by customer id), ``export_prices`` (USD),
 ``fx_rates``, ``tax_rates``, and ``demo_customers`` (not read by rules; carts carry the
-customer, the table is there to build realistic ones). The same seed gives the same data.
+customer, the table is there to build realistic ones), plus a year of order history
+(``order_lines``, ``returns``, ``events``) and ``rebate_targets`` for the rebate, commission,
+tier and fund policies in ``rules/rebates.rule``. The same seed gives the same data.
 
 SKUs the README tour relies on: ``TL-0001`` and ``TL-0002`` (tools, pcs, box=12) and
 ``CB-0001`` (cable sold by the metre).
@@ -205,6 +207,53 @@ def _tax() -> pl.DataFrame:
     )
 
 
+def history(
+    seed: int, catalog: pl.DataFrame, standard: pl.DataFrame, customers: pl.DataFrame, n_orders: int = 4000
+) -> dict[str, pl.DataFrame]:
+    """Seeded order history for 2026 (order_lines, returns, events) and 2026-Q4 rebate
+    targets: what ``pricer rebates rules/ --period 2026-Q4`` runs over in the demo."""
+    rng = random.Random(seed * 7 + 1)
+    price = {r[0]: Decimal(r[1]) for r in standard.filter(pl.col("min_qty").is_null() | (pl.col("min_qty") == "0")).select("sku", "price").iter_rows()} if "min_qty" in standard.columns else {r[0]: Decimal(r[1]) for r in standard.select("sku", "price").iter_rows()}
+    skus = sorted(s for s in catalog["sku"].to_list() if s in price and s != "KIT-0001")
+    ids = customers["id"].to_list()
+    lines: list[dict[str, str]] = []
+    for o in range(1, n_orders + 1):
+        customer = ids[0] if o % 25 == 0 else rng.choice(ids)
+        day = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(365))
+        referrer = rng.choice(ids) if rng.random() < 0.2 else ""
+        for line in range(1, rng.randint(1, 6) + 1):
+            sku = rng.choice(skus)
+            qty = rng.randint(1, 40)
+            special = rng.random() < 0.05
+            off = Decimal(rng.choice((0, 0, 3, 5, 10))) / 100
+            net = price[sku] * qty * (1 - off)
+            lines.append({
+                "order_id": f"H{o:05d}", "line_id": str(line), "date": day.isoformat(), "customer_id": customer,
+                "referrer": referrer, "project": "", "sku": sku, "qty": str(qty),
+                "list_amount": _money(price[sku] * qty), "net_amount": _money(net), "currency": "CNY",
+                "special": "true" if special else "false",
+            })
+    returns = []
+    for i, ln in enumerate(rng.sample(lines, len(lines) // 50), start=1):
+        returns.append({
+            "return_id": f"X{i:05d}", "order_id": ln["order_id"], "date": ln["date"], "customer_id": ln["customer_id"],
+            "sku": ln["sku"], "qty": "1", "net_amount": _money(Decimal(ln["net_amount"]) / Decimal(ln["qty"])),
+        })
+    kinds = ("lead_submitted", "lead_converted", "merchant_referred", "partner_recruited")
+    events = [
+        {"event_id": f"E{i:05d}", "date": (dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(365))).isoformat(),
+         "partner_id": rng.choice(ids), "kind": rng.choice(kinds)}
+        for i in range(1, 3001)
+    ]
+    targets = [{"customer_id": c, "period": "2026-Q4", "target": f"{rng.randrange(20, 200) * 1000}.00"} for c in ids]
+    return {
+        "order_lines": pl.DataFrame(lines, schema={k: pl.String for k in lines[0]}),
+        "returns": pl.DataFrame(returns, schema={k: pl.String for k in returns[0]}),
+        "events": pl.DataFrame(events, schema={k: pl.String for k in events[0]}),
+        "rebate_targets": pl.DataFrame(targets, schema={k: pl.String for k in targets[0]}),
+    }
+
+
 def generate(
     seed: int = 2026, n_skus: int = 3000, n_customers: int = 200
 ) -> dict[str, pl.DataFrame]:
@@ -224,6 +273,7 @@ def generate(
         "fx_rates": _fx(rng),
         "tax_rates": _tax(),
         "demo_customers": customers,
+        **history(seed, catalog, standard, customers),
         "catalog": catalog,
     }
 

@@ -104,7 +104,7 @@ def calculate(runtime: Any, body: RebateRequest) -> dict[str, Any]:
         raise NoPolicies("the ruleset being served has no rebate, commission, partner tiers or fund declarations")
     try:
         period = parse_period(body.period)
-        history = store_history(runtime.store, policies.currency)
+        history = store_history(runtime.store, policies.currency, partner=body.partner, start=period.start, end=period.end)
         result = run_policies(policies, history, period, as_of=body.as_of, partner=body.partner)
     except RebateError as exc:
         raise RebateInputError(exc.message, errors=[{"code": exc.code, "message": exc.message}]) from None
