@@ -224,9 +224,10 @@ def split_lines(
         return None
     safe = np.maximum(row, 0)
     price_cart = special.price[safe].copy()  # the special price in the cart's currency
-    currency = batch.carts["currency"].to_numpy()
-    foreign = np.nonzero((row >= 0) & (currency[batch.line_cart] != plan.currency))[0]
+    foreign_cart = (batch.carts["currency"] != plan.currency).to_numpy()
+    foreign = np.nonzero((row >= 0) & foreign_cart[batch.line_cart])[0] if foreign_cart.any() else np.zeros(0, dtype=np.int64)
     if len(foreign):
+        currency = batch.carts["currency"].to_numpy()
         days = batch.carts["date"].to_numpy()
         keys = sorted({(str(currency[c]), int(days[c])) for c in np.unique(batch.line_cart[foreign]).tolist()})
         for cur, day in keys:  # once per (currency, date) in play
@@ -240,7 +241,7 @@ def split_lines(
             converted = np.array([convert_minor(int(v), rate, plan.currency, cur, plan.rounding) for v in values.tolist()], dtype=np.int64)
             price_cart[at] = converted[inverse.reshape(-1)]
     used = ledger.special_used if ledger is not None else {}
-    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.skus, plan.rounding)
+    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.sku_index, plan.rounding)
     s_qty[error != OK] = 0
     split = s_qty > 0
     if not split.any():
