@@ -297,6 +297,8 @@ class _Checker:
             place = "a promotion's 'when'" if decl.scope is None or isinstance(decl.scope, t.LineScope) else "a cart promotion's 'when'"
             self._condition(decl.when, schema, allowed=("cart",), place=place)
         self._validity(decl.valid)
+        for cumulative in decl.cumulative:
+            self._cumulative(cumulative, schema)
         scope = decl.scope
         if scope is None:
             self.error("E0502", f"promotion '{decl.name}' has no scope", decl.name_span, "add: each line where <condition>: <benefit>")
@@ -330,6 +332,16 @@ class _Checker:
         else:
             self._order_scope(scope)
         self._caps(decl)
+
+    def _cumulative(self, cumulative: t.Cumulative, schema: Schema) -> None:
+        self._selector(cumulative.selector, schema)
+        threshold = cumulative.threshold
+        if cumulative.measure == "amount":
+            self._money_literal(threshold, allow_negative=False)
+        elif isinstance(threshold, t.QtyLit):
+            self.error("E0304", f"a cumulative quantity is counted in the base unit, not in '{threshold.unit}'", threshold.span, "write it as a number of base units")
+        else:
+            self._quantity_literal(threshold)
 
     def _whole(self, lit: t.Literal_, what: str, quiet: bool = False) -> int | None:
         text = lit.text if isinstance(lit, t.NumberLit) else None

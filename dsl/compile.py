@@ -11,12 +11,20 @@ import numpy as np
 
 from dsl import tree as t
 from dsl.check import CheckedRuleset, money_value, quantity_value
-from dsl.compile_cart import build_approval, build_bundles, build_cart_rule, build_floor, caps_of
+from dsl.compile_cart import (
+    build_approval,
+    build_bundles,
+    build_cart_rule,
+    build_floor,
+    caps_of,
+    selector_mask,
+)
 from dsl.errors import Diagnostic
 from dsl.shadow import shadowed
 from engine.cart_rules import CartStages
-from engine.catalog import build_catalog
-from engine.conditions import FULL, ConditionCompiler, ConditionTooComplex, Conjunct
+from engine.catalog import CatalogIndex, build_catalog
+from engine.conditions import FULL, TRUE, CartAtom, ConditionCompiler, ConditionTooComplex, Conjunct
+from engine.cumulative import FIELD_PREFIX, CumulativePlan
 from engine.data import DataError, DataSet
 from engine.line_index import (
     KIND_AMOUNT,
@@ -58,10 +66,10 @@ def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
     return BenefitSpec(kind=KIND_FIXED, amount=money_value(benefit.price, currency))
 
 
-def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str) -> LineRule:
+def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str, cumulative: tuple[Conjunct, ...] = TRUE) -> LineRule:
     scope = promo.scope
     assert isinstance(scope, t.LineScope)
-    parts = [conditions.validity(promo.valid), conditions.compile(promo.when), conditions.compile(scope.where)]
+    parts = [conditions.validity(promo.valid), conditions.compile(promo.when), conditions.compile(scope.where), cumulative]
     action = scope.action
     if isinstance(action, t.Tiers):
         thresholds = []
@@ -99,11 +107,33 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str)
     )
 
 
+def _cumulative(promo: t.Promotion, catalog: CatalogIndex, currency: str, plans: list[CumulativePlan]) -> tuple[Conjunct, ...]:
+    """The promotion's cumulative conditions as cart atoms on synthetic fields (their plans
+    are appended to ``plans``)."""
+    atoms = []
+    for c in promo.cumulative:
+        mask = selector_mask(c.selector, catalog)
+        threshold = quantity_value(c.threshold)[0] if c.measure == "qty" else money_value(c.threshold, currency)
+        field = f"{FIELD_PREFIX}{len(plans)}"
+        plans.append(
+            CumulativePlan(
+                field=field, measure=c.measure, mask=mask, skus=tuple(s for s, m in zip(catalog.skus, mask.tolist(), strict=True) if m),
+                threshold=threshold, start=promo.valid.start if promo.valid else None, end=promo.valid.end if promo.valid else None,
+            )  # fmt: skip
+        )
+        atoms.append(CartAtom(field=field, op="in", values=frozenset({"1"})))
+    if not atoms:
+        return TRUE
+    return (Conjunct(item=None, cart=tuple(atoms), qty=FULL, amount=FULL),)
+
+
 def names_money(promo: t.Promotion) -> bool:
     """Does a promotion read or give an amount of money (so a foreign cart needs a rate)?"""
     scope = promo.scope
     if scope is None:
         return False
+    if any(c.measure == "amount" for c in promo.cumulative):
+        return True
     if any(c.kind in ("discount", "budget") for c in promo.caps):
         return True
     if not isinstance(scope, t.LineScope):
@@ -171,13 +201,15 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
     line_ids: list[int] = []
     infos = [RuleInfo(name=p.name, kind="promotion", span=p.span, decl=p) for p in checked.promotions]
     cart_rules = []
+    cumulative: list[CumulativePlan] = []
     for rule_id, promo in enumerate(checked.promotions):
         try:
+            held = _cumulative(promo, catalog, checked.currency, cumulative)
             if isinstance(promo.scope, t.LineScope):
-                rules.append(_line_rule(promo, conditions, checked.currency))
+                rules.append(_line_rule(promo, conditions, checked.currency, held))
                 line_ids.append(rule_id)
             else:
-                cart_rules.append(build_cart_rule(rule_id, promo, conditions, catalog, checked.currency))
+                cart_rules.append(build_cart_rule(rule_id, promo, conditions, catalog, checked.currency, held))
         except ConditionTooComplex as err:
             diagnostics.append(
                 Diagnostic(code="E0503", severity="error", message=str(err), span=err.span, hint="split the rule, or write tier thresholds in the base unit")
@@ -227,6 +259,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         line_rule_ids=np.array(line_ids, dtype=np.int64),
         line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None),
         special=special,
+        cumulative=tuple(cumulative),
         stages=stages,
         tax=tax,
         fx=fx,

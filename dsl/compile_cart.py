@@ -9,7 +9,7 @@ from dsl.check import money_value
 from engine.cart_rules import ApprovalPlan, Caps, CartRule, FloorPlan, SetBenefit
 from engine.catalog import BoolArray, CatalogIndex
 from engine.columns import scaled_column
-from engine.conditions import ConditionCompiler
+from engine.conditions import TRUE, ConditionCompiler, Conjunct
 from engine.data import DataError, DataSet
 from engine.money import exponent, parse_percent, parse_quantity
 
@@ -43,7 +43,7 @@ def _benefit(benefit: t.SetBenefit, currency: str, catalog: CatalogIndex) -> Set
     return SetBenefit(kind="fixed", amount=money_value(benefit.price, currency))
 
 
-def _mask(selector: t.ItemSelector, catalog: CatalogIndex) -> BoolArray:
+def selector_mask(selector: t.ItemSelector, catalog: CatalogIndex) -> BoolArray:
     wanted = {v.value for v in selector.values if isinstance(v, t.StringLit)}
     column = catalog.text.get(selector.field.name)
     if column is None:
@@ -51,9 +51,11 @@ def _mask(selector: t.ItemSelector, catalog: CatalogIndex) -> BoolArray:
     return column.mask(wanted, negated=False)
 
 
-def build_cart_rule(rule_id: int, promo: t.Promotion, conditions: ConditionCompiler, catalog: CatalogIndex, currency: str) -> CartRule:
+def build_cart_rule(
+    rule_id: int, promo: t.Promotion, conditions: ConditionCompiler, catalog: CatalogIndex, currency: str, cumulative: tuple[Conjunct, ...] = TRUE
+) -> CartRule:
     scope = promo.scope
-    conjuncts = conditions.and_all([conditions.validity(promo.valid), conditions.compile(promo.when)], promo.span)
+    conjuncts = conditions.and_all([conditions.validity(promo.valid), conditions.compile(promo.when), cumulative], promo.span)
     common = {
         "rule_id": rule_id,
         "name": promo.name,
@@ -69,7 +71,7 @@ def build_cart_rule(rule_id: int, promo: t.Promotion, conditions: ConditionCompi
         claimed = np.zeros(catalog.size, dtype=np.bool_)
         for part in scope.parts:
             # a SKU belongs to the first part (in written order) that selects it
-            mask = _mask(part.selector, catalog) & ~claimed
+            mask = selector_mask(part.selector, catalog) & ~claimed
             claimed |= mask
             parts.append((int(part.count.text), mask))
         return CartRule(form="combo", benefit=_benefit(scope.benefit, currency, catalog), parts=tuple(parts), **common)  # type: ignore[arg-type]
@@ -82,7 +84,7 @@ def build_cart_rule(rule_id: int, promo: t.Promotion, conditions: ConditionCompi
         return CartRule(
             form="pool",
             benefit=_benefit(scope.benefit, currency, catalog),
-            pool_mask=_mask(scope.selector, catalog),
+            pool_mask=selector_mask(scope.selector, catalog),
             step_units=step_units,
             step_money=step_money,
             **common,  # type: ignore[arg-type]

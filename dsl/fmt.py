@@ -184,6 +184,8 @@ def declaration(d: t.Declaration) -> str:
         body.append(_valid(d.valid))
     if d.when is not None:
         body.append(f"when {condition(d.when)}")
+    for cumulative in d.cumulative:
+        body.append(f"cumulative {cumulative.measure} of {selector(cumulative.selector)} >= {literal(cumulative.threshold)}")
     if d.scope is not None:
         body.extend(_scope_lines(d.scope))
     body.extend(cap(c) for c in d.caps)

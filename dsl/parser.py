@@ -286,6 +286,9 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
     def cheapest_first(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
         return ("cheapest_first", True, self.s(meta))
 
+    def cumulative_stmt(self, meta: Meta, c: list[Any]) -> t.Cumulative:
+        return t.Cumulative(measure=str(c[0]), selector=c[1], threshold=c[2], span=self.s(meta))  # type: ignore[arg-type]
+
     def includes_special(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
         return ("includes_special", True, self.s(meta))
 
@@ -441,8 +444,11 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         scopes: list[t.Scope] = []
         caps: list[t.Cap] = []
         rest: list[Any] = []
+        cumulative: list[t.Cumulative] = []
         for x in c[1:]:
-            if isinstance(x, t.LineScope):
+            if isinstance(x, t.Cumulative):
+                cumulative.append(x)
+            elif isinstance(x, t.LineScope):
                 scopes.append(x)
             elif isinstance(x, tuple) and x and x[0] == "scope":
                 scopes.append(x[1])
@@ -480,6 +486,7 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
             caps=tuple(seen.values()),
             cheapest_first=opts.get("cheapest_first", (False,))[0],
             includes_special=opts.get("includes_special", (False,))[0],
+            cumulative=tuple(cumulative),
             span=self.s(meta),
             name_span=self.s(c[0]),
         )

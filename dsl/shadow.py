@@ -6,6 +6,8 @@ best-of group, no fixed price, which may not apply) has an alternative at least 
 A's cart atoms are a subset of B's, A's quantity and amount intervals contain B's, and
 A's SKUs include B's. Candidates are found through A's cart-atom sets (each subset of B's
 atoms is one dictionary probe), so the check stays cheap with thousands of rules.
+A promotion that ``includes special`` also applies to special-price sub-lines, where only
+earlier promotions that include them too can stop it: only those can shadow it.
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ def _all_covered(covers: list[Conjunct], conj: Conjunct) -> bool:
 def shadowed(rules: list[LineRule]) -> list[tuple[int, tuple[int, ...]]]:
     """(shadowed rule, the earlier rules that together cover it), in evaluation order."""
     by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]] = {}
+    by_atoms_special: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]] = {}  # rules that include special
     found: list[tuple[int, tuple[int, ...]]] = []
     for index, rule in enumerate(rules):
         if rule.conjuncts:
             covering: set[int] = set()
             for conj in rule.conjuncts:
-                covers = _covering(by_atoms, conj)
+                covers = _covering(by_atoms_special if rule.includes_special else by_atoms, conj)
                 if not covers or not _all_covered([c for _, c in covers], conj):
                     break
                 covering.update(earlier for earlier, _ in covers)
@@ -72,4 +75,6 @@ def shadowed(rules: list[LineRule]) -> list[tuple[int, tuple[int, ...]]]:
         if _always_applies(rule):
             for conj in rule.conjuncts:
                 by_atoms.setdefault(frozenset(conj.cart), []).append((index, conj))
+                if rule.includes_special:
+                    by_atoms_special.setdefault(frozenset(conj.cart), []).append((index, conj))
     return found

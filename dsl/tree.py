@@ -235,6 +235,17 @@ class OrderScope:
     span: Span
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cumulative:
+    """``cumulative qty of sku "A" >= 100``: the customer's quantity (or net amount) of the
+    selected items in committed orders dated inside the promotion's window, plus this cart."""
+
+    measure: Measure
+    selector: ItemSelector
+    threshold: Literal_
+    span: Span
+
+
 CapKind = Literal["applications", "discount", "gifts", "budget", "uses", "gift_stock"]
 
 
@@ -306,6 +317,8 @@ class Promotion:
     cheapest_first: bool = False
     #: ``includes special``: special-price sub-lines take this promotion and count towards it
     includes_special: bool = False
+    #: cumulative conditions: all must hold for the promotion to apply in a cart
+    cumulative: tuple[Cumulative, ...] = ()
     span: Span
     name_span: Span
 

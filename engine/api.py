@@ -128,11 +128,11 @@ def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART, ledger: Le
 
     Rulesets with only list prices, line promotions and tax take the small-batch path
     (scalar probes of the compiled tables). Carts that need stages 5-9 (combos, pools,
-    order promotions, gifts, money caps, floors, manual discounts) or special prices (stage 3) take the bulk path with
+    order promotions, gifts, money caps, floors, manual discounts) special prices (stage 3) or cumulative conditions take the bulk path with
     a batch of one, so those stages have a single implementation. Both give the answer
     ``quote_batch`` gives. ``ledger``: what committed orders consumed (None: nothing)."""
     ledger_counts = ledger is not None and bool(plan.line_index.ledger_capped)
-    if plan.stages.active or plan.line_index.money_capped or plan.special is not None or ledger_counts or _asks_manual_discount(cart):
+    if plan.stages.active or plan.line_index.money_capped or plan.special is not None or plan.cumulative or ledger_counts or _asks_manual_discount(cart):
         return quote_batch(plan, [cart], max_lines=max_lines, ledger=ledger)[0]
     return small_path(plan).quote(cart, max_lines=max_lines)
 

@@ -106,10 +106,10 @@ def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.Da
     """One row per priced row: a line, or each sub-line of a line stage 3 split (same
     cart_id and line_id, ``special`` true on the special-price one, which comes first)."""
     cart_ids = lines["cart_id"]
-    special = np.zeros(batch.n_lines, dtype=np.bool_)
+    special = pl.repeat(False, batch.n_lines, dtype=pl.Boolean, eager=True)
     if priced.rows is not None:
         cart_ids = cart_ids.gather(priced.rows.line)
-        special = priced.rows.special
+        special = pl.Series(priced.rows.special)
         batch = priced.rows.batch
     discount = np.zeros(batch.n_lines, dtype=np.int64)
     np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)

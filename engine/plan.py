@@ -12,6 +12,7 @@ from dsl import tree as t
 from dsl.errors import Diagnostic
 from engine.cart_rules import Caps, CartStages
 from engine.catalog import CatalogIndex
+from engine.cumulative import CumulativePlan
 from engine.line_index import LineRuleIndex
 from engine.money import Rounding
 from engine.pricelist import FxRates, PriceListPlan
@@ -62,6 +63,8 @@ class Plan:
     order_checks: OrderChecks = field(default_factory=lambda: OrderChecks())
     #: stage 3's special-price table (None: the ruleset declares no special prices)
     special: SpecialPlan | None = None
+    #: cumulative conditions, each a synthetic cart field the batch computes (engine.cumulative)
+    cumulative: tuple[CumulativePlan, ...] = ()
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

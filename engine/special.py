@@ -15,7 +15,7 @@ n-th line of a cart on the same row), which is 1 for almost every batch.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +166,7 @@ def special_rows(special: SpecialPlan, carts: pl.DataFrame, line_cart: I64, sku:
 
 
 def split_quantities(
-    special: SpecialPlan, row: I64, line_cart: I64, qty: I64, used: Mapping[tuple[str, str, str], tuple[int, int]], skus: Sequence[str], mode: Rounding
+    special: SpecialPlan, row: I64, line_cart: I64, qty: I64, used: Mapping[tuple[str, str, str], tuple[int, int]], sku_index: Mapping[str, int], mode: Rounding
 ) -> I64:
     """Per line: the quantity (thousandths) priced at the special price: within what is left
     of the row's quotas after the ledger and the earlier lines of the same cart."""
@@ -175,14 +175,15 @@ def split_quantities(
     if len(lines) == 0:
         return out
     rows = row[lines]
-    left_q = special.qty_quota.copy()
-    left_a = special.amount_quota.copy()
-    for r in np.unique(rows).tolist():  # once per table row in play, not per line
-        q, a = used.get((special.customer[r], special.project[r], skus[int(special.sku[r])]), (0, 0))
-        if left_q[r] != NONE:
-            left_q[r] = max(0, left_q[r] - q)
-        if left_a[r] != NONE:
-            left_a[r] = max(0, left_a[r] - a)
+    used_q = np.zeros(special.size, dtype=np.int64)
+    used_a = np.zeros(special.size, dtype=np.int64)
+    for (customer, project, sku), (q, a) in used.items():  # once per ledger entry, not per line
+        r = special.row_of.get((customer, project, sku_index.get(sku, -1)))
+        if r is not None:
+            used_q[r] += q
+            used_a[r] += a
+    left_q = np.where(special.qty_quota == NONE, NONE, np.maximum(0, special.qty_quota - used_q))
+    left_a = np.where(special.amount_quota == NONE, NONE, np.maximum(0, special.amount_quota - used_a))
     # lines of one cart on one row take from the quota in cart order
     group = line_cart[lines] * special.size + rows
     order = np.lexsort((lines, group))

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from engine.allocate import cart_starts_of
 from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, OK, CartBatch
 from engine.cart_rules import CartRule
 from engine.combos import run_sets
+from engine.cumulative import cart_totals, committed_totals
 from engine.floors import Approval, clamp_to_floor, floor_amounts, manual_discounts
 from engine.gifts import GiftLines, Warning, give_gifts, price_units
 from engine.ledger_view import LedgerView
@@ -136,6 +137,8 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     """The waterfall, stage by stage, over every line of every cart in the batch."""
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
     cell, money = foreign_money(plan, batch, list_amount, error)
+    if plan.cumulative:  # cumulative conditions become cart fields, read like any other
+        batch = cumulative_fields(plan, batch, list_amount, error, ledger)
     rows = None
     # a line promotion's conditions see the whole line: its quantity and list amount
     cond_qty, cond_amount, program_sku = batch.qty, list_amount, batch.sku
@@ -209,6 +212,33 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     )
 
 
+def cumulative_fields(plan: Plan, batch: CartBatch, list_amount: I64, error: I64, ledger: LedgerView | None) -> CartBatch:
+    """The batch with one ``cumulative.<k>`` cart column per cumulative condition: "1"
+    where the customer's committed total in the window plus this cart's reaches it. Money
+    is the ruleset's; on a cart in another currency the committed total and the threshold
+    are converted at the cart date's ruleset->cart rate (like all rule money)."""
+    committed = ledger.committed_lines if ledger is not None else None
+    customers = batch.carts["customer.id"]
+    n_carts = batch.carts.height
+    money = cart_money(plan, batch)
+    columns = []
+    for c in plan.cumulative:
+        totals = committed_totals(c, committed)
+        past = np.zeros(n_carts, dtype=np.int64)
+        if totals:
+            past = customers.replace_strict(list(totals), list(totals.values()), default=0, return_dtype=pl.Int64).fill_null(0).to_numpy().copy()
+        now = cart_totals(c, n_carts, batch.line_cart, batch.sku, batch.qty, list_amount, error == OK)
+        threshold = np.full(n_carts, c.threshold, dtype=np.int64)
+        if c.measure == "amount" and money is not None:
+            threshold = money.of(c.threshold)
+            foreign = np.nonzero(money.rate_of_cart >= 0)[0]
+            for cart in foreign.tolist():  # carts in another currency only, once per cart
+                rate, src, dst = money.rates[int(money.rate_of_cart[cart])]
+                past[cart] = convert_minor(int(past[cart]), rate, src, dst, plan.rounding)
+        columns.append(pl.Series(c.field, np.where(past + now >= threshold, "1", "0"), dtype=pl.String))
+    return replace(batch, carts=batch.carts.with_columns(columns))
+
+
 def split_lines(
     plan: Plan, batch: CartBatch, chosen: I64, unit_price: I64, factor: I64, list_amount: I64, error: I64, ledger: LedgerView | None
 ) -> tuple[Rows, tuple[I64, I64, I64, I64, I64]] | None:
@@ -222,9 +252,10 @@ def split_lines(
         return None
     safe = np.maximum(row, 0)
     price_cart = special.price[safe].copy()  # the special price in the cart's currency
-    currency = batch.carts["currency"].to_numpy()
-    foreign = np.nonzero((row >= 0) & (currency[batch.line_cart] != plan.currency))[0]
+    foreign_cart = (batch.carts["currency"] != plan.currency).to_numpy()
+    foreign = np.nonzero((row >= 0) & foreign_cart[batch.line_cart])[0] if foreign_cart.any() else np.zeros(0, dtype=np.int64)
     if len(foreign):
+        currency = batch.carts["currency"].to_numpy()
         days = batch.carts["date"].to_numpy()
         keys = sorted({(str(currency[c]), int(days[c])) for c in np.unique(batch.line_cart[foreign]).tolist()})
         for cur, day in keys:  # once per (currency, date) in play
@@ -238,7 +269,7 @@ def split_lines(
             converted = np.array([convert_minor(int(v), rate, plan.currency, cur, plan.rounding) for v in values.tolist()], dtype=np.int64)
             price_cart[at] = converted[inverse.reshape(-1)]
     used = ledger.special_used if ledger is not None else {}
-    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.skus, plan.rounding)
+    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.sku_index, plan.rounding)
     s_qty[error != OK] = 0
     split = s_qty > 0
     if not split.any():

@@ -157,6 +157,20 @@ class LineErrorOut(BaseModel):
     message: str
 
 
+class SubLineOut(BaseModel):
+    """One part of a line split by a special price (stage 3), the special one first."""
+
+    special: bool
+    qty: str = Field(description="in the SKU's base unit")
+    unit_price: str
+    pricing_unit: str
+    list_amount: str
+    adjustments: list[AdjustmentOut] = []
+    net_amount: str
+    tax: str
+    gross_amount: str
+
+
 class LineOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -177,6 +191,7 @@ class LineOut(BaseModel):
     tax: str | None = None
     gross_amount: str | None = None
     error: LineErrorOut | None = None
+    sublines: list[SubLineOut] | None = Field(default=None, description="only on a line split by a special price; the line's figures are their sums")
 
 
 class TotalsOut(BaseModel):

@@ -214,6 +214,8 @@ class Context:
     date: dt.date
     #: ruleset currency -> cart currency, when they differ and the rules name money
     money_rate: tuple[int, int] | None = None
+    #: promotions whose cumulative conditions do not hold for this cart (SPEC §3.6)
+    cumulative_off: set[str] = field(default_factory=set)
 
     def customer(self, key: str) -> object | None:
         customer = self.cart.get("customer") or {}
@@ -355,7 +357,9 @@ def money_literal(lit: t.Literal_, ctx: Context, rules: Rules) -> int:
 
 
 def names_money(promotion: t.Promotion) -> bool:
-    """Does a promotion's scope (or a cap) read or give an amount of money?"""
+    """Does a promotion's scope (or a cap, or a cumulative amount) read or give money?"""
+    if any(c.measure == "amount" for c in promotion.cumulative):
+        return True
     scope = promotion.scope
     if scope is None:
         return False
@@ -569,6 +573,49 @@ def list_price(rules: Rules, ctx: Context, line: Line, data: DataSet) -> ListPri
     raise LineError("no_price", f"line {line.id}: no price list holds SKU {line.item.sku!r}")
 
 
+# ---- cumulative conditions (SPEC §3.6) --------------------------------------------------
+
+
+def item_selected(selector: t.ItemSelector, item: Item) -> bool:
+    name = selector.field.name
+    value = item.columns.get(name.removeprefix("item.")) if name.startswith("item.") else item.columns.get(name)
+    return value is not None and value in [v.value for v in selector.values if isinstance(v, t.StringLit)]
+
+
+def cumulative_holds(promo: t.Promotion, ctx: Context, rules: Rules, lines: list[Line], ledger: Ledger, catalog: dict[str, Item]) -> bool:
+    """Every ``cumulative`` condition of the promotion: the customer's committed lines
+    dated inside its window (all of them without a window) plus this cart's priced lines,
+    whole (before any special-price split): base quantity, or net amount committed and
+    list amount in the cart."""
+    customer = ctx.customer("id")
+    for c in promo.cumulative:
+        past = 0
+        for row in ledger.committed_lines:
+            item = catalog.get(str(row["sku"]))
+            if customer is None or row["customer_id"] != customer or item is None or not item_selected(c.selector, item):
+                continue
+            if not in_window(promo.valid, dt.date.fromisoformat(str(row["date"]))):
+                continue
+            if c.measure == "qty":
+                past += parse_quantity(str(row["qty"]))
+            else:
+                past += parse_money(str(row.get("amount") or "0"), rules.currency)
+        if c.measure == "qty":
+            now = sum(line.base_milli for line in lines if item_selected(c.selector, line.item))
+            threshold = literal_value(c.threshold, "qty", ctx, rules, None)
+        else:
+            if ctx.currency != rules.currency:
+                if ctx.money_rate is None:
+                    return False  # its lines are no_fx_rate anyway
+                past = convert(past, ctx.money_rate, rules.currency, ctx.currency, rules.rounding)
+            now = sum(line.list_amount or 0 for line in lines if item_selected(c.selector, line.item))
+            threshold = money_literal(c.threshold, ctx, rules)
+        assert isinstance(threshold, int)
+        if past + now < threshold:
+            return False
+    return True
+
+
 # ---- stage 3: special prices -----------------------------------------------------------
 
 
@@ -667,6 +714,8 @@ class Ledger:
     gift_stock_used: dict[str, int] = field(default_factory=dict)  # promotion -> gift units
     #: (customer id, project or "", sku) -> (thousandths, minor units of the ruleset currency)
     special_used: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    #: committed order lines: {"customer_id", "date", "sku", "qty", "amount"} (decimal text)
+    committed_lines: list[dict] = field(default_factory=list)
 
 
 def read_ledger(ledger: dict | None, currency: str = "CNY") -> Ledger:
@@ -685,6 +734,7 @@ def read_ledger(ledger: dict | None, currency: str = "CNY") -> Ledger:
         uses=dict(ledger.get("uses") or {}),
         gift_stock_used=dict(ledger.get("gift_stock_used") or {}),
         special_used=special_used,
+        committed_lines=list(ledger.get("committed_lines") or []),
     )
 
 
@@ -843,6 +893,8 @@ def cart_promotion_holds(promo: t.Promotion, run: Run) -> bool:
     """``valid`` and ``when`` hold for the cart, and no cap switched the promotion off."""
     if not in_window(promo.valid, run.ctx.date):
         return False
+    if promo.name in run.ctx.cumulative_off:
+        return False
     if promo.when is not None and not holds(promo.when, run.ctx, run.rules, None):
         return False
     return not switched_off(promo, run)
@@ -856,6 +908,8 @@ def chosen_benefit(promo: t.Promotion, ctx: Context, rules: Rules, line: Line) -
     if not isinstance(promo.scope, t.LineScope):
         return None
     if not in_window(promo.valid, ctx.date):
+        return None
+    if promo.name in ctx.cumulative_off:
         return None
     if promo.when is not None and not holds(promo.when, ctx, rules, None):
         return None
@@ -1536,6 +1590,7 @@ def reference_quote(
 
     ledger_state = read_ledger(ledger, rules.currency)
     quota_left: dict = {}  # stage 3: what is left of each special price's quotas
+    whole_lines: list[Line] = []  # the priced lines before any split (cumulative conditions)
     slots: list[list[Line] | dict] = []  # a priced line (its sub-lines), or an error line, in cart order
     errors: list[dict] = []
     priced: list[Line] = []
@@ -1557,12 +1612,16 @@ def reference_quote(
             )
             errors.append({"line": line_id, "code": err.code, "message": err.message})
             continue
+        whole_lines.append(line)
         for sub in subs:  # a sub-line is a line from here on (special first: SPEC §3 Allocation)
             sub.position = len(priced)
             sub.manual = raw.get("manual_discount")
             priced.append(sub)
         slots.append(subs)
 
+    ctx.cumulative_off = {
+        p.name for p in rules.promotions if p.cumulative and not cumulative_holds(p, ctx, rules, whole_lines, ledger_state, catalog)
+    }
     run = Run(rules=rules, ctx=ctx, data=data, catalog=catalog, ledger=ledger_state, lines=priced)
     # A cart whose lines all failed still meets an order threshold of 0.00 (docs/promotions.md
     # says subtotal >= X); only a cart in another currency without a rate for the rules'

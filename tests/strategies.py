@@ -700,6 +700,46 @@ def including_special(draw: st.DrawFn, block: str) -> str:
     return block
 
 
+# ---- cumulative conditions (SPEC §3.6) ----------------------------------------------------
+
+CUMULATIVE_QTYS = (1, 5, 10, 30, 100)
+CUMULATIVE_AMOUNTS = (1000, 10000, 100000, 1000000)
+COMMITTED_DATES = ("2026-10-15", "2026-10-31", "2026-11-01", "2026-11-14", "2026-11-20", "2026-12-05")
+
+
+@st.composite
+def with_cumulative(draw: st.DrawFn, block: str, catalog: tuple[dict[str, Any], ...], currency: str) -> str:
+    """A promotion that sometimes carries one or two cumulative conditions."""
+    if not block.startswith("promotion") or draw(st.integers(0, 2)) == 0:
+        return block
+    lines = []
+    for _ in range(draw(st.integers(1, 2))):
+        if draw(st.booleans()):
+            lines.append(f"  cumulative qty of {draw(selectors(catalog))} >= {draw(st.sampled_from(CUMULATIVE_QTYS))}")
+        else:
+            amount = format_money(draw(st.sampled_from(CUMULATIVE_AMOUNTS)), currency)
+            lines.append(f"  cumulative amount of {draw(selectors(catalog))} >= {amount}{draw(money_text(currency))}")
+    head, _, rest = block.partition("{\n")
+    return head + "{\n" + "\n".join(lines) + "\n" + rest
+
+
+@st.composite
+def committed_lines(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> list[dict[str, Any]]:
+    """Committed order lines of the generated customers, inside and outside the windows."""
+    rows = []
+    for _ in range(draw(st.integers(0, 8))):
+        rows.append(
+            {
+                "customer_id": draw(st.sampled_from(CUSTOMER_IDS)),
+                "date": draw(st.sampled_from(COMMITTED_DATES)),
+                "sku": draw(st.sampled_from([r["sku"] for r in catalog])),
+                "qty": draw(st.sampled_from(("1", "2.5", "10", "40", "99"))),
+                "amount": format_money(draw(st.sampled_from((0, 999, 5000, 60000, 500000))), currency),
+            }
+        )
+    return rows
+
+
 # ---- carts -------------------------------------------------------------------------------
 
 
@@ -781,9 +821,10 @@ def carts(
 
 
 @st.composite
-def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False) -> Case:
+def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False, cumulative: bool = False) -> Case:
     """``special``: the ruleset has special prices (some promotions ``include special``) and
-    the case a ledger of what committed orders consumed of their quotas."""
+    the case a ledger of what committed orders consumed of their quotas. ``cumulative``:
+    some promotions carry cumulative conditions, and the ledger holds committed lines."""
     catalog = draw(catalogs(bundles=stages59))
     money = draw(st.sampled_from(RULESET_CURRENCIES))
     rounding = draw(st.sampled_from(("half_up", "half_even")))
@@ -835,13 +876,16 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: 
             promo_blocks.append(draw(set_promotions(catalog, money, name)))
         else:
             promo_blocks.append(draw(order_promotions(catalog, money, name)))
-    ledger = None
+    ledger: dict[str, Any] | None = None
+    if cumulative:
+        promo_blocks = [draw(with_cumulative(b, catalog, money)) for b in promo_blocks]
+        ledger = {"committed_lines": draw(committed_lines(catalog, money))}
     if special:
         promo_blocks = [including_special(draw, b) for b in promo_blocks]
         rows = draw(special_rows(catalog, money))
         tables["special_prices"] = tuple(rows)
         promo_blocks.append("special prices {\n  table special_prices\n}")
-        ledger = draw(special_ledger(rows, money))
+        ledger = {**(ledger or {}), **draw(special_ledger(rows, money))}
     blocks.extend(promo_blocks)
 
     # floors and approval bands
@@ -871,7 +915,7 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: 
 
     # a floor on a cart in another currency is left undecided (tests/reference.py)
     foreign_ok = "fx_rates" in tables and not has_floor
-    batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59, special=special), min_size=1, max_size=max_carts))
+    batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59, special=special or cumulative), min_size=1, max_size=max_carts))
     sources = draw(layouts(tuple(blocks)))
     return Case(
         blocks=tuple(blocks),

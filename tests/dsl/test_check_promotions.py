@@ -251,13 +251,8 @@ def _scenario_cases() -> list[object]:
     for rule_path in sorted((ROOT / "tests" / "scenarios").glob("*/ruleset.rule")):
         case = ROOT / "tests" / "scenarios" / "cases" / f"{rule_path.parent.name}.json"
         name = rule_path.parent.name
-        marks = [pytest.mark.xfail(reason="needs the special branch", strict=False)] if name in NEEDS_SPECIAL else []
-        out.append(pytest.param(rule_path, case, id=name, marks=marks))
+        out.append(pytest.param(rule_path, case, id=name))
     return out
-
-
-#: scenario rulesets written in the special branch's syntax (special prices, cumulative conditions)
-NEEDS_SPECIAL = {"C04-cumulative"}
 
 
 @pytest.mark.parametrize(("rule_path", "case_path"), _scenario_cases())

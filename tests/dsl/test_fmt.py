@@ -37,12 +37,7 @@ from tests.dsl.test_docs import (
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tests" / "scenarios"
-#: scenario rulesets written in the special branch's syntax (special prices, cumulative conditions)
-NEEDS_SPECIAL = {"C04-cumulative"}
-SCENARIO_IDS = [
-    pytest.param(p.parent.name, id=p.parent.name, marks=[pytest.mark.xfail(reason="needs the special branch", strict=False)] if p.parent.name in NEEDS_SPECIAL else [])
-    for p in sorted(SCENARIOS.glob("*/ruleset.rule"))
-]
+SCENARIO_IDS = [pytest.param(p.parent.name, id=p.parent.name) for p in sorted(SCENARIOS.glob("*/ruleset.rule"))]
 STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 
 

@@ -58,3 +58,23 @@ def test_a_set_of_skus_is_covered_like_the_same_skus_written_with_or() -> None:
         'promotion "A, B, C" priority 30 { each line where sku in ("A", "B", "C"): percent_off 5% }\n'
     )
     assert warnings(body) == [("W0501", 5), ("W0501", 6)]
+
+
+def test_a_promotion_that_includes_special_is_shadowed_only_by_ones_that_include_it_too() -> None:
+    from engine.api import check_ruleset
+    from engine.data import DataSet
+
+    data = DataSet.from_rows(
+        [{"sku": "A", "base_unit": "pcs"}],
+        {"p": [{"sku": "A", "price": "1.00"}], "s": [{"customer_id": "D1", "sku": "A", "price": "0.50"}]},
+    )
+    head = 'ruleset "x" currency CNY\npricelist "p" { table p }\nspecial prices { table s }\n'
+    first = 'promotion "all" priority 10 stacking exclusive {\n  each line: percent_off 5%\n%s}\n'
+    later = 'promotion "later" {\n  each line: percent_off 3%\n  includes special\n}\n'
+
+    def warned(includes: str) -> list[str]:
+        sources = {"r.rule": head + first.replace("%s", includes) + later}
+        return [d.code for d in check_ruleset(sources, data)]
+
+    assert warned("") == []  # "later" still applies to special-price sub-lines
+    assert warned("  includes special\n") == ["W0501"]

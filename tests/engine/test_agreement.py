@@ -15,12 +15,14 @@ skips itself until the engine answers a combo ruleset with ``gifts`` and ``hints
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 import types
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +32,7 @@ from dsl.errors import RuleError
 from dsl.parser import parse_sources
 from engine.data import DataSet
 from engine.ledger import view_from_names
-from engine.ledger_view import LedgerView
+from engine.ledger_view import COMMITTED_LINE_SCHEMA, LedgerView
 from engine.money import parse_money, parse_quantity
 from tests.reference import amount_for, read_rules, reference_quote
 from tests.strategies import Case, cases, layouts
@@ -640,7 +642,8 @@ def stages59_api() -> types.ModuleType:
 
 
 def ledger_view(ledger: dict[str, Any] | None, currency: str) -> LedgerView | None:
-    """The engine's snapshot of an oracle-shaped ledger (``special_consumed``)."""
+    """The engine's snapshot of an oracle-shaped ledger (``special_consumed``,
+    ``committed_lines``; the scenario files' shape)."""
     if not ledger:
         return None
     used: dict[tuple[str, str, str], tuple[int, int]] = {}
@@ -648,7 +651,18 @@ def ledger_view(ledger: dict[str, Any] | None, currency: str) -> LedgerView | No
         key = (row["customer_id"], row.get("project") or "", row["sku"])
         qty, amount = used.get(key, (0, 0))
         used[key] = (qty + parse_quantity(row.get("qty") or "0"), amount + parse_money(row.get("amount") or "0", currency))
-    return LedgerView(special_used=used)
+    rows = ledger.get("committed_lines") or []
+    committed = pl.DataFrame(
+        {
+            "customer_id": [r["customer_id"] for r in rows],
+            "date": [dt.date.fromisoformat(r["date"]) for r in rows],
+            "sku": [r["sku"] for r in rows],
+            "qty": [parse_quantity(r["qty"]) for r in rows],
+            "amount": [parse_money(r.get("amount") or "0", currency) for r in rows],
+        },
+        schema=COMMITTED_LINE_SCHEMA,
+    )
+    return LedgerView(special_used=used, committed_lines=committed)
 
 
 def check_full_agreement(
@@ -987,3 +1001,25 @@ def test_stages59_engine_agrees_with_reference_on_a_ledger(case: Case, data: st.
     """Budgets clipped to what remains or switched off, uses per customer, gift stock: the
     engine (quote and quote_batch, given a LedgerView) and the reference agree to the cent."""
     check_full_agreement(case.sources, case.data, list(case.carts), ledger=data.draw(ledgers(case), label="ledger"))
+
+
+# Cumulative conditions (SPEC §3.6): generated conditions on committed lines; ``-k cumulative``.
+
+
+@settings(max_examples=150)
+@given(case=cases(cumulative=True))
+def test_cumulative_engine_agrees_with_reference(case: Case) -> None:
+    check_full_agreement(case.sources, case.data, list(case.carts), case.ledger)
+
+
+@settings(max_examples=150)
+@given(case=cases(stages59=True, cumulative=True, special=True))
+def test_cumulative_stages59_engine_agrees_with_reference(case: Case) -> None:
+    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+        check_special_invariants(case, c, response)
+
+
+@settings(max_examples=20)
+@given(case=cases(max_carts=12, stages59=True, cumulative=True))
+def test_cumulative_engine_agrees_with_reference_on_larger_batches(case: Case) -> None:
+    check_full_agreement(case.sources, case.data, list(case.carts), case.ledger)

@@ -6,6 +6,7 @@ Q01 needs ledger state, so it runs here rather than through ``POST /price``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -192,3 +193,19 @@ def test_two_rows_for_one_customer_project_and_sku_are_refused() -> None:
 def test_the_reference_reads_the_scenario_ledger_shape() -> None:
     response = reference_quote({"r.rule": HEADER + Q01_RULES}, data_with([Q01_ROW]), Q01_CART, ledger=Q01_LEDGER)
     assert sublines(response["lines"][0]) == [(True, "20", "15.00", "300.00"), (False, "10", "20.00", "190.00")]
+
+
+def test_the_language_guide_example_prices_as_it_says() -> None:
+    """docs/language.md "Special prices": 20 special + 10 listed with 5% off = 490.00, and
+    the order promotion that includes special counts both sub-lines (490.00 < 500.00)."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text(encoding="utf-8")
+    block = guide.split("### Special prices", 1)[1].split("```rule\n")[2].split("```", 1)[0]
+    assert 'includes special' in block
+    line = both(STANDARD + block, data_with([Q01_ROW]), Q01_CART, Q01_LEDGER)["lines"][0]
+    assert sublines(line) == [(True, "20", "15.00", "300.00"), (False, "10", "20.00", "190.00")]
+    assert line["net_amount"] == "490.00"
+    # one more D (50.00) reaches 500.00: 20.00 off, spread over both sub-lines and D
+    more = {**Q01_CART, "lines": [*Q01_CART["lines"], {"id": "2", "sku": "D", "qty": "1"}]}
+    body = both(STANDARD + block, data_with([Q01_ROW]), more, Q01_LEDGER)
+    assert body["totals"]["net"] == "520.00"
+    assert [a["amount"] for a in body["lines"][0]["sublines"][0]["adjustments"]] == ["-11.11"]

@@ -34,13 +34,8 @@ def load_case(scenario_id: str) -> dict[str, Any]:
 #: scenario files whose standard_prices price a SKU their catalog lacks (V02 prices D)
 PRICES_BEYOND_CATALOG = {"V02-sellable-and-packs"}
 
-#: scenarios that need the special-price split or cumulative conditions (the ``special`` branch)
-NEEDS_SPECIAL = {"C04-cumulative"}
-
-
 def _param(scenario_id: str) -> Any:
-    marks = [pytest.mark.xfail(reason="needs the special branch", strict=False)] if scenario_id in NEEDS_SPECIAL else []
-    return pytest.param(scenario_id, marks=marks, id=scenario_id)
+    return pytest.param(scenario_id, id=scenario_id)
 
 
 SCENARIOS = [s for s in ALL_SCENARIOS if "cart" in load_case(s)["request"]]
