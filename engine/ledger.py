@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 
 ConsumptionKind = Literal["special", "budget", "use", "gift_stock"]
 
+#: the columns of ``committed_order_lines`` (docs/ledger.md)
+ORDER_LINE_SCHEMA: dict[str, type[pl.DataType]] = {
+    "order_id": pl.Utf8, "line_id": pl.Utf8, "date": pl.Date, "customer_id": pl.Utf8, "referrer": pl.Utf8,
+    "project": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "list_amount": pl.Int64, "net_amount": pl.Int64,
+    "currency": pl.Utf8, "special": pl.Boolean,
+}  # fmt: skip
+
 _SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS ledger_orders ("
     " order_id VARCHAR PRIMARY KEY, customer_id VARCHAR, project VARCHAR, referrer VARCHAR,"
@@ -168,10 +175,10 @@ class Ledger:
     @staticmethod
     def exists(store: Store) -> bool:
         """The ledger tables are in the file (a read-only store cannot create them)."""
-        row = store.cursor().execute(
+        rows = store.cursor().execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'ledger_orders'"
-        ).fetchone()
-        return bool(row and row[0])
+        ).fetchall()  # fetch to the end: a pending result would block the next relation on this cursor
+        return bool(rows and rows[0][0])
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
@@ -270,13 +277,7 @@ class Ledger:
         ).to_arrow_table()
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        return frame.cast(
-            {
-                "order_id": pl.Utf8, "line_id": pl.Utf8, "date": pl.Date, "customer_id": pl.Utf8, "referrer": pl.Utf8,
-                "project": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "list_amount": pl.Int64, "net_amount": pl.Int64,
-                "currency": pl.Utf8, "special": pl.Boolean,
-            }
-        )  # fmt: skip
+        return frame.cast(ORDER_LINE_SCHEMA)  # type: ignore[arg-type]
 
     def find(self, order_id: str) -> StoredOrder | None:
         row = self._cursor().execute("SELECT status, response, request_digest FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()

@@ -44,8 +44,8 @@ def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: S
     index = plan.line_index
     if not index.rules or not len(index.qty_bounds) or (currency != plan.currency and plan.money_in_promotions):
         return []
+    slot_base = index.slot_of_context(values) * index.n_sku  # first: a new context may add a table
     table = index.table()
-    slot_base = index.slot_of_context(values) * index.n_sku
     q_bounds = index.qty_bounds.tolist()
     a_bounds = index.amount_bounds.tolist()
     n_cells, n_acells = index.n_cells, index.n_acells

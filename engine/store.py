@@ -443,6 +443,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
+        self.read_only = read_only
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -487,7 +488,13 @@ class Store:
         """Lines of committed (and imported, not cancelled) orders dated in [start, end]:
         order_id, line_id, date (Date), customer_id, referrer, project, sku, qty (Int64
         thousandths), list_amount, net_amount (Int64 minor units), currency, special (Boolean).
-        The schema is in docs/ledger.md."""
+        The schema is in docs/ledger.md. A read-only store without ledger tables has none."""
+        if self.read_only:
+            from engine.ledger import ORDER_LINE_SCHEMA, Ledger
+
+            if not Ledger.exists(self):
+                return pl.DataFrame(schema=ORDER_LINE_SCHEMA)
+            return Ledger(self, create=False).committed_order_lines(start, end)
         return self.ledger.committed_order_lines(start, end)
 
     def close(self) -> None:
