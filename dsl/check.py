@@ -387,12 +387,7 @@ class _Checker:
                 self.error("E0505", "'order every' needs an amount above zero", step.threshold.span)
             if scope.kind == "every" and not isinstance(step.benefit, t.AmountOff | t.Gift):
                 self.error("E0504", "'order every' gives an amount (or gifts) per full step", step.benefit.span, "for a percentage of the order, write: order subtotal >= X: percent_off P")
-            if previous is not None:
-                if value == previous[0]:
-                    self.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
-                elif value < previous[0]:
-                    self.error("E0401", "tier thresholds must increase from step to step", step.threshold.span, f"this one is below the step at {previous[1]}")
-            previous = (value, step.threshold.span)
+            previous = self.next_step(previous, value, step.threshold.span)
 
     def _caps(self, decl: t.Promotion) -> None:
         scope = decl.scope
@@ -478,12 +473,17 @@ class _Checker:
                 value = self._money_literal(step.threshold, allow_negative=False)
             if value is None:
                 continue
-            if previous is not None:
-                if value == previous[0]:
-                    self.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
-                elif value < previous[0]:
-                    self.error("E0401", "tier thresholds must increase from step to step", step.threshold.span, f"this one is below the step at {previous[1]}")
-            previous = (value, step.threshold.span)
+            previous = self.next_step(previous, value, step.threshold.span)
+
+    def next_step(self, previous: tuple[int, t.Span] | None, value: int, span: t.Span) -> tuple[int, t.Span]:
+        """Tier thresholds strictly increase: ``E0402`` for a repeat, ``E0401`` for a
+        step below the one before. Returns the step to compare the next one with."""
+        if previous is not None:
+            if value == previous[0]:
+                self.error("E0402", "two tier steps have the same threshold", span, f"the other is at {previous[1]}")
+            elif value < previous[0]:
+                self.error("E0401", "tier thresholds must increase from step to step", span, f"this one is below the step at {previous[1]}")
+        return (value, span)
 
     def _quantity_literal(self, lit: t.Literal_) -> int | None:
         if not isinstance(lit, t.QtyLit | t.NumberLit):

@@ -388,12 +388,7 @@ def _policy_tiers(ck: _Checker, d: t.RebateDecl) -> None:
             value = ck._money_literal(step.threshold, allow_negative=False)
         if value is None:
             continue
-        if previous is not None:
-            if value == previous[0]:
-                ck.error("E0402", "two tier steps have the same threshold", step.threshold.span, f"the other is at {previous[1]}")
-            elif value < previous[0]:
-                ck.error("E0401", "tier thresholds must increase from step to step", step.threshold.span, f"this one is below the step at {previous[1]}")
-        previous = (value, step.threshold.span)
+        previous = ck.next_step(previous, value, step.threshold.span)
 
 
 def _commission(ck: _Checker, d: t.CommissionDecl) -> None:
