@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from engine.plan import Plan
     from engine.store import Store
 
-ConsumptionKind = Literal["special", "budget", "use", "gift_stock"]
+ConsumptionKind = Literal["special", "budget", "use", "gift_stock", "credit", "rebate_payment"]
 
 #: the columns of ``committed_order_lines`` (docs/ledger.md)
 ORDER_LINE_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -106,7 +106,7 @@ class Consumption:
     project: str | None = None
     sku: str | None = None
     qty: int = 0  # special: thousandths; use: orders (1); gift_stock: whole units
-    amount: int = 0  # special: list amount; budget: discount given (minor units)
+    amount: int = 0  # special: list amount; budget: discount given; credit: order total; rebate_payment: applied (minor units)
     limit_qty: int | None = None
     limit_amount: int | None = None
 
@@ -244,6 +244,8 @@ class Ledger:
         gifts: dict[str, int] = {}
         uses: dict[tuple[str, str], int] = {}
         special: dict[tuple[str, str, str], tuple[int, int]] = {}
+        credit: dict[str, int] = {}
+        rebate: dict[str, int] = {}
         for (kind, promotion, customer, project, sku), (qty, amount) in totals.items():
             if kind == "special":
                 special[(customer or "", project or "", sku or "")] = (qty, amount)
@@ -253,8 +255,12 @@ class Ledger:
                 gifts[promotion] = qty
             elif kind == "use" and promotion is not None and customer is not None:
                 uses[(promotion, customer)] = qty
+            elif kind == "credit" and customer is not None:
+                credit[customer] = amount
+            elif kind == "rebate_payment" and customer is not None:
+                rebate[customer] = amount
         committed = lines.select("customer_id", "date", "sku", "qty", "amount")
-        return view_from_names(plan, budget, gifts, uses, special, committed)
+        return replace(view_from_names(plan, budget, gifts, uses, special, committed), credit_used=credit, rebate_used=rebate)
 
     def committed_order_lines(self, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
         """Lines of live orders (committed or imported, not cancelled) dated in [start, end]:

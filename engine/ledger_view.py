@@ -33,3 +33,7 @@ class LedgerView:
     special_used: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     #: committed order lines (COMMITTED_LINE_SCHEMA), for cumulative conditions
     committed_lines: pl.DataFrame | None = None
+    #: customer id -> what live committed orders took of the customer's credit (their
+    #: order totals) and of the rebate balance (rebate payments applied), minor units
+    credit_used: dict[str, int] = field(default_factory=dict)
+    rebate_used: dict[str, int] = field(default_factory=dict)

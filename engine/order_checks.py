@@ -55,6 +55,11 @@ class Validation:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     order_total: int = 0  # gross, minor units of the order currency
     rebate_applied: int = 0
+    #: the customer's credit (credit_limit - outstanding + prepaid) and rebate balance from
+    #: the accounts table, before what live orders took (None: not checked); a commit
+    #: records its order total and rebate payment against these limits
+    credit_limit: int | None = None
+    rebate_balance: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,9 +122,9 @@ def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: 
         net = parse_money(priced["totals"]["net"], currency)
         if _money_or_none(expected_total, currency) != net:
             v.add("price_changed", "error", f"the order's net total is {priced['totals']['net']}, not {expected_total}", expected=expected_total, actual=priced["totals"]["net"])
-    v.rebate_applied = _rebate_payment(v, plan, data, order, gross, currency)
+    v.rebate_applied = _rebate_payment(v, plan, data, ledger, order, gross, currency)
     v.order_total = gross - v.rebate_applied
-    _credit(v, plan, data, order, currency)
+    _credit(v, plan, data, ledger, order, currency)
     return v
 
 
@@ -307,37 +312,58 @@ def _figure(row: Mapping[str, Any], column: str, currency: str) -> int:
     return parse_money(str(text).strip(), currency)
 
 
-def _rebate_payment(v: Validation, plan: Plan, data: DataSet, order: Mapping[str, Any], gross: int, currency: str) -> int:
-    """How much of the requested rebate payment is accepted (``rebate_capped`` if less)."""
+def _customer_id(order: Mapping[str, Any]) -> str | None:
+    customer = order.get("customer") or {}
+    customer_id = customer.get("id") if isinstance(customer, dict) else None
+    return str(customer_id) if customer_id is not None else None
+
+
+def _rebate_payment(
+    v: Validation, plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], gross: int, currency: str
+) -> int:
+    """How much of the requested rebate payment is accepted (``rebate_capped`` if less):
+    within the ruleset's cap and what is left of the balance after live orders' payments."""
     asked_text = order.get("rebate_payment")
     if not isinstance(asked_text, str):
         return 0
     asked = parse_money(asked_text, currency)
+    if asked <= 0:
+        return 0  # a negative payment is refused before validation (bad_rebate_payment)
     bp = plan.order_checks.rebate_max_bp
     cap = 0 if bp is None else int(mul_div_round(gross, bp, BP_SCALE, plan.rounding))
     account = _account(plan, data, order)
-    balance = _figure(account, "rebate_balance", currency) if account is not None and "rebate_balance" in account else None
-    allowed = min(asked, cap) if balance is None else min(asked, cap, balance)
+    balance = None
+    if account is not None and "rebate_balance" in account:
+        v.rebate_balance = _figure(account, "rebate_balance", currency)
+        customer_id = _customer_id(order)
+        used = ledger.rebate_used.get(customer_id, 0) if ledger is not None and customer_id is not None else 0
+        balance = max(0, v.rebate_balance - used)
+    allowed = max(0, min(asked, cap) if balance is None else min(asked, cap, balance))
     if allowed < asked:
         why = "rebate payment is not allowed by the ruleset" if bp is None else f"at most {format_money(cap, currency)} of this order"
         if balance is not None and balance < cap:
-            why = f"the rebate balance is {format_money(balance, currency)}"
+            why = f"the rebate balance left is {format_money(balance, currency)}"
         v.add("rebate_capped", "warning", f"rebate payment {asked_text} reduced to {format_money(allowed, currency)}: {why}",
               requested=asked_text, allowed=format_money(allowed, currency))  # fmt: skip
     return allowed
 
 
-def _credit(v: Validation, plan: Plan, data: DataSet, order: Mapping[str, Any], currency: str) -> None:
+def _credit(v: Validation, plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], currency: str) -> None:
+    """``credit_exceeded`` if the order total is above the credit limit - outstanding +
+    prepaid, less the totals of live orders committed against it."""
     account = _account(plan, data, order)
     if account is None:
         return
     limit = _figure(account, "credit_limit", currency)
-    available = limit - _figure(account, "outstanding", currency) + _figure(account, "prepaid", currency)
+    v.credit_limit = limit - _figure(account, "outstanding", currency) + _figure(account, "prepaid", currency)
+    customer_id = _customer_id(order)
+    used = ledger.credit_used.get(customer_id, 0) if ledger is not None and customer_id is not None else 0
+    available = v.credit_limit - used
     if v.order_total > available:
         total, avail = format_money(v.order_total, currency), format_money(available, currency)
         why = "" if account else " (the customer has no row in the accounts table)"
         v.add("credit_exceeded", "error", f"the order total {total} is above the available credit plus prepaid balance {avail}{why}",
-              order_total=total, available=avail)  # fmt: skip
+              order_total=total, available=avail, committed=format_money(used, currency))  # fmt: skip
 
 
 # ---- what a commit consumes ------------------------------------------------------------
@@ -380,8 +406,9 @@ def _special_row(
     )
 
 
-def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: dict[str, Any]) -> OrderRecord:
-    """The ledger rows a commit of ``order`` (priced as ``priced``) writes."""
+def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: dict[str, Any], checked: Validation | None = None) -> OrderRecord:
+    """The ledger rows a commit of ``order`` (priced as ``priced``; ``checked``: its
+    validation, for what it takes of the customer's credit and rebate balance) writes."""
     currency = str(priced["currency"])
     customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
     customer_id = str(customer["id"]) if customer and customer.get("id") is not None else None
@@ -436,6 +463,11 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
     for sku, (qty, amount) in sorted(special.items()):
         key, qty_quota, amount_quota = _special_limits(plan, data, customer_id or "", project, sku, date)
         consumed.append(Consumption("special", customer_id=customer_id, project=key, sku=sku, qty=qty, amount=amount, limit_qty=qty_quota, limit_amount=amount_quota))
+    if checked is not None and customer_id is not None:
+        if checked.credit_limit is not None and checked.order_total > 0:
+            consumed.append(Consumption("credit", customer_id=customer_id, amount=checked.order_total, limit_amount=checked.credit_limit))
+        if checked.rebate_applied > 0:
+            consumed.append(Consumption("rebate_payment", customer_id=customer_id, amount=checked.rebate_applied, limit_amount=checked.rebate_balance))
     totals = priced["totals"]
     figures = tuple(parse_money(totals[k], currency) for k in ("list", "discount", "net", "tax", "gross"))
     return OrderRecord(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -49,6 +50,21 @@ class OrderIdReused(ApiError):
     code = "order_id_reused"
 
 
+class BadRebatePayment(ApiError):
+    status = 422
+    code = "bad_rebate_payment"
+
+
+def _check_rebate_payment(order: OrderIn) -> None:
+    text = order.rebate_payment
+    try:
+        negative = text is not None and Decimal(text.strip()) < 0
+    except (InvalidOperation, ValueError):
+        return  # not a figure at all: the money parser refuses it (invalid_value)
+    if negative:
+        raise BadRebatePayment(f"rebate_payment {text} is negative: a payment from the rebate balance is zero or more")
+
+
 class CommitCurrency(ApiError):
     status = 422
     code = "commit_currency"
@@ -80,7 +96,7 @@ def _consumed(items: tuple[Consumption, ...], currency: str) -> list[dict[str, A
         if c.kind == "special":
             row["qty"] = format_quantity(c.qty)
             row["amount"] = format_money(c.amount, currency)
-        elif c.kind == "budget":
+        elif c.kind in ("budget", "credit", "rebate_payment"):
             row["amount"] = format_money(c.amount, currency)
         else:
             row["qty"] = str(c.qty)
@@ -95,6 +111,7 @@ async def validate(order: OrderIn, request: Request) -> OrjsonResponse:
     runtime = _runtime(request)
     loaded = runtime.require()
     _check_size(runtime, order)
+    _check_rebate_payment(order)
 
     def run() -> dict[str, Any]:
         view = runtime.store.ledger.view(loaded.plan)
@@ -110,6 +127,7 @@ async def commit(order: OrderIn, request: Request) -> OrjsonResponse:
     runtime = _runtime(request)
     loaded = runtime.require()
     _check_size(runtime, order)
+    _check_rebate_payment(order)
     return await run_in_threadpool(_commit, runtime, loaded.plan, order.to_engine())
 
 
@@ -139,10 +157,11 @@ def _commit(runtime: Runtime, plan: Any, order: dict[str, Any]) -> OrjsonRespons
         currency = str(checked.quote["currency"])
         if currency != plan.currency:
             raise CommitCurrency(f"orders are committed in the ruleset currency {plan.currency}; this one is in {currency}")
-        record = order_record(plan, data, order, checked.quote)
+        record = order_record(plan, data, order, checked.quote, checked)
         response = {
             "order_id": record.order_id,
             "status": "committed",
+            "rebate_applied": format_money(checked.rebate_applied, currency),
             "warnings": checked.warnings,
             "consumed": _consumed(record.consumption, currency),
             "quote": checked.quote,

@@ -145,6 +145,66 @@ def test_credit_counts_prepaid_and_the_accepted_rebate_payment(client: TestClien
     assert body["ok"] is True
 
 
+def test_credit_is_consumed_by_commits_and_released_by_cancel(client: TestClient) -> None:
+    # D2: 100.00 - 50.00 + 10.00 = 60.00 available; each order is 6 A = 60.00
+    first = client.post("/orders/commit", json=order("K1", {"id": "1", "sku": "A", "qty": "6"}, customer="D2"))
+    assert first.status_code == 200, first.text
+    assert [(c["kind"], c["customer_id"], c["amount"]) for c in first.json()["consumed"]] == [("credit", "D2", "60.00")]
+    for order_id in ("K2", "K3"):
+        refused = client.post("/orders/commit", json=order(order_id, {"id": "1", "sku": "A", "qty": "6"}, customer="D2"))
+        assert (refused.status_code, refused.json()["code"]) == (422, "order_invalid")
+        [credit] = refused.json()["errors"]
+        assert (credit["code"], credit["order_total"], credit["available"], credit["committed"]) == ("credit_exceeded", "60.00", "0.00", "60.00")
+        assert client.get(f"/orders/{order_id}").status_code == 404
+    assert client.post("/orders/K1/cancel").status_code == 200
+    assert client.post("/orders/commit", json=order("K2", {"id": "1", "sku": "A", "qty": "6"}, customer="D2")).status_code == 200
+
+
+def test_the_transaction_refuses_to_overdraw_credit(client: TestClient) -> None:
+    """A credit consumption carries its limit; the commit's re-check refuses past it."""
+    ledger = client.app.state.runtime.store.ledger  # type: ignore[attr-defined]
+    import datetime as dt
+
+    def record(order_id: str, amount: int) -> None:
+        item = Consumption("credit", customer_id="D2", amount=amount, limit_amount=6000)
+        ledger.record(OrderRecord(order_id, "D2", None, None, dt.date(2026, 11, 22), "CNY", (0, 0, 0, 0, 0), {}, (), (item,)))
+
+    record("T1", 6000)
+    with pytest.raises(QuotaExhausted) as err:
+        record("T2", 1)
+    assert (err.value.used, err.value.asked, err.value.limit) == (6000, 1, 6000)
+
+
+def test_a_rebate_balance_is_paid_out_once(client: TestClient) -> None:
+    # D1: balance 30.00. 20 B = 400.00 - 40.00 (B 10%) - 10.00 welcome = 350.00, cap 10% = 35.00: 30.00 applied
+    first = client.post("/orders/commit", json=order("R1", {"id": "1", "sku": "B", "qty": "20"}, rebate_payment="30.00"))
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["rebate_applied"] == "30.00"
+    consumed = {c["kind"]: c for c in body["consumed"]}
+    assert (consumed["rebate_payment"]["amount"], consumed["credit"]["amount"]) == ("30.00", "320.00")
+    # R2: 400.00 - 10.00 (the budget's rest) = 390.00, cap 39.00, but nothing is left of the balance
+    second = client.post("/orders/commit", json=order("R2", {"id": "1", "sku": "B", "qty": "20"}, rebate_payment="30.00"))
+    assert second.status_code == 200, second.text
+    body = second.json()
+    assert body["rebate_applied"] == "0.00"
+    [capped] = body["warnings"]
+    assert (capped["code"], capped["requested"], capped["allowed"]) == ("rebate_capped", "30.00", "0.00")
+    assert "rebate_payment" not in {c["kind"] for c in body["consumed"]}
+    assert {c["kind"]: c["amount"] for c in body["consumed"] if c["kind"] == "credit"} == {"credit": "390.00"}
+    # cancelling R1 gives its 30.00 back
+    assert client.post("/orders/R1/cancel").status_code == 200
+    again = client.post("/orders/validate", json=order("R3", {"id": "1", "sku": "B", "qty": "20"}, rebate_payment="30.00")).json()
+    assert again["warnings"] == []  # 390.00 x 10% = 39.00 >= the 30.00 balance back in full
+
+
+def test_a_negative_rebate_payment_is_refused(client: TestClient) -> None:
+    for path in ("/orders/validate", "/orders/commit"):
+        response = client.post(path, json=order("N1", {"id": "1", "sku": "A", "qty": "6"}, rebate_payment="-50.00"))
+        assert (response.status_code, response.json()["code"]) == (422, "bad_rebate_payment")
+    assert client.get("/orders/N1").status_code == 404
+
+
 def test_expected_total_is_checked(client: TestClient) -> None:
     body = client.post("/orders/validate", json=order("O5", {"id": "1", "sku": "A", "qty": "6"}, expected_total="59.00")).json()
     assert [(f["code"], f["expected"], f["actual"]) for f in body["errors"]] == [("price_changed", "59.00", "60.00")]
@@ -162,8 +222,8 @@ def test_commit_consumes_once_and_cancel_releases_exactly(client: TestClient) ->
     body = first.json()
     assert body["status"] == "committed" and body["quote"]["totals"]["net"] == "260.00"
     assert sorted((c["kind"], c.get("promotion"), c.get("amount") or c.get("qty")) for c in body["consumed"]) == [
-        ("budget", "B 10% budget", "30.00"), ("budget", "welcome", "10.00"), ("gift_stock", "every 200 a G", "1"),
-        ("use", "B 10% budget", "1"), ("use", "every 200 a G", "1"), ("use", "welcome", "1"),
+        ("budget", "B 10% budget", "30.00"), ("budget", "welcome", "10.00"), ("credit", None, "260.00"),
+        ("gift_stock", "every 200 a G", "1"), ("use", "B 10% budget", "1"), ("use", "every 200 a G", "1"), ("use", "welcome", "1"),
     ]  # fmt: skip
     quotas = promotions(client)
     assert quotas["B 10% budget"]["budget"] == {"limit": "50.00", "used": "30.00", "remaining": "20.00"}
