@@ -69,6 +69,9 @@ _SCHEMA_SQL = (
     " project VARCHAR, sku VARCHAR, qty BIGINT NOT NULL, amount BIGINT NOT NULL)",
 )
 
+#: the in-memory committed-lines frame is compacted when it has more chunks than this
+_MAX_CHUNKS = 64
+
 #: only these count: a cancelled order released what it consumed
 _LIVE = "o.status <> 'cancelled'"
 
@@ -198,7 +201,10 @@ class Ledger:
                     qty, amount = self._totals.get(key, (0, 0))
                     self._totals[key] = (qty + c.qty, amount + c.amount)
                 if order.lines:
-                    self._lines = pl.concat([self._lines, _lines_frame(order)], how="vertical")
+                    lines = pl.concat([self._lines, _lines_frame(order)], how="vertical")
+                    # concat adds a chunk per commit: filters over it (stock plan, cumulative
+                    # conditions) slow down with commits since start unless compacted
+                    self._lines = lines.rechunk() if lines.n_chunks() > _MAX_CHUNKS else lines
             elif sign < 0 and order_id is not None:
                 self._totals = self._read_totals()
                 self._lines = self._lines.filter(pl.col("order_id") != order_id)

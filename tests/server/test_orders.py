@@ -296,6 +296,24 @@ def test_the_transaction_refuses_to_overdraw(client: TestClient, tmp_path: Path)
     assert promotions(client)["B 10% budget"]["budget"]["remaining"] == "0.00"
 
 
+def test_the_committed_lines_frame_stays_compact(client: TestClient) -> None:
+    """Each commit appends its lines in memory; the frame is compacted, not one chunk per commit."""
+    import datetime as dt
+
+    from engine.ledger import OrderLine
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    ledger, plan = runtime.store.ledger, runtime.require().plan
+    assert ledger.view(plan).committed_lines.height == 0  # the in-memory state is loaded
+    for n in range(200):
+        line = OrderLine("1", 0, "A", 6000, 6000, 0, 6000, 0)
+        ledger.record(OrderRecord(f"L{n}", "D1", None, None, dt.date(2026, 11, 22), "CNY", (6000, 0, 6000, 0, 6000), {}, (line,)))
+    lines = ledger.view(plan).committed_lines
+    assert (lines.height, lines["qty"].sum(), lines["amount"].sum()) == (200, 200 * 6000, 200 * 6000)
+    assert lines.n_chunks() <= 65
+    assert max(ledger._lines.n_chunks("all")) <= 64  # the frame views are built from: not one chunk per commit (200)
+
+
 def test_bad_orders_are_4xx(client: TestClient) -> None:
     assert client.post("/orders/validate", json={"lines": [{"sku": "A", "qty": "1"}]}).status_code == 422  # no id
     assert client.post("/orders/commit", json=order("", {"id": "1", "sku": "A", "qty": "6"})).status_code == 422
