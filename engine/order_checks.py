@@ -458,8 +458,8 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
             consumed.append(Consumption("budget", promotion=name, amount=discounts[name], limit_amount=caps.budget if caps else None))
         if gifts.get(name):
             consumed.append(Consumption("gift_stock", promotion=name, qty=gifts[name], limit_qty=caps.gift_stock if caps else None))
-        if customer_id is not None:
-            consumed.append(Consumption("use", promotion=name, customer_id=customer_id, qty=1, limit_qty=caps.uses_per_customer if caps else None))
+        if customer_id is not None and caps is not None and caps.uses_per_customer is not None:  # only a limited use is counted
+            consumed.append(Consumption("use", promotion=name, customer_id=customer_id, qty=1, limit_qty=caps.uses_per_customer))
     for sku, (qty, amount) in sorted(special.items()):
         key, qty_quota, amount_quota = _special_limits(plan, data, customer_id or "", project, sku, date)
         consumed.append(Consumption("special", customer_id=customer_id, project=key, sku=sku, qty=qty, amount=amount, limit_qty=qty_quota, limit_amount=amount_quota))

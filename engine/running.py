@@ -4,7 +4,7 @@ without side effects so that best-of groups can compare members before one is ke
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,9 +77,10 @@ class Running:
     adjustments: list[Adjustments] = field(default_factory=list)
     gifts: list[GiftRequest] = field(default_factory=list)
     money: CartMoney | None = None
-    budget_used: dict[int, int] = field(default_factory=dict)  # rule id -> minor units (ledger)
-    uses: dict[tuple[int, str], int] = field(default_factory=dict)  # (rule id, customer) -> orders
-    gift_stock_used: dict[int, int] = field(default_factory=dict)  # rule id -> units (ledger)
+    # the ledger view's own mappings, read-only (never copied per quote: they grow with the ledger)
+    budget_used: Mapping[int, int] = field(default_factory=dict)  # rule id -> minor units (ledger)
+    uses: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (rule id, customer) -> orders
+    gift_stock_used: Mapping[int, int] = field(default_factory=dict)  # rule id -> units (ledger)
     money_blocks: bool = False  # the rules name money: carts with no rate into their currency get no promotions
     special: Bool | None = None  # per row: a special-price sub-line (None: no line is split)
 
@@ -151,7 +152,7 @@ class Effect:
     gifts_earned: I64 | None = None  # per cart, before the cap (None: same as gift_units)
     gift_sku: I64 | None = None  # per cart, when steps give different gifts (order tiers)
 
-    def value(self, gifts_worth: GiftsWorth | None, cart_starts: I64, stock_used: dict[int, int] | None = None) -> I64:
+    def value(self, gifts_worth: GiftsWorth | None, cart_starts: I64, stock_used: Mapping[int, int] | None = None) -> I64:
         """Per cart: what the member gives (discount plus the list value of the gifts it
         would give: after its per-order cap and the gift stock left, priced at the break
         for that quantity)."""

@@ -352,9 +352,9 @@ def cart_stages(
         consumed=np.zeros(batch.n_lines, dtype=np.int64),
         adjustments=[adjustments],
         money=rule_money,
-        budget_used=dict(ledger.budget_used) if ledger else {},
-        uses=dict(ledger.uses) if ledger else {},
-        gift_stock_used=dict(ledger.gift_stock_used) if ledger else {},
+        budget_used=ledger.budget_used if ledger else {},  # read-only: passed through, not copied
+        uses=ledger.uses if ledger else {},
+        gift_stock_used=ledger.gift_stock_used if ledger else {},
         money_blocks=plan.money_in_promotions,
         special=special,
     )

@@ -223,7 +223,7 @@ def test_commit_consumes_once_and_cancel_releases_exactly(client: TestClient) ->
     assert body["status"] == "committed" and body["quote"]["totals"]["net"] == "260.00"
     assert sorted((c["kind"], c.get("promotion"), c.get("amount") or c.get("qty")) for c in body["consumed"]) == [
         ("budget", "B 10% budget", "30.00"), ("budget", "welcome", "10.00"), ("credit", None, "260.00"),
-        ("gift_stock", "every 200 a G", "1"), ("use", "B 10% budget", "1"), ("use", "every 200 a G", "1"), ("use", "welcome", "1"),
+        ("gift_stock", "every 200 a G", "1"), ("use", "welcome", "1"),  # a use only of "uses 1 per customer"
     ]  # fmt: skip
     quotas = promotions(client)
     assert quotas["B 10% budget"]["budget"] == {"limit": "50.00", "used": "30.00", "remaining": "20.00"}
@@ -312,6 +312,30 @@ def test_the_committed_lines_frame_stays_compact(client: TestClient) -> None:
     assert (lines.height, lines["qty"].sum(), lines["amount"].sum()) == (200, 200 * 6000, 200 * 6000)
     assert lines.n_chunks() <= 65
     assert max(ledger._lines.n_chunks("all")) <= 64  # the frame views are built from: not one chunk per commit (200)
+
+
+class _LookupOnly(dict):  # type: ignore[type-arg]
+    """A ledger mapping that may be looked up but not copied or walked (that is O(ledger))."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the quote walked the whole ledger mapping")
+
+    def keys(self) -> Any:
+        raise AssertionError("the quote copied the whole ledger mapping")
+
+
+def test_a_quote_looks_up_the_ledger_without_copying_it(client: TestClient) -> None:
+    from engine.api import quote
+    from engine.ledger_view import LedgerView
+
+    plan = client.app.state.runtime.require().plan  # type: ignore[attr-defined]
+    welcome = [r.name for r in plan.rules].index("welcome")
+    budget = [r.name for r in plan.rules].index("B 10% budget")
+    view = LedgerView(budget_used=_LookupOnly({budget: 4500}), uses=_LookupOnly({(welcome, "D1"): 1}), gift_stock_used=_LookupOnly())
+    cart = {k: v for k, v in order("-", {"id": "1", "sku": "B", "qty": "15"}).items() if k != "id"}
+    priced = quote(plan, cart, ledger=view)
+    # D1 used welcome; 5.00 of the B budget is left
+    assert [(a["rule"], a["amount"]) for a in priced["lines"][0]["adjustments"]] == [("B 10% budget", "-5.00")]
 
 
 def test_bad_orders_are_4xx(client: TestClient) -> None:
