@@ -186,12 +186,13 @@ class Ledger:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
 
-    def _changed(self, order: OrderRecord | None = None, sign: int = 0, order_id: str | None = None) -> None:
+    def _changed(self, order: OrderRecord | None = None, sign: int = 0, order_id: str | None = None, released: tuple[Consumption, ...] = ()) -> None:
         """After a write: drop the cached views; fold ``order`` in (sign +1) or take the
-        order ``order_id`` out (sign -1) of the in-memory state, or forget it (re-read)."""
+        order ``order_id`` and what it consumed (``released``) out (sign -1) of the
+        in-memory state, or forget it (re-read)."""
         with self._view_lock:
+            self._views = {}  # a new dict: readers looking up the old one without the lock keep a consistent one
             self._generation += 1
-            self._views.clear()
             if self._totals is None or self._lines is None or sign == 0:
                 self._totals = self._lines = None
                 return
@@ -206,7 +207,10 @@ class Ledger:
                     # conditions) slow down with commits since start unless compacted
                     self._lines = lines.rechunk() if lines.n_chunks() > _MAX_CHUNKS else lines
             elif sign < 0 and order_id is not None:
-                self._totals = self._read_totals()
+                for c in released:
+                    key = _key(c)
+                    qty, amount = self._totals.get(key, (0, 0))
+                    self._totals[key] = (qty - c.qty, amount - c.amount)
                 self._lines = self._lines.filter(pl.col("order_id") != order_id)
 
     def _state(self) -> tuple[dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]], pl.DataFrame]:
@@ -234,7 +238,12 @@ class Ledger:
         return {(str(k), p, c, pr, s): (int(q), int(a)) for k, p, c, pr, s, q, a in rows}
 
     def view(self, plan: Plan) -> LedgerView:
-        """The snapshot quotes price against (cached until the next write)."""
+        """The snapshot quotes price against (cached until the next write). A cached view is
+        returned without taking the lock, so quotes do not wait for a rebuild after a write
+        (one that starts during the write may get the view from just before it)."""
+        cached = self._views.get((plan.version, self._generation))
+        if cached is not None:
+            return cached
         with self._view_lock:
             key = (plan.version, self._generation)
             cached = self._views.get(key)
@@ -330,23 +339,29 @@ class Ledger:
             self._changed(order, +1)
         return StoredOrder(order.order_id, "committed", order.response, order.consumption, order.request_digest), True
 
-    def cancel(self, order_id: str) -> StoredOrder | None:
-        """Mark a committed order cancelled: what it consumed stops counting. Idempotent;
-        None if no such order."""
+    def cancel(self, order_id: str) -> tuple[StoredOrder | None, bool]:
+        """Mark a committed order cancelled: what it consumed stops counting. Idempotent.
+        Returns the stored order (None if no such order) and whether this call released
+        it (False: it was not committed, e.g. already cancelled)."""
         with self.write_lock:
+            stored = self.find(order_id)
+            if stored is None or stored.status != "committed":
+                return stored, False
             cur = self._cursor()
             cur.begin()
             try:
-                cur.execute(
+                row = cur.execute(
                     "UPDATE ledger_orders SET status = 'cancelled', cancelled_at = ? WHERE order_id = ? AND status = 'committed'",
                     [_now(), order_id],
-                )
+                ).fetchone()
                 cur.commit()
             except BaseException:
                 cur.rollback()
                 raise
-            self._changed(None, -1, order_id)
-        return self.find(order_id)
+            done = bool(row and row[0])
+            if done:
+                self._changed(None, -1, order_id, stored.consumption)
+        return replace(stored, status="cancelled"), done
 
     def seed(self, block: Mapping[str, Any], currency: str) -> int:
         """Load imported history: a scenario file's ``ledger`` block (``budget_used``,

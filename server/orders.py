@@ -190,15 +190,17 @@ def get_order(order_id: str, request: Request) -> OrjsonResponse:
 
 @orders.post("/{order_id}/cancel", responses=_ERRORS)
 def cancel(order_id: str, request: Request) -> OrjsonResponse:
-    """Release exactly what the order consumed; cancelling twice changes nothing more."""
+    """Release exactly what the order consumed; cancelling again releases nothing
+    (``released: []``)."""
     runtime = _runtime(request)
     stored = runtime.store.ledger.find(order_id)
     if stored is None or stored.status == "imported":
         raise OrderNotFound(f"no committed order {order_id!r} in the ledger")
-    stored = runtime.store.ledger.cancel(order_id)
+    stored, released = runtime.store.ledger.cancel(order_id)
     assert stored is not None
     currency = str(stored.response.get("quote", {}).get("currency", "")) or runtime.require().plan.currency
-    return OrjsonResponse({"order_id": order_id, "status": stored.status, "released": _consumed(stored.consumption, currency)})
+    items = _consumed(stored.consumption, currency) if released else []  # a second cancel releases nothing
+    return OrjsonResponse({"order_id": order_id, "status": stored.status, "released": items})
 
 
 # ---- what remains ----------------------------------------------------------------------

@@ -244,11 +244,17 @@ def test_commit_consumes_once_and_cancel_releases_exactly(client: TestClient) ->
     cancelled = client.post("/orders/C1/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
+    assert sorted((c["kind"], c.get("amount") or c.get("qty")) for c in cancelled.json()["released"]) == [
+        ("budget", "10.00"), ("budget", "30.00"), ("credit", "260.00"), ("gift_stock", "1"), ("use", "1"),
+    ]  # fmt: skip
     quotas = promotions(client)
     assert quotas["B 10% budget"]["budget"]["used"] == "0.00"
     assert quotas["welcome"]["uses"]["remaining"] == "1"
     assert quotas["every 200 a G"]["gift_stock"]["remaining"] == "3"
-    assert client.post("/orders/C1/cancel").json()["status"] == "cancelled"  # idempotent
+    # /price prices against the in-memory view: the budget and D1's welcome are back
+    quote = client.post("/price", json={k: v for k, v in order("-", {"id": "1", "sku": "B", "qty": "15"}).items() if k != "id"}).json()
+    assert [(a["rule"], a["amount"]) for a in quote["lines"][0]["adjustments"]] == [("B 10% budget", "-30.00"), ("welcome", "-10.00")]
+    assert client.post("/orders/C1/cancel").json() == {"order_id": "C1", "status": "cancelled", "released": []}  # nothing more
     replay = client.post("/orders/commit", json=order("C1", {"id": "1", "sku": "B", "qty": "15"}))
     assert replay.json()["status"] == "cancelled"  # the id stays taken: a new order needs a new id
     assert client.get("/orders/C1").json()["status"] == "cancelled"
@@ -336,6 +342,31 @@ def test_a_quote_looks_up_the_ledger_without_copying_it(client: TestClient) -> N
     priced = quote(plan, cart, ledger=view)
     # D1 used welcome; 5.00 of the B budget is left
     assert [(a["rule"], a["amount"]) for a in priced["lines"][0]["adjustments"]] == [("B 10% budget", "-5.00")]
+
+
+def test_a_cached_view_is_read_without_the_lock_and_cancel_does_not_reread_the_ledger(client: TestClient) -> None:
+    import threading
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    ledger, plan = runtime.store.ledger, runtime.require().plan
+    assert client.post("/orders/commit", json=order("V1", {"id": "1", "sku": "B", "qty": "15"})).status_code == 200
+    view = ledger.view(plan)
+    got: list[Any] = []
+    with ledger._view_lock:  # a rebuild in progress holds this lock
+        reader = threading.Thread(target=lambda: got.append(ledger.view(plan)))
+        reader.start()
+        reader.join(timeout=5)
+        assert got == [view]  # the cached view, without waiting for the lock
+
+    def no_full_read() -> Any:
+        raise AssertionError("cancel re-aggregated the whole ledger")
+
+    ledger._read_totals = no_full_read
+    assert client.post("/orders/V1/cancel").status_code == 200
+    del ledger._read_totals
+    after = ledger.view(plan)
+    assert after.budget_used == {[r.name for r in plan.rules].index("B 10% budget"): 0, [r.name for r in plan.rules].index("welcome"): 0}
+    assert {k: v for k, v in ledger._totals.items() if v != (0, 0)} == ledger.used_totals() == {}
 
 
 def test_bad_orders_are_4xx(client: TestClient) -> None:
