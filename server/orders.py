@@ -136,6 +136,8 @@ def _digest(order: dict[str, Any]) -> str:
 
 
 def _replay_or_refuse(stored: StoredOrder, digest: str) -> OrjsonResponse:
+    if stored.status == "imported" or stored.request_digest is None:
+        raise OrderIdReused(f"order id {stored.order_id!r} belongs to imported history; a new order needs a new id")
     if stored.request_digest is not None and stored.request_digest != digest:
         raise OrderIdReused(
             f"order {stored.order_id!r} was committed with another body; a retry must send the same order, a new order needs a new id"

@@ -271,6 +271,15 @@ def test_a_commit_with_errors_is_refused_and_records_nothing(client: TestClient)
     assert fixed.status_code == 200  # the id was not taken by the refused attempt
 
 
+def test_committing_an_imported_id_is_refused(client: TestClient) -> None:
+    ledger = client.app.state.runtime.store.ledger  # type: ignore[attr-defined]
+    ledger.seed({"committed_lines": [{"order_id": "H-1", "customer_id": "D1", "date": "2026-11-03", "sku": "A", "qty": "6", "amount": "60.00"}]}, "CNY")
+    response = client.post("/orders/commit", json=order("H-1", {"id": "1", "sku": "A", "qty": "6"}))
+    assert (response.status_code, response.json()["code"]) == (409, "order_id_reused")
+    assert "Idempotent-Replay" not in response.headers
+    assert ledger.find("H-1").status == "imported"
+
+
 def test_unknown_orders_are_404(client: TestClient) -> None:
     for response in (client.post("/orders/NOPE/cancel"), client.get("/orders/NOPE")):
         assert response.status_code == 404
