@@ -362,7 +362,13 @@ def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
     block = content.get("ledger", content) if isinstance(content, dict) else None
     if not isinstance(block, dict):
         raise CliError(f"{args.file}: expected a JSON object with budget_used, uses, gift_stock_used, special_consumed or committed_lines")
-    currency = block.get("currency") or _plan(settings, args.rules is not None).currency
+    currency = _plan(settings, args.rules is not None).currency
+    if block.get("currency") not in (None, "", currency):
+        # the ledger keeps bare minor units of the ruleset currency: no conversion on import
+        raise CliError(
+            f"{args.file}: the history is in {block['currency']}, the ruleset in {currency}; ledger amounts are kept in the "
+            f"ruleset currency, so convert the file to {currency} first (nothing was loaded)"
+        )
     with _open_store(settings.db_path) as store:
         try:
             rows = store.ledger.seed(block, str(currency))

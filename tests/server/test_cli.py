@@ -387,6 +387,20 @@ def test_load_ledger_bad_row_loads_nothing(capsys: pytest.CaptureFixture[str], d
         assert store.ledger.used_totals() == {}
 
 
+def test_load_ledger_refuses_another_currency(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"currency": "JPY", "budget_used": {"ten budget": "5000"}}))
+    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    assert status != 0 and out == ""
+    assert err.startswith(f"pricer load: error: {history}: the history is in JPY, the ruleset in CNY;")
+    with Store(db_path) as store:
+        assert store.ledger.used_totals() == {}
+    history.write_text(json.dumps({"currency": "CNY", "budget_used": {"ten budget": "50.00"}}))  # its own currency is fine
+    assert run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))[0] == 0
+    with Store(db_path) as store:
+        assert store.ledger.used_totals() == {("budget", "ten budget", None, None, None): (0, 5000)}
+
+
 def test_quote_reads_the_ledger(capsys: pytest.CaptureFixture[str], db_path: Path, tmp_path: Path) -> None:
     rules = write_ruleset(tmp_path / "budget_rules", 'ruleset "t" currency CNY\npricelist "standard" { table standard_prices }\n'
                           'promotion "ten" { each line: percent_off 10%\n budget 5.00 }\n')  # fmt: skip
