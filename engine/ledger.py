@@ -14,8 +14,12 @@ Tables (schema in docs/ledger.md)::
 ``status`` is ``committed``, ``cancelled`` or ``imported`` (history loaded with
 ``pricer load-ledger`` or ``Ledger.seed``); a cancelled order's rows stay (the audit
 trail) and count in no sum. Amounts are minor units of the ruleset currency, quantities
-thousandths of the base unit. Every write is one DuckDB transaction; a write re-reads what
-was consumed and refuses (``QuotaExhausted``) anything that would go beyond a limit.
+thousandths of the base unit. Every write is one DuckDB transaction; a commit re-reads what
+was consumed and refuses (``QuotaExhausted``) anything that would go beyond a limit. That
+re-check is sound only because writers are serialized by ``write_lock`` (in-process) and
+one server process owns the DuckDB file: DuckDB's snapshot isolation does not make two
+transactions that insert consumption rows for the same key conflict, so two writers that
+bypassed the lock could both pass the check and overdraw.
 
 >>> from engine.store import Store
 >>> ledger = Ledger(Store(":memory:"))

@@ -3,8 +3,10 @@ of each quota (docs/orders.md).
 
 A commit holds the ledger's write lock from the moment it reads the ledger to the moment
 its transaction commits, so it prices against exactly what it writes against; the
-transaction itself re-reads every consumed total and refuses (409 ``quota_exhausted``)
-anything beyond a limit, so the ledger is never overdrawn even if that lock were bypassed.
+transaction re-reads every consumed total and refuses (409 ``quota_exhausted``) anything
+beyond a limit. What keeps the ledger from being overdrawn is that lock, one server process
+per DuckDB file and the re-check under the lock together: the DuckDB transaction alone
+would not (inserts for the same key do not conflict under snapshot isolation).
 """
 
 from __future__ import annotations

@@ -294,7 +294,8 @@ def test_a_commit_in_another_currency_is_refused(client: TestClient) -> None:
 
 
 def test_the_transaction_refuses_to_overdraw(client: TestClient, tmp_path: Path) -> None:
-    """Even a commit priced on a stale snapshot cannot pass a limit: the transaction re-reads."""
+    """Even a commit priced on a stale snapshot cannot pass a limit: the transaction re-reads
+    (under the write lock, which serializes it with every other write)."""
     ledger = client.app.state.runtime.store.ledger  # type: ignore[attr-defined]
     import datetime as dt
 
@@ -376,6 +377,32 @@ def test_a_cached_view_is_read_without_the_lock_and_cancel_does_not_reread_the_l
     after = ledger.view(plan)
     assert after.budget_used == {[r.name for r in plan.rules].index("B 10% budget"): 0, [r.name for r in plan.rules].index("welcome"): 0}
     assert {k: v for k, v in ledger._totals.items() if v != (0, 0)} == ledger.used_totals() == {}
+
+
+def test_the_guarantee_rests_on_the_write_lock(client: TestClient) -> None:
+    """What docs/orders.md says of the limits of the guarantee: two transactions that bypass
+    ``write_lock`` both pass the re-check and overdraw (DuckDB reports no conflict)."""
+    import datetime as dt
+
+    from engine.ledger import _check_limit, _insert_order
+
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    ledger = store.ledger  # creates the ledger tables
+    a, b = store._con.cursor(), store._con.cursor()  # two connections, as two writers would have
+
+    def rec(order_id: str) -> OrderRecord:
+        item = Consumption("budget", promotion="B 10% budget", amount=4000, limit_amount=5000)
+        return OrderRecord(order_id, "D9", None, None, dt.date(2026, 11, 22), "CNY", (0, 0, 0, 0, 0), {}, (), (item,))
+
+    a.begin()
+    b.begin()
+    for cur, order_id in ((a, "X1"), (b, "X2")):
+        _check_limit(cur, rec(order_id).consumption[0])  # both see 0.00 used of 50.00
+    for cur, order_id in ((a, "X1"), (b, "X2")):
+        _insert_order(cur, rec(order_id), "committed")
+    a.commit()
+    b.commit()
+    assert ledger.used_totals()[("budget", "B 10% budget", None, None, None)] == (0, 8000)  # 80.00 of a 50.00 budget
 
 
 def test_bad_orders_are_4xx(client: TestClient) -> None:
