@@ -454,7 +454,7 @@ def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: di
     consumed: list[Consumption] = []
     for name in sorted(set(discounts) | set(gifts)):
         caps = plan.rule_caps[names[name]] if names[name] < len(plan.rule_caps) else None
-        if discounts.get(name):
+        if discounts.get(name, 0) > 0:  # never a negative budget row: that would free budget for others
             consumed.append(Consumption("budget", promotion=name, amount=discounts[name], limit_amount=caps.budget if caps else None))
         if gifts.get(name):
             consumed.append(Consumption("gift_stock", promotion=name, qty=gifts[name], limit_qty=caps.gift_stock if caps else None))

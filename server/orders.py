@@ -127,14 +127,19 @@ async def commit(order: OrderIn, request: Request) -> OrjsonResponse:
     """Re-validate and, with no error, consume quotas and record the order in one
     transaction. The same id again returns the first result and consumes nothing."""
     runtime = _runtime(request)
-    loaded = runtime.require()
+    runtime.require()  # 503 no_ruleset before anything else; the plan is read under the write lock
     _check_size(runtime, order)
     _check_rebate_payment(order)
-    return await run_in_threadpool(_commit, runtime, loaded.plan, order.to_engine())
+    return await run_in_threadpool(_commit, runtime, order.to_engine())
+
+
+#: request fields that change how the answer is presented, not the order: left out of the digest
+_PRESENTATION = ("explain",)
 
 
 def _digest(order: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(order, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    body = {k: v for k, v in order.items() if k not in _PRESENTATION}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _replay_or_refuse(stored: StoredOrder, digest: str) -> OrjsonResponse:
@@ -147,10 +152,11 @@ def _replay_or_refuse(stored: StoredOrder, digest: str) -> OrjsonResponse:
     return _replay(stored.status, stored.response)
 
 
-def _commit(runtime: Runtime, plan: Any, order: dict[str, Any]) -> OrjsonResponse:
+def _commit(runtime: Runtime, order: dict[str, Any]) -> OrjsonResponse:
     ledger = runtime.store.ledger
     digest = _digest(order)
     with ledger.write_lock:
+        plan = runtime.require().plan  # read under the lock: a commit queued behind a publish uses the new ruleset
         stored = ledger.find(str(order["id"]))
         if stored is not None:
             return _replay_or_refuse(stored, digest)

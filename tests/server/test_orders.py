@@ -405,6 +405,45 @@ def test_the_guarantee_rests_on_the_write_lock(client: TestClient) -> None:
     assert ledger.used_totals()[("budget", "B 10% budget", None, None, None)] == (0, 8000)  # 80.00 of a 50.00 budget
 
 
+def test_a_commit_queued_behind_a_publish_uses_the_new_ruleset(client: TestClient) -> None:
+    import threading
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    answers: list[Any] = []
+    with runtime.store.ledger.write_lock:  # a commit in progress: the next one waits
+        waiting = threading.Thread(target=lambda: answers.append(client.post("/orders/commit", json=order("P1", {"id": "1", "sku": "B", "qty": "15"}))))
+        waiting.start()
+        waiting.join(timeout=1)
+        assert answers == []
+        runtime.publish({"main.rule": RULESET.replace("budget 50.00", "budget 12.00")})
+    waiting.join(timeout=30)
+    [answer] = answers
+    assert answer.status_code == 200, answer.text
+    # the new ruleset's 12.00 budget, not the 30.00 the old one allowed
+    assert {c["promotion"]: c["amount"] for c in answer.json()["consumed"] if c["kind"] == "budget"} == {"B 10% budget": "12.00", "welcome": "10.00"}
+
+
+def test_a_retry_with_explain_toggled_is_a_replay(client: TestClient) -> None:
+    first = client.post("/orders/commit", json=order("E1", {"id": "1", "sku": "A", "qty": "6"}))
+    assert first.status_code == 200
+    again = client.post("/orders/commit", json=order("E1", {"id": "1", "sku": "A", "qty": "6"}, explain=True))
+    assert (again.status_code, again.headers.get("Idempotent-Replay")) == (200, "true")
+
+
+def test_a_promotion_that_adds_to_the_net_consumes_no_budget(client: TestClient) -> None:
+    from engine.order_checks import order_record
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    priced = {
+        "currency": "CNY", "date": "2026-11-22", "gifts": [],
+        "lines": [{"id": "1", "sku": "B", "qty": "1", "base_qty": "1", "list_amount": "20.00", "net_amount": "21.00", "tax": "0.00",
+                   "adjustments": [{"rule": "B 10% budget", "amount": "1.00"}]}],
+        "totals": {"list": "20.00", "discount": "1.00", "net": "21.00", "tax": "0.00", "gross": "21.00"},
+    }  # fmt: skip
+    record = order_record(runtime.require().plan, runtime.store.snapshot(), order("M1", {"id": "1", "sku": "B", "qty": "1"}), priced)
+    assert [c for c in record.consumption if c.kind == "budget"] == []
+
+
 def test_bad_orders_are_4xx(client: TestClient) -> None:
     assert client.post("/orders/validate", json={"lines": [{"sku": "A", "qty": "1"}]}).status_code == 422  # no id
     assert client.post("/orders/commit", json=order("", {"id": "1", "sku": "A", "qty": "6"})).status_code == 422
