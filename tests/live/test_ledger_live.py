@@ -50,6 +50,7 @@ promotion "welcome" priority 0 {
 
 BUDGET = 50_000  # minor units
 CUSTOMERS = 20
+CREDIT = "500.00"  # per customer in the race test: room for exactly 2 of its orders (see there)
 
 
 def _free_port() -> int:
@@ -101,21 +102,34 @@ class Server:
                 self.kill()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def _serve(tmp_path: Path, ruleset: str, accounts: pl.DataFrame | None = None) -> Iterator[Server]:
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "main.rule").write_text(RULESET, encoding="utf-8")
+    (rules / "main.rule").write_text(ruleset, encoding="utf-8")
     db = tmp_path / "ledger.duckdb"
     with Store(db) as store:
         store.load_frame("catalog", pl.DataFrame({"sku": ["A"], "base_unit": ["pcs"]}))
         store.load_frame("standard_prices", pl.DataFrame({"sku": ["A"], "price": ["20.00"]}))
+        if accounts is not None:
+            store.load_frame("accounts", accounts)
     srv = Server(db=db, rules=rules)
     srv.start()
     try:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path, RULESET)
+
+
+@pytest.fixture
+def credit_server(tmp_path: Path) -> Iterator[Server]:
+    """RULESET with a credit check: every customer has CREDIT of credit."""
+    accounts = pl.DataFrame({"customer_id": [f"D{c:02d}" for c in range(CUSTOMERS)], "credit_limit": [CREDIT] * CUSTOMERS})
+    yield from _serve(tmp_path, RULESET + "\ncredit {\n  table accounts\n}\n", accounts)
 
 
 def _order(n: int) -> dict[str, Any]:
@@ -147,9 +161,11 @@ def _ledger_figures(db: Path) -> dict[str, Any]:
             ).fetchall()
         )
         uses = cur.execute(
-            "SELECT customer_id, sum(qty) FROM ledger_consumption WHERE kind = 'use' AND promotion = 'welcome' GROUP BY 1"
+            "SELECT c.customer_id, sum(c.qty) FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
+            " WHERE o.status = 'committed' AND c.kind = 'use' AND c.promotion = 'welcome' GROUP BY 1"
         ).fetchall()
         lines_net = dict(cur.execute("SELECT order_id, sum(net_amount) FROM ledger_lines GROUP BY 1").fetchall())
+        recorded = {r[0] for r in cur.execute("SELECT order_id FROM ledger_orders").fetchall()}
         line_orders = {r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_lines").fetchall()}
         consumption_orders = {r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_consumption").fetchall()}
     import json
@@ -159,6 +175,7 @@ def _ledger_figures(db: Path) -> dict[str, Any]:
         "consumed": {k: int(v) for k, v in consumed.items()},
         "uses": {c: int(n) for c, n in uses},
         "lines_net": {k: int(v) for k, v in lines_net.items()},
+        "recorded": recorded,  # any status: a cancelled order's rows stay
         "line_orders": line_orders,
         "consumption_orders": consumption_orders,
     }
@@ -173,11 +190,17 @@ def _assert_consistent(figures: dict[str, Any]) -> None:
     for order_id, (_, net, _) in orders.items():
         assert figures["lines_net"][order_id] == net
     # no half-written order: lines and consumption only for recorded orders
-    assert figures["line_orders"] <= set(orders)
-    assert figures["consumption_orders"] <= set(orders)
+    assert figures["line_orders"] <= figures["recorded"]
+    assert figures["consumption_orders"] <= figures["recorded"]
 
 
-def test_concurrent_commits_never_overdraw(server: Server) -> None:
+def test_concurrent_commits_never_overdraw(credit_server: Server) -> None:
+    """200 commits race for a 500.00 budget, one welcome per customer and 500.00 of credit
+    per customer. An order is 200.00 less 20.00 of budget while it lasts, less 5.00 welcome
+    on the customer's first: 175.00 to 200.00. Two orders take at most 395.00 and three at
+    least 535.00, so whatever the interleaving exactly 2 of each customer's 10 orders are
+    committed and the other 8 are refused (422 credit_exceeded)."""
+    server = credit_server
     n = 200
     local = threading.local()
 
@@ -190,18 +213,40 @@ def test_concurrent_commits_never_overdraw(server: Server) -> None:
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         results = list(pool.map(commit, range(n)))
-    assert [status for status, _ in results] == [200] * n, [b for s, b in results if s != 200][:3]
-    given = sum(_discount_of(body, "ten budget") for _, body in results)
-    assert given == BUDGET  # 200 orders want 20.00 each: exactly the 500.00 budget is given
-    welcomed = sum(1 for _, body in results if any(a["rule"] == "welcome" for line in body["quote"]["lines"] for a in line["adjustments"]))
+    committed = [body for status, body in results if status == 200]
+    refused = [body for status, body in results if status != 200]
+    assert len(committed) == 2 * CUSTOMERS, [b for b in refused if b.get("code") != "order_invalid"][:3]
+    assert {(b["code"], tuple(e["code"] for e in b["errors"])) for b in refused} == {("order_invalid", ("credit_exceeded",))}
+    assert len(refused) == n - 2 * CUSTOMERS
+    given = sum(_discount_of(body, "ten budget") for body in committed)
+    assert given == BUDGET  # 40 orders want 20.00 each: exactly the 500.00 budget is given
+    welcomed = sum(1 for body in committed if any(a["rule"] == "welcome" for line in body["quote"]["lines"] for a in line["adjustments"]))
     assert welcomed == CUSTOMERS  # one use per customer, whatever the interleaving
+    credit = {}
+    for body in committed:
+        [item] = [c for c in body["consumed"] if c["kind"] == "credit"]
+        assert item["amount"] == body["quote"]["totals"]["gross"]
+        credit[item["customer_id"]] = credit.get(item["customer_id"], 0) + parse_money(item["amount"], "CNY")
+    assert len(credit) == CUSTOMERS and all(35_000 <= used <= 39_500 for used in credit.values()), credit
     quotas = httpx.get(f"{server.url}/quotas/promotions").json()["promotions"]
     assert {q["promotion"]: q.get("budget", {}).get("remaining") for q in quotas}["ten budget"] == "0.00"
+
+    # cancel one welcomed order that got budget: /price (the in-memory view) gives both back
+    cancelled = next(b for b in committed if _discount_of(b, "welcome") and _discount_of(b, "ten budget") == 2000)
+    customer = next(c["customer_id"] for c in cancelled["consumed"] if c["kind"] == "credit")
+    cart = {"date": "2026-11-22", "customer": {"id": customer}, "lines": [{"id": "1", "sku": "A", "qty": "10"}]}
+    before = httpx.post(f"{server.url}/price", json=cart).json()
+    assert [a["rule"] for line in before["lines"] for a in line["adjustments"]] == []  # budget spent, welcome used
+    assert httpx.post(f"{server.url}/orders/{cancelled['order_id']}/cancel").json()["status"] == "cancelled"
+    after = httpx.post(f"{server.url}/price", json=cart).json()
+    assert after["totals"]["net"] == "175.00"  # 200.00 - 20.00 released budget - 5.00 welcome again
+    assert httpx.post(f"{server.url}/orders/commit", json={**cart, "id": "AFTER"}).status_code == 200  # its credit is free again
+
     server.stop()
     figures = _ledger_figures(server.db)
-    assert len(figures["orders"]) == n
+    assert len(figures["orders"]) == 2 * CUSTOMERS  # one cancelled, one more committed
     assert figures["consumed"]["budget:ten budget"] == BUDGET
-    assert sorted(figures["uses"].values()) == [1] * CUSTOMERS
+    assert sorted(figures["uses"].values()) == [1] * CUSTOMERS  # the cancelled order's use went to AFTER
     _assert_consistent(figures)
 
 
