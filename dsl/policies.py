@@ -56,11 +56,11 @@ class PolicyTransformer:
     path: str
     repeats: list[Diagnostic]
 
-    def s(self, meta: Any) -> t.Span:  # provided by the parser's transformer
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the parser's transformer (``parser._ToTree``) provides these
 
-    def _field(self, token: Any) -> t.FieldRef:  # provided by the parser's transformer
-        raise NotImplementedError
+        def s(self, meta: Any) -> t.Span: ...
+
+        def _field(self, token: Any) -> t.FieldRef: ...
 
     def _repeat(self, key: str, span: t.Span, first: t.Span) -> None:
         self.repeats.append(
