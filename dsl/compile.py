@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -47,15 +49,40 @@ class CompileError(Exception):
         self.diagnostics = diagnostics
 
 
-def ruleset_version(sources: dict[str, str], data_fingerprint: str = "") -> str:
-    digest = hashlib.sha256()
-    for path in sorted(sources):
-        digest.update(path.encode())
-        digest.update(b"\0")
-        digest.update(sources[path].encode())
-        digest.update(b"\0")
-    digest.update(data_fingerprint.encode())
+def ruleset_version(sources: dict[str, str], data: DataSet | None = None) -> str:
+    """``"sha256:<16 hex>"`` of the rule files, keyed by their path inside the ruleset folder
+    (``source_keys``), and of ``data`` (``DataSet.digest``); the same inputs give the same
+    version in every process, wherever the folder sits.
+
+    >>> ruleset_version({"/srv/a/rules/r.rule": "x"}) == ruleset_version({"rules/r.rule": "x"})
+    True
+    """
+    digest = hashlib.sha256(b"pricer-ruleset/2")
+    keys = source_keys(sources)
+    digest.update(len(sources).to_bytes(8, "little"))
+    for path in sorted(sources, key=lambda p: (keys[p], p)):
+        for part in (keys[path], sources[path]):
+            raw = part.encode()
+            digest.update(len(raw).to_bytes(8, "little") + raw)
+    digest.update(b"data:" + (data.digest().encode() if data is not None else b"none"))
     return "sha256:" + digest.hexdigest()[:16]
+
+
+def source_keys(sources: Iterable[str]) -> dict[str, str]:
+    """Each display path relative to the deepest folder that holds every file: the ruleset
+    root ``load_sources`` read, or the folder a client's file names share.
+
+    >>> source_keys(["/tmp/x/rules/main.rule", "/tmp/x/rules/promos/q4.rule"])
+    {'/tmp/x/rules/main.rule': 'main.rule', '/tmp/x/rules/promos/q4.rule': 'promos/q4.rule'}
+    """
+    parts = {path: PurePosixPath(path).parts for path in sources}
+    folders = [p[:-1] for p in parts.values()]
+    shared = 0
+    if folders:
+        shortest = min(folders, key=len)
+        while shared < len(shortest) and all(f[shared] == shortest[shared] for f in folders):
+            shared += 1
+    return {path: "/".join(p[shared:]) for path, p in parts.items()}
 
 
 def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
@@ -183,7 +210,7 @@ def _shadow_warning(promotions: list[t.Promotion], shadowed_index: int, covers: 
     )
 
 
-def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: str = "") -> Plan:
+def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
     """Raises ``CompileError`` (with diagnostics) or ``DataError``."""
     catalog = build_catalog(data)
     conditions = ConditionCompiler(catalog, checked.schema, checked.currency)
@@ -252,7 +279,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         currency=checked.currency,
         timezone=checked.timezone,
         rounding=checked.rounding,
-        version=ruleset_version(checked.sources, data_fingerprint),
+        version=ruleset_version(checked.sources, data),
         catalog=catalog,
         pricelists=tuple(pricelists),
         rules=tuple(infos),

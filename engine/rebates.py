@@ -268,7 +268,7 @@ def compile_policies(sources: dict[str, str], data: DataSet | None) -> PolicySet
         elif isinstance(d, t.PartnerTiersDecl):
             tiers.append(TierPolicy(name=d.name, period=d.period, levels=tuple((lv.name, lv.when) for lv in d.levels), default=d.default, source=_src(d.span)))
     return PolicySet(
-        version=ruleset_version(sources),
+        version=ruleset_version(sources, data),
         currency=cur,
         rounding=checked.rounding,
         timezone=checked.timezone,

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
@@ -129,6 +130,21 @@ def test_publish_swaps_the_plan_and_survives_a_restart(
         current = restarted.get("/rulesets/current").json()
         assert current["version"] == body["version"]
         assert current["source"] == "store" and current["files"] == ["rules/main.rule"]
+
+
+def test_publishing_after_a_new_data_table_is_a_new_version(client: TestClient) -> None:
+    files = {"rules/main.rule": RULESET}
+    first = client.post("/rulesets/publish", json={"files": files}, headers=admin()).json()
+    store: Store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store.load_frame("standard_prices", pl.DataFrame({"sku": ["A"], "price": ["25.00"]}))
+
+    again = client.post("/rulesets/publish", json={"files": files}, headers=admin()).json()
+
+    assert again["changed"] is True and again["previous_version"] == first["version"]
+    assert again["version"] != first["version"]
+    # 2 x 25.00 less 10% = 45.00 (the old table gave 36.00)
+    quote = client.post("/price", json=CART).json()
+    assert (quote["totals"]["net"], quote["ruleset_version"]) == ("45.00", again["version"])
 
 
 def test_request_in_flight_finishes_on_the_plan_it_started_with(
