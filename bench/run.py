@@ -1,7 +1,8 @@
 """Run the whole benchmark: ``python -m bench.run [--quick]`` (``make bench``).
 
 Prices the generated workload with pricer (bulk ``price_frames`` and per-cart ``quote``),
-GoRules zen-engine and the reference interpreter side by side, checks that every line
+GoRules zen-engine at its fast configuration (``bench/zen_runner.py``: one ``ZenEngine`` with
+a static loader, created once) and the reference interpreter side by side, checks that every line
 agrees to the minor unit (a mismatch fails the run), times the compile, drives ``/price``
 over HTTP from a separate process, then writes ``bench/results/latest.json`` and the
 results table in ``bench/README.md``.
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bench.gen import CURRENCY, FULL, RULE_COUNTS, Workload, category_id, generate
-from bench.zen_runner import ZenPricer
+from bench import zen_runner
+from bench.gen import CURRENCY, FULL, RULE_COUNTS, Workload, generate
+from bench.zen_runner import percentiles_us, time_calls
 from engine.money import parse_money
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -63,29 +65,6 @@ def response_nets(response: dict[str, Any]) -> list[int]:
         parse_money(line["net_amount"], CURRENCY) if line.get("status") == "ok" else None
         for line in response["lines"]
     ]
-
-
-def percentiles_us(samples_ns: list[int]) -> dict[str, float]:
-    arr = np.asarray(samples_ns, dtype=np.float64) / 1e3
-    return {
-        "p50": round(float(np.percentile(arr, 50)), 1),
-        "p99": round(float(np.percentile(arr, 99)), 1),
-        "mean": round(float(arr.mean()), 1),
-        "n": len(arr),
-    }
-
-
-def time_calls(fn: Callable[[Any], Any], items: list[Any], warmup: int) -> list[int]:
-    for item in items[:warmup]:
-        fn(item)
-    gc.collect()
-    out = []
-    clock = time.perf_counter_ns
-    for item in items[warmup:]:
-        t0 = clock()
-        fn(item)
-        out.append(clock() - t0)
-    return out
 
 
 # ---- the reference interpreter ---------------------------------------------------------
@@ -177,15 +156,6 @@ def bench_rules(
         float((priced["discount_minor"].to_numpy() != 0).mean()), 4
     )
 
-    log(f"[R={R}] zen on {len(sample_lines):,} lines")
-    zen = ZenPricer(w.rules)
-    list_minor = w.list_minor(sample_lines)
-    t0 = time.perf_counter()
-    zen_net = zen.net_minor(sample_contexts, list_minor)
-    zen_s = time.perf_counter() - t0
-    out["zen_lines_per_s"] = round(len(sample_lines) / zen_s)
-    out["zen_mismatches"] = int((zen_net != pricer_net).sum())
-
     if reference is not None:
         n_ref = min(len(sample_carts), args.reference_carts)
         ref_carts = w.cart_dicts(sample_carts[:n_ref])
@@ -202,14 +172,6 @@ def bench_rules(
 
     log(f"[R={R}] per cart: quote on {len(latency_carts):,} 10-line carts")
     nets_quote = [response_nets(quote(plan, c)) for c in latency_carts[: args.check_carts]]
-    cat_of = dict(zip(w.sku_ids, (category_id(int(c)) for c in w.sku_category), strict=True))
-    price_of = dict(zip(w.sku_ids, (int(p) for p in w.sku_price_minor), strict=True))
-    nets_zen = [zen.quote_cart(c, cat_of, price_of) for c in latency_carts[: args.check_carts]]
-    out["quote_vs_zen_mismatches"] = sum(
-        a != b
-        for qa, qb in zip(nets_quote, nets_zen, strict=True)
-        for a, b in zip(qa, qb, strict=True)
-    )
     sample_quote = [
         n
         for c in w.cart_dicts(sample_carts[: args.check_carts])
@@ -228,10 +190,28 @@ def bench_rules(
     out["cart_us_pricer_unformatted"] = percentiles_us(
         time_calls(probe.price, latency_carts, args.warmup)
     )
-    zen_carts = latency_carts[: args.warmup + args.zen_cart_calls]
-    out["cart_us_zen"] = percentiles_us(
-        time_calls(lambda c: zen.quote_cart(c, cat_of, price_of), zen_carts, args.warmup)
+
+    log(
+        f"[R={R}] zen (static loader, created once) on {len(sample_lines):,} lines, "
+        f"modes {', '.join(zen_runner.BATCH_MODES)}; {args.zen_cart_calls} 10-line carts"
     )
+    cat_of, price_of = zen_runner.cart_lookups(w)
+    figures, answers = zen_runner.measure(
+        w.rules,
+        sample_contexts,
+        np.diff(w.cart_offsets)[sample_carts].tolist(),
+        w.list_minor(sample_lines),
+        latency_carts,
+        cat_of,
+        price_of,
+        batch_runs=args.zen_batch_runs,
+        cart_calls=args.zen_cart_calls,
+        warmup=args.warmup,
+        check_carts=args.check_carts,
+        slow_lines=args.zen_slow_lines,
+    )
+    out.update(figures)
+    out.update(zen_runner.agreement(answers, pricer_net, nets_quote))
     return out
 
 
@@ -352,16 +332,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for r, v in per_rules.items()
         for kind in (
             "zen_mismatches",
+            "zen_slow_mismatches",
             "reference_mismatches",
             "quote_vs_zen_mismatches",
             "quote_vs_batch_mismatches",
         )
         if kind in v
     }
+    if "frames_vs_batch_mismatches" in full:
+        mismatches["full_frames_vs_batch_mismatches"] = full["frames_vs_batch_mismatches"]
     result: dict[str, Any] = {
         "batch_lines_per_s": {
             "pricer": {r: v["batch_lines_per_s"] for r, v in per_rules.items()},
             "zen": {r: v["zen_lines_per_s"] for r, v in per_rules.items()},
+            "zen_mode": {r: v["zen_batch_mode"] for r, v in per_rules.items()},
             "reference": {
                 r: v["reference_lines_per_s"]
                 for r, v in per_rules.items()
@@ -374,12 +358,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 k: per_rules[top]["cart_us_pricer_unformatted"][k] for k in ("p50", "p99")
             },
             "zen": {k: per_rules[top]["cart_us_zen"][k] for k in ("p50", "p99")},
+            "zen_evaluate_only": {
+                k: per_rules[top]["cart_us_zen_evaluate_only"][k] for k in ("p50", "p99")
+            },
         },
         "cart_us_by_rules": {
             "pricer": {r: v["cart_us_pricer"] for r, v in per_rules.items()},
             "zen": {r: v["cart_us_zen"] for r, v in per_rules.items()},
         },
         "compile_ms": {r: v["compile_ms"] for r, v in per_rules.items()},
+        "zen_slow_lines_per_s": {
+            r: v["zen_slow_lines_per_s"] for r, v in per_rules.items() if "zen_slow_lines_per_s" in v
+        },
+        "zen_slow_note": (
+            "not zen's fast path, not used in any ratio: ZenEngine().create_decision(content)"
+            ".evaluate, one loop call per cart, on a small sample"
+        ),
         "http": {k: http.get(k) for k in ("rps", "p50_ms", "p99_ms")}
         | {"errors": http.get("errors")},
         "full": full,
@@ -455,10 +449,17 @@ def table(r: dict[str, Any]) -> str:
         f"{r['machine']['loadavg_at_start'][0]}{' (**--quick** sizes)' if s['quick'] else ''}.",
         f"Workload: {s['n_skus']:,} SKUs, {s['n_customers']:,} customers, {s['n_carts']:,} carts, "
         f"{s['lines']:,} lines, seed {s['seed']}; agreement checked on {s['checked_lines']:,} lines.",
+        *(
+            f"The {name} figures come from a separate, later run merged into this one: "
+            f"`{m['command']}` at {m['generated_at']}, load average at start "
+            f"{m['loadavg_at_start'][0]}."
+            for name, m in (r.get("merged") or {}).items()
+        ),
         "",
         "**Batch, lines/s** (pricer: `price_frames` on every line, best of "
-        f"{len(r['per_rules'][rules[0]]['batch_s'])}; zen and reference: on the checked "
-        "sample, extrapolated)",
+        f"{len(r['per_rules'][rules[0]]['batch_s'])}; zen-engine: its fast configuration, one "
+        "`ZenEngine` with a static loader created once, the best of its batch modes (below); "
+        "zen and reference on the checked sample, extrapolated)",
         "",
         "| rules | pricer | zen-engine | reference | pricer / zen | compile ms "
         "| cart p50 / p99 µs, pricer | cart p50 / p99 µs, zen |",
@@ -471,6 +472,29 @@ def table(r: dict[str, Any]) -> str:
             f"| {k} | {_fmt_rate(p)} | {_fmt_rate(z)} | {_fmt_rate(ref)} | {p / z:,.0f}× | "
             f"{r['compile_ms'][k]} | {cp['p50']} / {cp['p99']} | {cz['p50']} / {cz['p99']} |"
         )
+    modes = list(r["per_rules"][rules[0]].get("zen_lines_per_s_by_mode", {}))
+    lines += [] if not modes else [
+        "",
+        "zen-engine batch by mode, lines/s (`per_line`: one `engine.evaluate` per line; "
+        "`per_cart`: one `loop` evaluation per cart; `loop_chunk_n`: one `loop` evaluation per "
+        "n lines):",
+        "",
+        "| rules | " + " | ".join(f"`{m}`" for m in modes) + " |",
+        "| ---: | " + " | ".join("---:" for _ in modes) + " |",
+    ]
+    for k in rules if modes else ():
+        by_mode = r["per_rules"][k]["zen_lines_per_s_by_mode"]
+        lines.append(f"| {k} | " + " | ".join(_fmt_rate(by_mode[m]) for m in modes) + " |")
+    slow = r.get("zen_slow_lines_per_s") or {}
+    if slow:
+        n_slow = r["per_rules"][rules[0]]["zen_slow_lines"]
+        lines += [
+            "",
+            "Not used in any ratio: zen's slow path, `ZenEngine().create_decision(content)"
+            f".evaluate` with one `loop` call per cart, on {n_slow:,} lines: "
+            + ", ".join(f"R = {k} {_fmt_rate(v)} lines/s" for k, v in slow.items())
+            + ".",
+        ]
     c = r["cart_us"]
     h = r["http"]
     hd = r["http_detail"]
@@ -482,7 +506,8 @@ def table(r: dict[str, Any]) -> str:
         "| --- | ---: | ---: |",
         f"| pricer `quote` | {c['pricer']['p50']} | {c['pricer']['p99']} |",
         f"| pricer, priced lines without the JSON response (`SmallPath.price`) | {c['pricer_unformatted']['p50']} | {c['pricer_unformatted']['p99']} |",
-        f"| zen-engine (one `evaluate` per cart) | {c['zen']['p50']} | {c['zen']['p99']} |",
+        f"| zen-engine (one `engine.evaluate` `loop` call per cart, static loader) | {c['zen']['p50']} | {c['zen']['p99']} |",
+        f"| zen-engine, `engine.evaluate` alone (the cart's contexts built beforehand) | {c['zen_evaluate_only']['p50']} | {c['zen_evaluate_only']['p99']} |",
         "",
     ]
     o = r.get("orders") or {"skipped": True}
@@ -516,7 +541,13 @@ def table(r: dict[str, Any]) -> str:
             f"**The full demo ruleset** ({f['rules']} promotions over every stage: list prices, line "
             "promotions, combos, pools, order promotions, gifts, caps, floors, approval bands, tax; "
             f"{f['carts']:,} seeded demo carts, {f['lines']:,} lines): `quote_batch` (JSON in and out) "
-            f"{_fmt_rate(f['batch_lines_per_s'])} lines/s; one 10-line cart with `quote`: p50 "
+            f"{_fmt_rate(f['batch_lines_per_s'])} lines/s"
+            + (
+                f"; `price_frames` (columnar, no manual discounts) {_fmt_rate(f['frames_lines_per_s'])} lines/s"
+                if "frames_lines_per_s" in f
+                else ""
+            )
+            + "; one 10-line cart with `quote`: p50 "
             f"{f['cart_us']['p50']} µs, p99 {f['cart_us']['p99']} µs; compile {f['compile_ms']} ms.",
         ]
     bad = {k: v for k, v in r["mismatches"].items() if v}
@@ -562,6 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-runs", type=int, default=5)
     parser.add_argument("--cart-calls", type=int, default=2_000, help="timed quote calls")
     parser.add_argument("--zen-cart-calls", type=int, default=500, help="timed zen carts")
+    parser.add_argument("--zen-batch-runs", type=int, default=3, help="zen batch runs per mode")
+    parser.add_argument(
+        "--zen-slow-lines", type=int, default=1_000, help="lines on zen's slow path (0: skip)"
+    )
     parser.add_argument("--check-carts", type=int, default=500, help="carts cross-checked per path")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--http-rate", type=float, default=1000.0)
@@ -571,11 +606,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-orders", action="store_true", help="skip the orders benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="run nothing: print the table of a results JSON (and write it to bench/README.md)",
+    )
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        text = table(json.loads(args.from_json.read_text(encoding="utf-8")))
+        print(text)
+        if not args.no_readme:
+            write_readme(text)
+            log(f"updated {README}")
+        return 0
     if args.quick:
         args.sample_lines = min(args.sample_lines, 5_000)
         args.cart_calls = min(args.cart_calls, 500)
         args.zen_cart_calls = min(args.zen_cart_calls, 100)
+        args.zen_batch_runs = min(args.zen_batch_runs, 2)
+        args.zen_slow_lines = min(args.zen_slow_lines, 300)
         args.check_carts = min(args.check_carts, 100)
         args.batch_runs = min(args.batch_runs, 2)
         args.compile_runs = min(args.compile_runs, 2)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench import zen_runner
 from bench.gen import Workload, _shadows, category_id, discount_minor, generate
-from bench.zen_runner import ZenPricer
+from bench.zen_runner import BATCH_MODES, ZenPricer, ZenSlowPricer, split
 
 SIZE = {"n_skus": 60, "n_customers": 40, "n_carts": 60, "n_rules": 30, "seed": 5}
 
@@ -66,8 +67,13 @@ def test_rules_discount_some_lines_but_not_all(workload: Workload) -> None:
 def test_zen_decision_table_is_first_hit(workload: Workload) -> None:
     lines = np.arange(workload.n_lines)
     zen = ZenPricer(workload.rules)
-    net = zen.net_minor(workload.line_contexts(lines), workload.list_minor(lines))
-    assert np.array_equal(net, first_hit_net(workload))
+    contexts, list_minor = workload.line_contexts(lines), workload.list_minor(lines)
+    sizes = np.diff(workload.cart_offsets).tolist()
+    expected = first_hit_net(workload)
+    for mode in BATCH_MODES:  # every batch configuration of the fast engine
+        assert np.array_equal(zen.net_minor(contexts, list_minor, mode, sizes), expected), mode
+    slow_bp = ZenSlowPricer(workload.rules).percents_bp(split(contexts, sizes))
+    assert np.array_equal(list_minor - discount_minor(list_minor, slow_bp), expected)
     cat_of = {
         s: category_id(int(c)) for s, c in zip(workload.sku_ids, workload.sku_category, strict=True)
     }
@@ -77,7 +83,7 @@ def test_zen_decision_table_is_first_hit(workload: Workload) -> None:
         for i in range(workload.n_carts)
         for n in zen.quote_cart(workload.cart_dict(i), cat_of, price_of)
     ]
-    assert per_cart == net.tolist()
+    assert per_cart == expected.tolist()
 
 
 def test_pricer_batch_and_quote_agree_with_first_hit(workload: Workload) -> None:
@@ -111,3 +117,103 @@ def test_reference_agrees_with_first_hit(workload: Workload) -> None:
         for n in expected[workload.cart_offsets[i] : workload.cart_offsets[i + 1]]
     ]
     assert got == want
+
+
+def test_zen_fast_runner_measures_every_mode_and_agrees_with_pricer(workload: Workload) -> None:
+    from engine.api import compile_ruleset, price_frames, quote
+
+    plan = compile_ruleset(workload.sources, workload.data)
+    lines = np.arange(workload.n_lines)
+    latency = workload.latency_carts(7, lines=10)
+    category_of, price_of = zen_runner.cart_lookups(workload)
+    figures, answers = zen_runner.measure(
+        workload.rules,
+        workload.line_contexts(lines),
+        np.diff(workload.cart_offsets).tolist(),
+        workload.list_minor(lines),
+        latency,
+        category_of,
+        price_of,
+        batch_runs=1,
+        cart_calls=5,
+        warmup=2,
+        check_carts=7,
+        slow_lines=25,
+    )
+    by_mode = figures["zen_lines_per_s_by_mode"]
+    assert set(by_mode) == set(BATCH_MODES) and min(by_mode.values()) > 0
+    assert figures["zen_batch_mode"] == max(by_mode, key=by_mode.__getitem__)
+    assert figures["zen_lines_per_s"] == by_mode[figures["zen_batch_mode"]]
+    assert figures["cart_us_zen"]["n"] == figures["cart_us_zen_evaluate_only"]["n"] == 5
+    # the slow path runs on whole carts: the first carts holding at most 25 lines
+    assert 0 < figures["zen_slow_lines"] <= 25
+    assert figures["zen_slow_lines"] in np.asarray(workload.cart_offsets).tolist()
+    assert figures["zen_slow_lines_per_s"] > 0
+
+    pricer_net = price_frames(plan, workload.carts_frame(), workload.lines_frame())[
+        "net_amount_minor"
+    ].to_numpy()
+    quote_nets = [nets_of(quote(plan, c)) for c in latency]
+    assert zen_runner.agreement(answers, pricer_net, quote_nets) == {
+        "zen_mismatches": 0,
+        "zen_slow_mismatches": 0,
+        "quote_vs_zen_mismatches": 0,
+    }
+    # and the check does see a difference: one line off by a minor unit, in every mode
+    off = pricer_net.copy()
+    off[0] += 1
+    quote_off = [[quote_nets[0][0] + 1, *quote_nets[0][1:]], *quote_nets[1:]]
+    assert zen_runner.agreement(answers, off, quote_off) == {
+        "zen_mismatches": len(BATCH_MODES),
+        "zen_slow_mismatches": 1,
+        "quote_vs_zen_mismatches": 1,
+    }
+
+
+def test_zen_save_merges_only_zen_figures_and_refuses_another_workload(tmp_path) -> None:
+    import json
+
+    figures = {
+        "zen_lines_per_s": 150_000,
+        "zen_batch_mode": "loop_chunk_100",
+        "zen_lines_per_s_by_mode": {"per_line": 70_000, "loop_chunk_100": 150_000},
+        "cart_us_zen": {"p50": 90.0, "p99": 140.0, "mean": 95.0, "n": 500},
+        "cart_us_zen_evaluate_only": {"p50": 70.0, "p99": 120.0, "mean": 75.0, "n": 500},
+        "zen_slow_lines_per_s": 2_000,
+        "zen_mismatches": 0,
+        "zen_slow_mismatches": 0,
+        "quote_vs_zen_mismatches": 0,
+    }
+    result = {
+        "command": "python -m bench.zen_runner --save",
+        "generated_at": "2026-12-02T21:00:00+00:00",
+        "loadavg_at_start": [0.4, 0.5, 0.6],
+        "sizes": {"n_carts": 100_000, "seed": 42, "checked_lines": 19_997},
+        "zen_engine": "2.1.3",
+        "per_rules": {"1000": figures},
+    }
+    earlier = {
+        "sizes": {"n_carts": 100_000, "seed": 42, "checked_lines": 19_997, "lines": 1_052_376},
+        "batch_lines_per_s": {"pricer": {"1000": 1_524_298}, "zen": {"1000": 2_533}},
+        "cart_us": {"pricer": {"p50": 288.2, "p99": 475.8}, "zen": {"p50": 3986.2, "p99": 7849.1}},
+        "per_rules": {"1000": {"batch_lines_per_s": 1_524_298, "zen_lines_per_s": 2_533}},
+    }
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps(earlier))
+    zen_runner.save(result, path)
+    merged = json.loads(path.read_text())
+    assert merged["batch_lines_per_s"]["pricer"] == {"1000": 1_524_298}
+    assert merged["batch_lines_per_s"]["zen"] == {"1000": 150_000}
+    assert merged["cart_us"]["pricer"] == {"p50": 288.2, "p99": 475.8}
+    assert merged["cart_us"]["zen"] == {"p50": 90.0, "p99": 140.0}
+    assert merged["per_rules"]["1000"]["batch_lines_per_s"] == 1_524_298
+    assert merged["per_rules"]["1000"]["zen_lines_per_s"] == 150_000
+    assert merged["zen_slow_lines_per_s"] == {"1000": 2_000}
+    assert merged["mismatches"]["zen_slow_mismatches@1000"] == 0
+    assert merged["merged"]["zen"]["command"] == "python -m bench.zen_runner --save"
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**earlier, "sizes": {**earlier["sizes"], "n_carts": 3_000}}))
+    with pytest.raises(SystemExit, match="other sizes"):
+        zen_runner.save(result, other)
+    assert json.loads(other.read_text())["batch_lines_per_s"]["zen"] == {"1000": 2_533}
