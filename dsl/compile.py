@@ -22,6 +22,7 @@ from dsl.compile_cart import (
     selector_mask,
 )
 from dsl.errors import Diagnostic
+from dsl.fmt import selector
 from dsl.shadow import shadowed
 from engine.cart_rules import CartStages
 from engine.catalog import CatalogIndex, build_catalog
@@ -146,6 +147,7 @@ def _cumulative(promo: t.Promotion, catalog: CatalogIndex, currency: str, plans:
             CumulativePlan(
                 field=field, measure=c.measure, mask=mask, skus=tuple(s for s, m in zip(catalog.skus, mask.tolist(), strict=True) if m),
                 threshold=threshold, start=promo.valid.start if promo.valid else None, end=promo.valid.end if promo.valid else None,
+                items=selector(c.selector),
             )  # fmt: skip
         )
         atoms.append(CartAtom(field=field, op="in", values=frozenset({"1"})))

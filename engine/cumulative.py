@@ -5,7 +5,8 @@ dated inside the promotion's window, plus this cart's priced lines, reaches the 
 Each condition is compiled into a cart atom on a synthetic cart field ``cumulative.<k>``
 (``"1"`` when it holds), so line, combo, pool and order promotions evaluate it with the
 same per-context machinery as any cart condition. Per batch, each condition costs one
-filtered group-by over the committed lines and one sum over the batch's lines.
+filtered group-by over the committed lines and one sum over the batch's lines. The figures
+compared are kept (``CumulativeFigures``) so an explanation quotes the same numbers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ class CumulativePlan:
     threshold: int  # thousandths of the base unit, or minor units of the ruleset currency
     start: dt.date | None  # the promotion's window (None: open)
     end: dt.date | None
+    items: str = ""  # the selection as written (``sku "A"``), for explanations
+
+
+@dataclass(frozen=True)
+class CumulativeFigures:
+    """Per cart, what pricing compared for one condition: ``committed + cart >= threshold``
+    (quantities in thousandths; amounts in the cart's currency minor units)."""
+
+    committed: I64
+    cart: I64
+    threshold: I64
 
 
 def committed_totals(cumulative: CumulativePlan, committed: pl.DataFrame | None) -> dict[str, int]:

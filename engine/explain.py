@@ -65,6 +65,9 @@ class CartExtras:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     hints: list[dict[str, Any]] = field(default_factory=list)
     switched_off: set[int] = field(default_factory=set)  # rule ids
+    #: order promotions (rule ids) whose first step the cart's subtotal reached (filled
+    #: only for carts that ask ``explain``)
+    order_reached: set[int] = field(default_factory=set)
 
 
 def _stage_name(plan: Plan, rule: int, stage: int) -> str:
@@ -81,9 +84,12 @@ def build_response(
     extras: CartExtras | None = None,
     context: dict[str, Any] | None = None,
     explain: bool = False,
+    cumulative: list[tuple[int, int, int]] | None = None,
 ) -> dict[str, Any]:
     """One cart's response. ``context`` (the cart's condition values) adds the line
-    promotions' quantity hints; ``explain`` adds the promotions that did not apply."""
+    promotions' quantity hints; ``explain`` adds the promotions that did not apply
+    (``cumulative``: per cumulative condition of the plan, the (committed, this cart,
+    threshold) figures pricing compared for this cart)."""
     extras = extras if extras is not None else CartExtras()
     lines: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -166,7 +172,10 @@ def build_response(
     if explain and context is not None:
         gift_rules = {plan.rule_index(g["rule"]) for g in extras.gifts}
         spend = {h["rule"]: h["missing_amount"] for h in extras.hints if h["kind"] == "spend_more"}
-        response["not_applied"] = not_applied(plan, context, currency, records, gift_rules, extras.switched_off, spend)
+        response["not_applied"] = not_applied(
+            plan, context, currency, records, gift_rules, extras.switched_off, spend,
+            order_reached=extras.order_reached, cumulative=cumulative,
+        )  # fmt: skip
     return response
 
 
@@ -282,10 +291,17 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[b
     if rows is not None:
         per_cart = _regroup(per_cart, rows.line.tolist(), rows.special.tolist(), rows)
     currencies = batch.carts["currency"].to_list()
-    extras = cart_extras(plan, batch, priced, currencies) if outcome else [None] * len(dates)
+    extras = cart_extras(plan, batch, priced, currencies, explain) if outcome else [None] * len(dates)
     contexts = batch.carts.rows(named=True)
+    cumulative: list[list[tuple[int, int, int]] | None] = [None] * len(dates)
+    if priced.cumulative:  # the cumulative fields pricing computed, and their figures
+        flat = [tuple(zip(f.committed.tolist(), f.cart.tolist(), f.threshold.tolist(), strict=True)) for f in priced.cumulative]
+        for c, context in enumerate(contexts):
+            cumulative[c] = [per_cart_figures[c] for per_cart_figures in flat]
+            for k, (past, now, threshold) in enumerate(cumulative[c] or []):
+                context[plan.cumulative[k].field] = "1" if past + now >= threshold else "0"
     return [
-        build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c], contexts[c], bool(explain and explain[c]))
+        build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c], contexts[c], bool(explain and explain[c]), cumulative[c])
         for c in range(len(dates))
     ]
 
@@ -314,10 +330,15 @@ def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bo
     return out
 
 
-def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str]) -> list[CartExtras | None]:
+def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str], explain: list[bool] | None = None) -> list[CartExtras | None]:
     outcome = priced.cart_stages
     assert outcome is not None
     extras = [CartExtras() for _ in currencies]
+    explaining = [c for c, asks in enumerate(explain or []) if asks]
+    for rule, reached in outcome.order_reached.items():
+        for c in explaining:
+            if reached[c]:
+                extras[c].order_reached.add(rule)
     g = outcome.gifts
     for cart, rule, sku, qty, unit_price, amount in zip(
         g.cart.tolist(), g.rule.tolist(), g.sku.tolist(), g.qty.tolist(), g.unit_price.tolist(), g.list_amount.tolist(), strict=True

@@ -6,12 +6,14 @@
 * ``not_applied``: the promotions that were candidates for the cart (their item scope
   names a SKU in it, or they are order promotions) but gave nothing, each with the first
   reason that holds, in this order: ``outside_window``, ``condition_false`` (the cart's
-  context, or no line meets the quantity/amount condition), ``capped`` (budget or uses
+  context, or no line meets the quantity/amount condition; a ``cumulative`` condition is
+  explained with the committed and in-cart figures pricing compared), ``capped`` (budget or uses
   exhausted), ``stopped_by_exclusive`` (an exclusive promotion earlier in the waterfall
   took every line it would have applied to), ``lost_group`` (another member of its best-of
   group gave more), ``threshold_not_reached`` (combo set incomplete, pool step or order
   subtotal not reached), ``no_benefit`` (it applied but gave nothing, e.g. a fixed price
-  above the running price). Asked for per cart with ``"explain": true``.
+  above the running price, or an order promotion whose threshold was reached after
+  earlier promotions took the whole net). Asked for per cart with ``"explain": true``.
 
 Both run after pricing on the cart's records (plain ints), so they cost nothing when no
 one asks and never change a figure.
@@ -28,6 +30,7 @@ import numpy as np
 
 from engine.cart import OK
 from engine.conditions import Conjunct
+from engine.cumulative import FIELD_PREFIX
 from engine.money import QTY_SCALE, format_quantity, money_formatter
 
 if TYPE_CHECKING:
@@ -37,6 +40,11 @@ if TYPE_CHECKING:
 
 #: how many quantity edges above a line's quantity a hint looks at
 HINT_EDGES = 3
+
+#: the detail of an order promotion that reached its threshold but gave nothing
+ORDER_NO_BENEFIT = (
+    "its threshold is reached, but the eligible lines had nothing left to take (earlier promotions took their whole net) or its benefit came to nothing"
+)
 
 
 def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: Sequence[Record]) -> list[dict[str, Any]]:
@@ -92,8 +100,16 @@ def not_applied(
     gift_rules: set[int],
     capped_rules: set[int],
     spend_hints: dict[str, str] | None = None,
+    *,
+    order_reached: set[int] | None = None,
+    cumulative: Sequence[tuple[int, int, int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every candidate promotion of the cart that gave nothing, with its reason."""
+    """Every candidate promotion of the cart that gave nothing, with its reason.
+
+    ``order_reached``: the order promotions whose first step the cart's subtotal reached in
+    stage 6 (None: judged from ``spend_hints`` alone). ``cumulative``: per cumulative
+    condition of the plan, the (committed, this cart, threshold) figures pricing compared
+    for the cart (amounts in the cart's currency)."""
     priced = [r for r in records if r.error == OK]
     if not priced:
         return []
@@ -130,6 +146,20 @@ def not_applied(
     def context_holds(conjuncts: Sequence[Conjunct]) -> bool:
         return any(all(a.holds(values.get(a.field)) for a in c.cart) for c in conjuncts)
 
+    def cumulative_detail(field: str) -> str:
+        """What a cumulative condition needs and what the customer has, from pricing's figures."""
+        k = int(field.removeprefix(FIELD_PREFIX))
+        c = plan.cumulative[k]
+        if cumulative is None or k >= len(cumulative):
+            shown = format_quantity(c.threshold) if c.measure == "qty" else money(c.threshold)
+            return f"needs a cumulative {c.measure} of {c.items} of at least {shown}"
+        show = format_quantity if c.measure == "qty" else money_formatter(currency)
+        past, now, threshold = cumulative[k]
+        return (
+            f"needs a cumulative {c.measure} of {c.items} of at least {show(threshold)}; "
+            f"the customer has {show(past + now)} (committed {show(past)} + this cart {show(now)})"
+        )
+
     def context_detail(conjuncts: Sequence[Conjunct]) -> str:
         """The first test of the first alternative that fails, in words."""
         for c in conjuncts:
@@ -137,6 +167,8 @@ def not_applied(
                 value = values.get(a.field)
                 if a.holds(value):
                     continue
+                if a.field.startswith(FIELD_PREFIX):
+                    return cumulative_detail(a.field)
                 if a.field == "date":
                     shown = dt.date.fromordinal(int(value)).isoformat() if isinstance(value, int) else "missing"
                     return f"the cart date {shown} fails date {a.op} {dt.date.fromordinal(a.date).isoformat()}"
@@ -217,8 +249,12 @@ def not_applied(
             miss(rule_id, "condition_false", context_detail(cart_rule.conjuncts))
             continue
         missing = (spend_hints or {}).get(plan.rules[rule_id].name)
-        if cart_rule.form == "order" and missing is not None and rule_id not in capped_rules:
-            miss(rule_id, "threshold_not_reached", f"the eligible subtotal is {missing} short of its first step")
+        # a spend hint alone does not say the first step was missed (a tier promotion past
+        # its first step has a hint for the next): stage 6's own test does
+        reached = rule_id in order_reached if order_reached is not None else missing is None
+        if cart_rule.form == "order" and not reached and rule_id not in capped_rules:
+            detail = f"the eligible subtotal is {missing} short of its first step" if missing is not None else _threshold_detail("order")
+            miss(rule_id, "threshold_not_reached", detail)
             continue
         in_scope = [r for r in priced if not masks or any(bool(m[r.sku]) for m in masks)]
         if cart_rule.form != "order" and not _sets_reachable(cart_rule, in_scope):
@@ -239,7 +275,7 @@ def not_applied(
             miss(rule_id, "lost_group", f"{plan.rules[by].name!r} gave more in the same group", by)
             continue
         if cart_rule.form == "order":
-            miss(rule_id, "threshold_not_reached", _threshold_detail(cart_rule.form))
+            miss(rule_id, "no_benefit", ORDER_NO_BENEFIT)
         else:
             miss(rule_id, "no_benefit", "its units were taken by an earlier combo or pool promotion, or its benefit came to nothing")
     return out

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,14 +17,14 @@ from engine.allocate import cart_starts_of
 from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, OK, CartBatch
 from engine.cart_rules import CartRule
 from engine.combos import run_sets
-from engine.cumulative import cart_totals, committed_totals
+from engine.cumulative import CumulativeFigures, cart_totals, committed_totals
 from engine.floors import Approval, clamp_to_floor, floor_amounts, manual_discounts
 from engine.gifts import GiftLines, Warning, give_gifts, price_units
 from engine.ledger_view import LedgerView
 from engine.line_promotions import Adjustments, apply_line_promotions
 from engine.list_price import DAY_RADIX, list_prices
 from engine.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, convert_minor, mul_div_round
-from engine.orders import run_orders, thresholds_of
+from engine.orders import reached_step, run_orders, thresholds_of
 from engine.plan import Plan
 from engine.running import CartMoney, Effect, Running, cart_money
 from engine.special import special_rows, split_quantities
@@ -49,6 +49,8 @@ class PricedLines:
     cart_stages: CartOutcome | None = None
     #: stage 3 split some line: every array above is per *row* (see ``Rows``)
     rows: Rows | None = None
+    #: per cumulative condition of the plan (in order): the per-cart figures it compared
+    cumulative: tuple[CumulativeFigures, ...] = ()
 
 
 @dataclass
@@ -73,6 +75,8 @@ class CartOutcome:
     hints: list[tuple[int, int, int]]  # (cart, rule id, missing amount)
     approval: Approval
     switched_off: list[tuple[int, int]]  # (cart, rule id): a budget or uses per customer used up
+    #: order rule id -> per cart: the subtotal it tested reaches its first step (explanations)
+    order_reached: dict[int, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
 
 def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) -> tuple[I64 | None, tuple[I64, I64] | None]:
@@ -137,8 +141,9 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     """The waterfall, stage by stage, over every line of every cart in the batch."""
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
     cell, money = foreign_money(plan, batch, list_amount, error)
+    cumulative: tuple[CumulativeFigures, ...] = ()
     if plan.cumulative:  # cumulative conditions become cart fields, read like any other
-        batch = cumulative_fields(plan, batch, list_amount, error, ledger)
+        batch, cumulative = cumulative_fields(plan, batch, list_amount, error, ledger)
     rows = None
     # a line promotion's conditions see the whole line: its quantity and list amount
     cond_qty, cond_amount, program_sku = batch.qty, list_amount, batch.sku
@@ -209,19 +214,24 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
         adjustments=adjustments,
         cart_stages=outcome,
         rows=rows,
+        cumulative=cumulative,
     )
 
 
-def cumulative_fields(plan: Plan, batch: CartBatch, list_amount: I64, error: I64, ledger: LedgerView | None) -> CartBatch:
+def cumulative_fields(
+    plan: Plan, batch: CartBatch, list_amount: I64, error: I64, ledger: LedgerView | None
+) -> tuple[CartBatch, tuple[CumulativeFigures, ...]]:
     """The batch with one ``cumulative.<k>`` cart column per cumulative condition: "1"
-    where the customer's committed total in the window plus this cart's reaches it. Money
-    is the ruleset's; on a cart in another currency the committed total and the threshold
-    are converted at the cart date's ruleset->cart rate (like all rule money)."""
+    where the customer's committed total in the window plus this cart's reaches it, and
+    the figures compared, per condition. Money is the ruleset's; on a cart in another
+    currency the committed total and the threshold are converted at the cart date's
+    ruleset->cart rate (like all rule money)."""
     committed = ledger.committed_lines if ledger is not None else None
     customers = batch.carts["customer.id"]
     n_carts = batch.carts.height
     money = cart_money(plan, batch)
     columns = []
+    figures = []
     for c in plan.cumulative:
         totals = committed_totals(c, committed)
         past = np.zeros(n_carts, dtype=np.int64)
@@ -236,7 +246,8 @@ def cumulative_fields(plan: Plan, batch: CartBatch, list_amount: I64, error: I64
                 rate, src, dst = money.rates[int(money.rate_of_cart[cart])]
                 past[cart] = convert_minor(int(past[cart]), rate, src, dst, plan.rounding)
         columns.append(pl.Series(c.field, np.where(past + now >= threshold, "1", "0"), dtype=pl.String))
-    return replace(batch, carts=batch.carts.with_columns(columns))
+        figures.append(CumulativeFigures(committed=past, cart=now, threshold=threshold))
+    return replace(batch, carts=batch.carts.with_columns(columns)), tuple(figures)
 
 
 def split_lines(
@@ -390,7 +401,11 @@ def cart_stages(
     approval.clamped = clamped
     adjustments = Adjustments.concat([adjustments, manual])
     switched_off = [(int(c), r.rule_id) for r in rules if r.caps.budget is not None or r.caps.uses_per_customer is not None for c in np.nonzero(state.switched_off(r))[0]]
-    outcome = CartOutcome(gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval, switched_off=switched_off)
+    # the same test stage 6 made (reached_step), before its caps, exclusive stops and groups
+    reached = {r.rule_id: reached_step(state, r, subtotal[r.includes_special])[0] >= 0 for r in rules if r.form == "order"}
+    outcome = CartOutcome(
+        gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval, switched_off=switched_off, order_reached=reached
+    )
     return outcome, adjustments
 
 
