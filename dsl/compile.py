@@ -35,7 +35,7 @@ from engine.line_index import (
     LineRuleIndex,
 )
 from engine.money import parse_percent
-from engine.plan import OrderChecks, Plan, RuleInfo
+from engine.plan import OrderChecks, Plan, RuleInfo, customer_attributes
 from engine.pricelist import build_fx, build_pricelist
 from engine.special import build_special
 from engine.tax import build_tax
@@ -247,6 +247,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
     caps = [caps_of(p, checked.currency) for p in checked.promotions]
     line_promotions = [checked.promotions[i] for i in line_ids]
     warnings = tuple(_shadow_warning(line_promotions, b, covers) for b, covers in shadowed(rules))
+    line_index = LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None)
+    order_checks = _order_checks(checked)
     return Plan(
         name=checked.name,
         currency=checked.currency,
@@ -257,7 +259,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         pricelists=tuple(pricelists),
         rules=tuple(infos),
         line_rule_ids=np.array(line_ids, dtype=np.int64),
-        line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None),
+        line_index=line_index,
         special=special,
         cumulative=tuple(cumulative),
         stages=stages,
@@ -267,7 +269,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet, data_fingerprint: st
         warnings=warnings,
         sources=checked.sources,
         rule_caps=tuple(caps),
-        order_checks=_order_checks(checked),
+        order_checks=order_checks,
+        customer_attrs=customer_attributes(pricelists, line_index, stages, order_checks),
     )
 
 

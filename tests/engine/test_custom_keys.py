@@ -79,7 +79,9 @@ SCHOOL_LINES = {
 
 
 def data() -> DataSet:
-    return DataSet.from_rows(CATALOG, {"standard_prices": STANDARD_PRICES, "sector_prices": SECTOR_PRICES})
+    return DataSet.from_rows(
+        CATALOG, {"standard_prices": STANDARD_PRICES, "sector_prices": SECTOR_PRICES}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,12 @@ def plan() -> Plan:
 
 def priced_lines(response: dict[str, Any]) -> dict[str, tuple[str, str, str, str]]:
     return {
-        line["id"]: (line["price_list"], line["unit_price"], line["list_amount"], line["net_amount"])
+        line["id"]: (
+            line["price_list"],
+            line["unit_price"],
+            line["list_amount"],
+            line["net_amount"],
+        )
         for line in response["lines"]
     }
 
@@ -118,7 +125,10 @@ def test_a_cart_without_the_attribute_falls_through_to_standard(plan: Plan) -> N
 
     (response,) = quote_batch(plan, [cart])
 
-    assert priced_lines(response) == {"1": ("standard", "20.00", "40.00", "40.00"), "2": ("standard", "30.00", "30.00", "30.00")}
+    assert priced_lines(response) == {
+        "1": ("standard", "20.00", "40.00", "40.00"),
+        "2": ("standard", "30.00", "30.00", "30.00"),
+    }
     assert quote(plan, cart)["totals"]["net"] == "70.00"
 
 
@@ -142,7 +152,14 @@ def test_price_frames_reads_the_attribute_from_a_customer_column(plan: Plan) -> 
 
     out = price_frames(plan, carts, lines)
 
-    assert out.select("cart_id", "line_id", "price_list", "unit_price_minor", "list_amount_minor", "net_amount_minor").rows() == [
+    assert out.select(
+        "cart_id",
+        "line_id",
+        "price_list",
+        "unit_price_minor",
+        "list_amount_minor",
+        "net_amount_minor",
+    ).rows() == [
         ("H", "1", "sector prices", 1500, 3000, 3000),
         ("H", "2", "sector prices", 2700, 2700, 2700),
         ("S", "1", "sector prices", 1250, 3750, 3750),
@@ -164,7 +181,15 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         store.load_frame("catalog", pl.DataFrame(CATALOG))
         store.load_frame("standard_prices", pl.DataFrame(STANDARD_PRICES))
         store.load_frame("sector_prices", pl.DataFrame(SECTOR_PRICES))
-    settings_ = Settings(db_path=db_path, rules_dir=rules_dir, admin_token="test-admin-token")  # type: ignore[arg-type]
+    settings_ = Settings(
+        data_dir=db_path.parent,
+        db_path=db_path,
+        rules_dir=rules_dir,
+        admin_token="test-admin-token",  # type: ignore[arg-type]
+        max_lines_per_cart=1000,
+        max_carts_per_batch=5,
+        max_body_bytes=256 * 1024,
+    )
     with TestClient(create_app(settings_)) as test_client:
         yield test_client
 
@@ -190,7 +215,9 @@ def test_http_price_batch_prices_two_sectors(client: TestClient) -> None:
 # ---- against the reference interpreter -------------------------------------------------
 
 SECTORS = st.text(alphabet="abcxyz", min_size=1, max_size=3)
-PRICES = st.integers(min_value=1, max_value=99_999).map(lambda minor: f"{minor // 100}.{minor % 100:02d}")
+PRICES = st.integers(min_value=1, max_value=99_999).map(
+    lambda minor: f"{minor // 100}.{minor % 100:02d}"
+)
 
 
 @st.composite
@@ -198,25 +225,40 @@ def keyed_cases(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[dict[str, A
     """Rows of ``sector_prices`` for random sector values, and carts whose sector is one
     of them, another value or missing."""
     sectors = draw(st.lists(SECTORS, min_size=1, max_size=4, unique=True))
-    pairs = draw(st.lists(st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(sectors)), min_size=1, max_size=8, unique=True))
+    pairs = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["A", "B"]), st.sampled_from(sectors)),
+            min_size=1,
+            max_size=8,
+            unique=True,
+        )
+    )
     rows = [{"sku": sku, "customer_sector": sector, "price": draw(PRICES)} for sku, sector in pairs]
     carts = []
     for c in range(draw(st.integers(min_value=1, max_value=5))):
         sector = draw(st.one_of(st.sampled_from(sectors), SECTORS, st.none()))
         customer = {"id": f"D{c}"} if sector is None else {"id": f"D{c}", "sector": sector}
         skus = draw(st.lists(st.sampled_from(["A", "B"]), min_size=1, max_size=3))
-        lines = [{"id": str(i + 1), "sku": sku, "qty": str(draw(st.integers(min_value=1, max_value=20)))} for i, sku in enumerate(skus)]
+        lines = [
+            {"id": str(i + 1), "sku": sku, "qty": str(draw(st.integers(min_value=1, max_value=20)))}
+            for i, sku in enumerate(skus)
+        ]
         carts.append({"date": "2026-11-22", "customer": customer, "lines": lines})
     return rows, carts
 
 
 def comparable(response: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    return [(line["id"], line["status"], line["price_list"], line["unit_price"], line["net_amount"]) for line in response["lines"]]
+    return [
+        (line["id"], line["status"], line["price_list"], line["unit_price"], line["net_amount"])
+        for line in response["lines"]
+    ]
 
 
 @settings(max_examples=60, deadline=None)
 @given(case=keyed_cases())
-def test_quote_batch_agrees_with_reference_on_random_sector_keys(case: tuple[list[dict[str, str]], list[dict[str, Any]]]) -> None:
+def test_quote_batch_agrees_with_reference_on_random_sector_keys(
+    case: tuple[list[dict[str, str]], list[dict[str, Any]]],
+) -> None:
     rows, carts = case
     data_ = DataSet.from_rows(CATALOG, {"standard_prices": STANDARD_PRICES, "sector_prices": rows})
     sources = {"keys.rule": RULESET}
