@@ -38,7 +38,7 @@ from engine.line_index import (
     LineRuleIndex,
 )
 from engine.money import parse_percent
-from engine.plan import OrderChecks, Plan, RuleInfo
+from engine.plan import OrderChecks, Plan, RuleInfo, customer_attributes
 from engine.pricelist import build_fx, build_pricelist
 from engine.special import build_special
 from engine.tax import build_tax
@@ -276,6 +276,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
     caps = [caps_of(p, checked.currency) for p in checked.promotions]
     line_promotions = [checked.promotions[i] for i in line_ids]
     warnings = tuple(_shadow_warning(line_promotions, b, covers) for b, covers in shadowed(rules))
+    line_index = LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None)
+    order_checks = _order_checks(checked)
     return Plan(
         name=checked.name,
         currency=checked.currency,
@@ -286,7 +288,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
         pricelists=tuple(pricelists),
         rules=tuple(infos),
         line_rule_ids=np.array(line_ids, dtype=np.int64),
-        line_index=LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None),
+        line_index=line_index,
         special=special,
         cumulative=tuple(cumulative),
         stages=stages,
@@ -296,7 +298,8 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
         warnings=warnings,
         sources=checked.sources,
         rule_caps=tuple(caps),
-        order_checks=_order_checks(checked),
+        order_checks=order_checks,
+        customer_attrs=customer_attributes(pricelists, line_index, stages, order_checks),
     )
 
 

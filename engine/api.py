@@ -25,7 +25,7 @@ from engine.data import DataError, DataSet
 from engine.explain import responses
 from engine.frames import batch_from_frames, priced_frame
 from engine.ledger_view import LedgerView
-from engine.plan import Plan, customer_attributes
+from engine.plan import Plan
 from engine.scalar import small_path
 from engine.waterfall import price
 
@@ -118,7 +118,7 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
         timezone=plan.timezone,
         sku_index=catalog.sku_index,
         factor_of=factor_of,
-        customer_attrs=customer_attributes(plan),
+        customer_attrs=plan.customer_attrs,
         max_lines=max_lines,
     )
 
@@ -161,7 +161,8 @@ def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: L
     ``carts``: ``cart_id`` (unique), ``date`` (pl.Date or ISO text), optional ``currency``
     (default and null: the ruleset's),
     ``customer_id``, ``customer_tier``, ``customer_region``, ``customer_group``, ``channel``,
-    ``project``, ``trade_term``. ``lines``: ``cart_id``, ``line_id``, ``sku``, ``qty``
+    ``project``, ``trade_term``, and ``customer_<attr>`` for each custom attribute of
+    ``plan.customer_attrs`` (missing: null). ``lines``: ``cart_id``, ``line_id``, ``sku``, ``qty``
     (integer base units, or decimal text), optional ``unit``. Output columns: cart_id,
     line_id, sku, status, price_list, unit_price_minor, list_amount_minor, discount_minor,
     net_amount_minor, tax_minor, gross_amount_minor (integers in minor units of the cart's

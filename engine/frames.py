@@ -20,7 +20,7 @@ from engine.cart import (
 )
 from engine.columns import null_text, quantity_column
 from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI
-from engine.plan import Plan, customer_attributes
+from engine.plan import Plan
 from engine.waterfall import PricedLines
 
 #: frame column -> cart field
@@ -66,7 +66,7 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         if name == "currency":
             continue
         frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else null_text(carts.height)
-    for attr in customer_attributes(plan):  # custom attributes: a customer_<attr> column, else missing
+    for attr in plan.customer_attrs:  # custom attributes: a customer_<attr> column, else missing
         column = f"customer_{attr}"
         frame[f"customer.{attr}"] = carts[column].cast(pl.String) if column in carts.columns else null_text(carts.height)
     cart_frame = pl.DataFrame(frame).with_columns(pl.col("currency").cast(pl.String))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class Plan:
     special: SpecialPlan | None = None
     #: cumulative conditions, each a synthetic cart field the batch computes (engine.cumulative)
     cumulative: tuple[CumulativePlan, ...] = ()
+    #: custom customer attributes the rules read (``customer_attributes``): a cart column each
+    customer_attrs: tuple[str, ...] = ()
     #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
     scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -96,12 +99,20 @@ class OrderChecks:
 BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})
 
 
-def customer_attributes(plan: Plan) -> list[str]:
-    """Custom customer attributes the plan's rules read (a cart column is made for each)."""
-    fields = set(plan.line_index.fields)
-    conjuncts = [c for p in plan.pricelists for c in p.conjuncts]
-    conjuncts += [c for r in plan.stages.rules for c in r.conjuncts]
-    conjuncts += [c for a in plan.stages.approvals for c in a.conjuncts]
+def customer_attributes(
+    pricelists: Sequence[PriceListPlan], line_index: LineRuleIndex, stages: CartStages, order_checks: OrderChecks
+) -> tuple[str, ...]:
+    """The custom customer attributes a plan reads, sorted: every one a price list is keyed
+    by, a condition (price list, promotion, approval) tests, or an order check looks up.
+
+    The compiler stores them as ``Plan.customer_attrs``; each becomes a cart column."""
+    fields = set(line_index.fields)
+    fields |= {f for p in pricelists for f in p.keyed_fields}
+    conjuncts = [c for p in pricelists for c in p.conjuncts]
+    conjuncts += [c for r in stages.rules for c in r.conjuncts]
+    conjuncts += [c for a in stages.approvals for c in a.conjuncts]
     fields |= {atom.field for c in conjuncts for atom in c.cart}
+    if order_checks.sellable_by is not None:
+        fields.add(f"customer.{order_checks.sellable_by}")
     attrs = {f.removeprefix("customer.") for f in fields if f.startswith("customer.")}
-    return sorted(attrs - BUILTIN_CUSTOMER_FIELDS)
+    return tuple(sorted(attrs - BUILTIN_CUSTOMER_FIELDS))

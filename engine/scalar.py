@@ -41,7 +41,7 @@ from engine.money import (
     QTY_SCALE,
     int_round_div,
 )
-from engine.plan import Plan, customer_attributes
+from engine.plan import Plan
 from engine.pricelist import PriceListPlan
 
 
@@ -107,7 +107,7 @@ class SmallPath:
         self.rule = plan.line_rule_ids[index.benefit_rule].tolist() if len(index.benefit_rule) else []
         self.exclusive = index.programs.benefit_exclusive.tolist()
         self.tax_rates: dict[tuple[Any, Any, Any], int] = {}
-        self.customer_attrs = customer_attributes(plan)
+        self.customer_attrs = plan.customer_attrs
 
     def factor(self, unit: str | None, sku: int) -> int:
         if unit is None or unit == self.base_units[sku]:
