@@ -8,15 +8,13 @@ the oracle's answer on every line, and checks invariants: net >= 0, totals are s
 lines, and no answer depends on the order of files, declarations or carts.
 
 Stages 5-9 (docs/promotions.md; the scenarios in ``test_reference_promotions.py``) have
-their own section at the end: ``-k stages59`` runs the engine's side of it alone, and it
-skips itself until the engine answers a combo ruleset with ``gifts`` and ``hints``.
+their own section at the end: ``-k stages59`` runs the engine's side of it alone.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
 import types
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,12 +37,8 @@ from tests.strategies import Case, cases, layouts
 
 
 def engine_api() -> types.ModuleType:
-    try:
-        import engine.api as api
-    except ModuleNotFoundError as err:
-        if err.name != "engine.api":
-            raise
-        pytest.skip("engine.api is not written yet")
+    import engine.api as api
+
     return api
 
 
@@ -557,9 +551,8 @@ def test_answers_do_not_depend_on_order(case: Case, shuffle: st.DataObject) -> N
 # ---- stages 5-9 (docs/promotions.md) ----------------------------------------------------------
 #
 # Combos, pools, order promotions, gifts, caps, floors, manual discounts, bundles and hints.
-# The engine's tests are named *stages59* (run them alone with ``-k stages59``); they skip
-# themselves until ``engine.api.quote`` answers a combo ruleset with ``gifts`` and ``hints``.
-# The oracle's own checks on the same generated cases run always.
+# The engine's tests are named *stages59* (run them alone with ``-k stages59``); an engine
+# exception fails them. The oracle's own checks on the same generated cases run too.
 
 
 def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
@@ -614,30 +607,10 @@ def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-PROBE_RULES = HEADER + STANDARD + 'promotion "probe" { combo 1 of sku "A": gift 1 of "B" }\n'
-
-
-@functools.cache
-def stages59_missing() -> str | None:
-    """Why the engine cannot be held to stages 5-9 yet (None once it answers them)."""
-    try:
-        import engine.api as api
-
-        data = DataSet.from_rows(ABCD, {"standard_prices": STANDARD_PRICES})
-        plan = api.compile_ruleset({"probe.rule": PROBE_RULES}, data)
-        response = api.quote(plan, cart([("1", "A", "1")]))
-    except Exception as err:  # the engine is being written: any failure means not yet
-        return f"engine has no stages 5-9 yet ({type(err).__name__}: {err})"
-    if "gifts" not in response or "hints" not in response:
-        return "engine.api.quote answers a combo ruleset without 'gifts' and 'hints' yet"
-    return None
-
-
 def stages59_api() -> types.ModuleType:
-    api = engine_api()
-    reason = stages59_missing()
-    if reason is not None:
-        pytest.skip(reason)
+    """The engine, held to stages 5-9: any exception it raises fails the test."""
+    import engine.api as api
+
     return api
 
 
