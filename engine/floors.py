@@ -1,5 +1,9 @@
 """Stage 9: floor prices, then manual discounts checked against approval bands.
 
+A floor is per base unit in the ruleset currency; on a cart in another currency it is
+converted at the cart date's ruleset->cart rate, rounded once per unit (as a list price
+is), before ``round(floor x quantity)``. A line with a floor on a cart without that rate
+gets ``no_fx_rate`` at stage 2 (``floors_without_rate``).
 ``clamp`` takes back the most recent adjustments on a line (latest stage, then latest in
 evaluation order) just far enough that the line sits exactly on its floor; ``flag`` keeps
 the price and marks the line for approval. A manual discount is applied last, as a
@@ -13,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine.cart import NO_FX_RATE, OK
 from engine.cart_rules import ApprovalPlan, FloorPlan
 from engine.line_index import KIND_PERCENT
 from engine.line_promotions import Adjustments
-from engine.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
-from engine.running import MANUAL_RULE, STAGE_MANUAL, Running
+from engine.money import BP_SCALE, QTY_SCALE, Rounding, convert_minor_many, mul_div_round
+from engine.running import MANUAL_RULE, STAGE_MANUAL, CartMoney, Running
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
@@ -33,11 +38,28 @@ class Approval:
     clamped: Bool  # per line: a floor clamp took back part of an adjustment
 
 
+def floors_without_rate(plan: FloorPlan | None, money: CartMoney | None, line_cart: I64, sku: I64, error: I64) -> None:
+    """Stage 2's guard for stage 9: a priced line whose SKU has a floor, in a cart whose
+    currency has no ruleset->cart rate for its date, gets ``no_fx_rate`` (in place)."""
+    if plan is None or money is None or not money.no_rate.any():
+        return
+    has_floor = plan.per_unit[np.maximum(sku, 0)] >= 0
+    error[(error == OK) & has_floor & money.no_rate[line_cart]] = NO_FX_RATE
+
+
 def floor_amounts(plan: FloorPlan | None, state: Running, mode: Rounding) -> I64:
-    """Per line: round(floor x quantity), or -1 where the SKU has no floor."""
+    """Per line: round(floor x quantity) in the cart's currency, or -1 where the SKU has
+    no floor. The per-unit floor is converted first (once per rate, rounded once)."""
     if plan is None:
         return np.full(len(state.sku), -1, dtype=np.int64)
-    per_unit = plan.per_unit[state.sku]
+    per_unit = plan.per_unit[state.sku]  # a copy: converted in place below
+    money = state.money
+    if money is not None and money.rates:
+        rate_of_line = money.rate_of_cart[state.line_cart]
+        for r, (rate, src, dst) in enumerate(money.rates):
+            at = np.nonzero((rate_of_line == r) & (per_unit >= 0))[0]
+            if len(at):
+                per_unit[at] = convert_minor_many(per_unit[at], rate, src, dst, mode)
     amount = mul_div_round(np.maximum(per_unit, 0), state.qty, QTY_SCALE, mode)
     result: I64 = np.where((per_unit >= 0) & state.eligible, amount, -1)
     return result

@@ -278,3 +278,13 @@ def convert_minor(amount: int, rate: tuple[int, int], src: str, dst: str, mode: 
     if shift >= 0:
         return round_div(amount * num * scale, den, mode)
     return round_div(amount * num, den * scale, mode)
+
+
+def convert_minor_many(amounts: IntArray, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> IntArray:
+    """``convert_minor`` over an array: each amount converted and rounded once, exactly."""
+    num, den = rate
+    shift = exponent(dst) - exponent(src)
+    scale = int(10 ** abs(shift))
+    if shift >= 0:
+        return mul_div_round(amounts, num * scale, den, mode)
+    return mul_div_round(amounts, num, den * scale, mode)

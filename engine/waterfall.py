@@ -18,7 +18,13 @@ from engine.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, OK, CartBatch
 from engine.cart_rules import CartRule
 from engine.combos import run_sets
 from engine.cumulative import CumulativeFigures, cart_totals, committed_totals
-from engine.floors import Approval, clamp_to_floor, floor_amounts, manual_discounts
+from engine.floors import (
+    Approval,
+    clamp_to_floor,
+    floor_amounts,
+    floors_without_rate,
+    manual_discounts,
+)
 from engine.gifts import GiftLines, Warning, give_gifts, price_units
 from engine.ledger_view import LedgerView
 from engine.line_promotions import Adjustments, apply_line_promotions
@@ -142,6 +148,8 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
     cell, money = foreign_money(plan, batch, list_amount, error)
     cumulative: tuple[CumulativeFigures, ...] = ()
+    rule_money = cart_money(plan, batch)  # per cart, not per row: a split keeps the carts
+    floors_without_rate(plan.stages.floor, rule_money, batch.line_cart, batch.sku, error)  # stage 9's floors need a rate
     if plan.cumulative:  # cumulative conditions become cart fields, read like any other
         batch, cumulative = cumulative_fields(plan, batch, list_amount, error, ledger)
     rows = None
@@ -164,7 +172,6 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     adjustments = Adjustments.empty()
     stopped = np.zeros(batch.n_lines, dtype=np.bool_)
     cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
-    rule_money = cart_money(plan, batch)
     if len(ok):  # stage 4
         program = plan.line_index.programs_for(
             batch.carts, batch.line_cart[ok], program_sku[ok], cond_qty[ok], cond_amount[ok],

@@ -1303,18 +1303,28 @@ def stage_order_promotions(run: Run) -> None:
 # ---- stage 9: floors, then manual discounts -------------------------------------------------
 
 
+def floor_per_unit(rules: Rules, data: DataSet, sku: str) -> int | None:
+    """The SKU's floor per base unit (ruleset currency) from the floor table's first row."""
+    if rules.floor is None:
+        return None
+    for row in rows_of(data, rules.floor.table):
+        if row.get("sku") == sku:  # decided: the first row for the SKU
+            return parse_money(str(row["floor"]), rules.currency)
+    return None
+
+
 def floor_amount(line: Line, run: Run) -> int | None:
-    """``round(floor x quantity)`` from the floor table's first row for the SKU."""
-    floor = run.rules.floor
-    if floor is None:
+    """``round(floor x quantity)`` in the cart's currency. decided (docs/language.md §12):
+    on a cart in another currency the floor per unit is converted at the cart date's
+    ruleset->cart rate and rounded once, as a list's unit price is (SPEC §3.2), then
+    multiplied by the quantity."""
+    per_unit = floor_per_unit(run.rules, run.data, line.item.sku)
+    if per_unit is None:
         return None
     if run.ctx.currency != run.rules.currency:
-        raise Undecided("a floor (ruleset currency) on a cart in another currency")
-    for row in rows_of(run.data, floor.table):
-        if row.get("sku") == line.item.sku:  # decided: the first row for the SKU
-            per_unit = parse_money(str(row["floor"]), run.rules.currency)
-            return amount_for(per_unit, line.base_milli, run.rules.rounding)
-    return None
+        assert run.ctx.money_rate is not None, "list_stage refuses a floor line without a rate"
+        per_unit = convert(per_unit, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding)
+    return amount_for(per_unit, line.base_milli, run.rules.rounding)
 
 
 def stage_floors(run: Run) -> None:
@@ -1442,6 +1452,10 @@ def list_stage(rules: Rules, ctx: Context, line: Line, data: DataSet) -> None:
     list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), rules.rounding)
     if abs(list_amount) >= MAX_LINE_AMOUNT_MINOR:
         raise LineError("amount_too_large", f"line {line.id}: the line amount is too large")
+    if ctx.currency != rules.currency and ctx.money_rate is None and floor_per_unit(rules, data, line.item.sku) is not None:
+        # decided: its floor cannot be put in the cart's currency; a wrong floor is worse
+        # than no quote (as for the promotions' money). Lines without a floor are priced.
+        raise LineError("no_fx_rate", f"line {line.id}: no {rules.currency}->{ctx.currency} rate on {ctx.date} for its floor")
     line.price = price
     line.list_amount = list_amount
     line.tax_included = price.price_list.tax_included

@@ -11,8 +11,9 @@ tiers, every; percent, amount, gift), gifts with their caps, money caps and usag
 on every kind of promotion, exclusive and best-of groups in each stage, floors (clamp or
 flag), approval bands with manual discounts on cart lines, and bundles. It leaves out
 what the checker refuses (a percent under ``order every``) and what the oracle leaves
-undecided or decides without the docs' word: a floor on a cart in another currency, a
-group whose members sit in different stages, and a budget on a gift promotion.
+undecided or decides without the docs' word: a group whose members sit in different
+stages, and a budget on a gift promotion. A floor on a cart in another currency is drawn
+only with ``foreign_floors=True`` (tests/engine/test_floors.py).
 
 >>> from hypothesis import find
 >>> case = find(cases(), lambda c: len(c.carts) == 1)
@@ -821,10 +822,14 @@ def carts(
 
 
 @st.composite
-def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False, cumulative: bool = False) -> Case:
+def cases(
+    draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False, cumulative: bool = False, foreign_floors: bool = False
+) -> Case:
     """``special``: the ruleset has special prices (some promotions ``include special``) and
     the case a ledger of what committed orders consumed of their quotas. ``cumulative``:
-    some promotions carry cumulative conditions, and the ledger holds committed lines."""
+    some promotions carry cumulative conditions, and the ledger holds committed lines.
+    ``foreign_floors`` (with ``stages59``): the ruleset always has a floor and exchange
+    rates, and carts may be in the foreign currency (the floor converted into it)."""
     catalog = draw(catalogs(bundles=stages59))
     money = draw(st.sampled_from(RULESET_CURRENCIES))
     rounding = draw(st.sampled_from(("half_up", "half_even")))
@@ -889,7 +894,7 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: 
     blocks.extend(promo_blocks)
 
     # floors and approval bands
-    has_floor = stages59 and draw(st.integers(0, 2)) == 0
+    has_floor = stages59 and (foreign_floors or draw(st.integers(0, 2)) == 0)
     if has_floor:
         tables["floor_prices"] = tuple(draw(floor_rows(catalog, money)))
         blocks.append(f"floor {{\n  table floor_prices policy {draw(st.sampled_from(('clamp', 'flag')))}\n}}")
@@ -903,7 +908,7 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: 
         blocks.append('tax "vat" {\n  table tax_rates\n}')
 
     # exchange rates: both ways, sometimes only from mid-November (earlier carts lack a rate)
-    if foreign_lists or draw(st.integers(0, 3)) != 0:
+    if foreign_lists or foreign_floors or draw(st.integers(0, 3)) != 0:
         dates = draw(st.sampled_from((("2026-10-01",), ("2026-11-15",), ("2026-10-01", "2026-11-15"))))
         fx = []
         for date in dates:
@@ -913,8 +918,9 @@ def cases(draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: 
             fx.append({"from": money, "to": FOREIGN_CURRENCY, "date": date, "rate": outbound})
         tables["fx_rates"] = tuple(fx)
 
-    # a floor on a cart in another currency is left undecided (tests/reference.py)
-    foreign_ok = "fx_rates" in tables and not has_floor
+    # foreign carts with a floor only when asked: tests/engine/test_agreement.py's floor
+    # invariant reads the floor table in the ruleset currency
+    foreign_ok = "fx_rates" in tables and (foreign_floors or not has_floor)
     batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59, special=special or cumulative), min_size=1, max_size=max_carts))
     sources = draw(layouts(tuple(blocks)))
     return Case(
