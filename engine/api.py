@@ -166,8 +166,9 @@ def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: L
     (integer base units, or decimal text), optional ``unit``. Output columns: cart_id,
     line_id, sku, status, price_list, unit_price_minor, list_amount_minor, discount_minor,
     net_amount_minor, tax_minor, gross_amount_minor (integers in minor units of the cart's
-    currency).
+    currency). A cart's lines need not be adjacent in ``lines``: the output keeps the
+    input's line order.
     """
     batch = batch_from_frames(plan, carts, lines)
     priced = price(plan, batch, ledger)
-    return priced_frame(plan, batch, priced, lines)
+    return priced_frame(plan, batch, priced, carts)

@@ -60,6 +60,9 @@ class CartBatch:
     qty: I64  # base quantity, thousandths
     error: I64
     manual_bp: I64 | None = None  # requested manual discount per line, basis points (-1 none)
+    #: the input row of each line when the input did not hold a cart's lines together and
+    #: they were regrouped (stably, by cart) for pricing; None when the input order is kept
+    source_row: I64 | None = None
 
     def __post_init__(self) -> None:
         if self.manual_bp is None:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from dsl.schema import CART_TEXT_FIELDS
@@ -22,6 +23,8 @@ from engine.columns import null_text, quantity_column
 from engine.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI
 from engine.plan import Plan
 from engine.waterfall import PricedLines
+
+I64 = npt.NDArray[np.int64]
 
 #: frame column -> cart field
 CART_COLUMNS = {
@@ -73,6 +76,13 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
     cart_index = lines["cart_id"].replace_strict(carts["cart_id"], pl.int_range(carts.height, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     if (cart_index < 0).any():
         raise CartError("bad_frame", "a line names a cart_id that is not in the carts frame")
+    # every stage reads a cart's lines as one contiguous run: regroup them (stably, so a
+    # cart's lines keep their order) and remember where each came from
+    source_row = None
+    if len(cart_index) > 1 and bool((np.diff(cart_index) < 0).any()):
+        source_row = np.argsort(cart_index, kind="stable").astype(np.int64)
+        lines = lines[source_row]
+        cart_index = cart_index[source_row]
     sku = lines["sku"].cast(pl.String).replace_strict(plan.catalog.sku_series, pl.int_range(plan.catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
     qty_col = lines["qty"]
     milli = quantity_column(qty_col)
@@ -99,24 +109,38 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         factor=factor,
         qty=qty.astype(np.int64),
         error=error,
+        source_row=source_row,
     )
 
 
-def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.DataFrame) -> pl.DataFrame:
-    """One row per priced row: a line, or each sub-line of a line stage 3 split (same
-    cart_id and line_id, ``special`` true on the special-price one, which comes first)."""
-    cart_ids = lines["cart_id"]
+def output_positions(batch: CartBatch, priced: PricedLines) -> I64 | None:
+    """Where each priced row lands in ``priced_frame``'s output (None: where it is), so
+    figures keyed by priced row (adjustments) can be joined to the output."""
+    if batch.source_row is None:
+        return None
+    source = batch.source_row if priced.rows is None else batch.source_row[priced.rows.line]
+    order = np.argsort(source, kind="stable")
+    positions = np.empty(len(order), dtype=np.int64)
+    positions[order] = np.arange(len(order), dtype=np.int64)
+    return positions
+
+
+def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, carts: pl.DataFrame) -> pl.DataFrame:
+    """One row per priced row, in the order of the input lines: a line, or each sub-line
+    of a line stage 3 split (same cart_id and line_id, ``special`` true on the
+    special-price one, which comes first)."""
+    positions = output_positions(batch, priced)
     special = pl.repeat(False, batch.n_lines, dtype=pl.Boolean, eager=True)
     if priced.rows is not None:
-        cart_ids = cart_ids.gather(priced.rows.line)
         special = pl.Series(priced.rows.special)
         batch = priced.rows.batch
+    cart_ids = carts["cart_id"].gather(batch.line_cart)
     discount = np.zeros(batch.n_lines, dtype=np.int64)
     np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)
     list_names = ["", *[p.name for p in plan.pricelists]]
     status = pl.Series("status", priced.error).replace_strict(list(range(len(LINE_ERRORS))), list(LINE_ERRORS), return_dtype=pl.String)
     names = pl.Series("price_list", priced.price_list + 1).replace_strict(list(range(len(list_names))), list_names, return_dtype=pl.String)
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "cart_id": cart_ids,
             "line_id": pl.Series(batch.line_ids),
@@ -132,3 +156,6 @@ def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, lines: pl.Da
             "gross_amount_minor": priced.gross_amount,
         }
     )
+    if positions is None:
+        return frame
+    return frame[np.argsort(positions, kind="stable")]

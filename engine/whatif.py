@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.frames import batch_from_frames, priced_frame
+from engine.frames import batch_from_frames, output_positions, priced_frame
 from engine.plan import Plan
 from engine.waterfall import price
 
@@ -42,13 +42,15 @@ def reprice(plan: Plan, lines: pl.DataFrame, customers: pl.DataFrame | None = No
     carts, line_frame = _carts_and_lines(lines, customers)
     batch = batch_from_frames(plan, carts, line_frame)
     priced = price(plan, batch, None)
-    out = priced_frame(plan, batch, priced, line_frame)
+    out = priced_frame(plan, batch, priced, carts)
     names = [r.name for r in plan.rules]
     adj = priced.adjustments
     rule = adj.rule
     known = (rule >= 0) & (rule < len(names))
     rule_names = np.where(known, np.array(names + [MANUAL], dtype=object)[np.where(known, rule, len(names))], MANUAL)
-    by_rule = pl.DataFrame({"row": adj.line.astype(np.int64), "rule": pl.Series(rule_names.tolist(), dtype=pl.String), "amount": adj.amount.astype(np.int64)})
+    positions = output_positions(batch, priced)
+    rows = adj.line.astype(np.int64) if positions is None else positions[adj.line]
+    by_rule = pl.DataFrame({"row": rows, "rule": pl.Series(rule_names.tolist(), dtype=pl.String), "amount": adj.amount.astype(np.int64)})
     return out.rename({"cart_id": "order_id"}), by_rule
 
 
