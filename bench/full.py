@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from engine.api import compile_ruleset, load_sources, price_frames, quote, quote_batch
-from engine.data import DataSet
-from engine.money import parse_money
+from engine.core.data import DataSet
+from engine.core.money import parse_money
 from server.demo import generate
 
 ROOT = Path(__file__).resolve().parents[1]

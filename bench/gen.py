@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 CURRENCY = "CNY"
 DATE = "2026-11-22"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.gen import generate
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -60,7 +60,7 @@ class Demo:
 
 def prepare(tmp: Path, *, n_rules: int, n_skus: int, seed: int, n_bodies: int = 500) -> Demo:
     """Write the store and the rules directory; return the server's environment and carts."""
-    from engine.store import Store
+    from engine.ledger.store import Store
 
     w = generate(n_skus=n_skus, n_customers=1_000, n_carts=0, n_rules=n_rules, seed=seed)
     rules_dir = tmp / "rules"

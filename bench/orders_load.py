@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from engine.money import parse_money
+from engine.core.money import parse_money
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def _orders(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
 
 
 def _prepare(tmp: Path) -> tuple[Path, Path]:
-    from engine.store import Store
+    from engine.ledger.store import Store
     from server.demo import generate
 
     db = tmp / "orders.duckdb"

@@ -1,7 +1,7 @@
 """Rebate batch benchmark: a generated history of 10M order lines and 5,000 partners.
 
 The history is generated once, in chunks, to a Parquet file of typed columns (the
-canonical form, ``engine.history``), and the run scans it lazily in a child process so
+canonical form, ``engine.batch.history``), and the run scans it lazily in a child process so
 that its time and peak memory (``ru_maxrss``) are the run's alone. The run computes a
 ruleset of five policies: a retroactive rebate by attainment against a target table with
 a category filter and returns, an incremental rebate by basis, a marketing fund, a
@@ -95,7 +95,7 @@ def catalog(n_skus: int = 3_000) -> pl.DataFrame:
 
 def generate(path: Path, n_lines: int, n_partners: int, seed: int, chunk: int = 1_000_000) -> Path:
     """Write ``order_lines.parquet``, ``returns.parquet`` and ``events.parquet`` under ``path``."""
-    from engine.history import write_canonical
+    from engine.batch.history import write_canonical
 
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -173,9 +173,9 @@ def generate(path: Path, n_lines: int, n_partners: int, seed: int, chunk: int = 
 
 def run_once(path: Path) -> dict[str, Any]:
     """The timed run (called in a child process): compile, scan, compute, no output file."""
-    from engine.data import DataSet
-    from engine.history import read_history
-    from engine.rebates import compile_policies, parse_period, run_policies
+    from engine.batch.history import read_history
+    from engine.batch.rebates import compile_policies, parse_period, run_policies
+    from engine.core.data import DataSet
 
     started = time.perf_counter()
     data = DataSet(catalog=catalog(), tables={"rebate_targets": pl.read_csv(path / "rebate_targets.csv", infer_schema=False)})

@@ -30,7 +30,7 @@ import polars as pl
 from bench import zen_runner
 from bench.gen import CURRENCY, FULL, RULE_COUNTS, Workload, generate
 from bench.zen_runner import percentiles_us, time_calls
-from engine.money import parse_money
+from engine.core.money import parse_money
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -184,7 +184,7 @@ def bench_rules(
         time_calls(lambda c: quote(plan, c), latency_carts, args.warmup)
     )
     # the same carts priced without writing the response (ints, not decimal strings)
-    from engine.scalar import small_path
+    from engine.pricing.small_path import small_path
 
     probe = small_path(plan)
     out["cart_us_pricer_unformatted"] = percentiles_us(

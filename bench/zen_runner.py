@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.gen import FULL, RULE_COUNTS, generate
     from engine.api import compile_ruleset, price_frames, quote
-    from engine.money import parse_money
+    from engine.core.money import parse_money
 
     parser = argparse.ArgumentParser(description="zen-engine alone, checked against pricer")
     parser.add_argument("--rules", type=int, nargs="+", default=list(RULE_COUNTS))

@@ -22,8 +22,8 @@ from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
 from dsl.policies import check_policies
 from dsl.schema import FieldInfo, FieldType, Schema, table_column
-from engine.data import CATALOG_CORE_COLUMNS, DataSet
-from engine.money import (
+from engine.core.data import CATALOG_CORE_COLUMNS, DataSet
+from engine.core.money import (
     CURRENCY_EXPONENTS,
     MoneyError,
     Rounding,

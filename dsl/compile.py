@@ -24,12 +24,20 @@ from dsl.compile_cart import (
 from dsl.errors import Diagnostic
 from dsl.fmt import selector
 from dsl.shadow import shadowed
-from engine.cart_rules import CartStages
-from engine.catalog import CatalogIndex, build_catalog
-from engine.conditions import FULL, TRUE, CartAtom, ConditionCompiler, ConditionTooComplex, Conjunct
-from engine.cumulative import FIELD_PREFIX, CumulativePlan
-from engine.data import DataError, DataSet
-from engine.line_index import (
+from engine.core.data import DataError, DataSet
+from engine.core.money import parse_percent
+from engine.plan.cart_rules import CartStages
+from engine.plan.catalog import CatalogIndex, build_catalog
+from engine.plan.compiled import OrderChecks, Plan, RuleInfo, customer_attributes
+from engine.plan.conditions import (
+    FULL,
+    TRUE,
+    CartAtom,
+    ConditionCompiler,
+    ConditionTooComplex,
+    Conjunct,
+)
+from engine.plan.line_index import (
     KIND_AMOUNT,
     KIND_FIXED,
     KIND_PERCENT,
@@ -37,11 +45,10 @@ from engine.line_index import (
     LineRule,
     LineRuleIndex,
 )
-from engine.money import parse_percent
-from engine.plan import OrderChecks, Plan, RuleInfo, customer_attributes
-from engine.pricelist import build_fx, build_pricelist
-from engine.special import build_special
-from engine.tax import build_tax
+from engine.plan.price_lists import build_fx, build_pricelist
+from engine.pricing.cumulative import FIELD_PREFIX, CumulativePlan
+from engine.pricing.special import build_special
+from engine.pricing.tax import build_tax
 
 
 class CompileError(Exception):

@@ -6,12 +6,12 @@ import numpy as np
 
 from dsl import tree as t
 from dsl.check import money_value
-from engine.cart_rules import ApprovalPlan, Caps, CartRule, FloorPlan, SetBenefit
-from engine.catalog import BoolArray, CatalogIndex
-from engine.columns import scaled_column
-from engine.conditions import TRUE, ConditionCompiler, Conjunct
-from engine.data import DataError, DataSet
-from engine.money import exponent, parse_percent, parse_quantity
+from engine.core.columns import scaled_column
+from engine.core.data import DataError, DataSet
+from engine.core.money import exponent, parse_percent, parse_quantity
+from engine.plan.cart_rules import ApprovalPlan, Caps, CartRule, FloorPlan, SetBenefit
+from engine.plan.catalog import BoolArray, CatalogIndex
+from engine.plan.conditions import TRUE, ConditionCompiler, Conjunct
 
 
 def caps_of(promo: t.Promotion, currency: str) -> Caps:

@@ -289,7 +289,7 @@ def _describe(lit: t.Literal_) -> str:
 
 
 def _percent(ck: _Checker, lit: t.PercentLit, what: str) -> int | None:
-    from engine.money import MoneyError, parse_percent
+    from engine.core.money import MoneyError, parse_percent
 
     try:
         bp = parse_percent(lit.text)
@@ -369,7 +369,7 @@ def _policy_tiers(ck: _Checker, d: t.RebateDecl) -> None:
             if not isinstance(step.threshold, t.PercentLit):
                 ck.error("E0202", f"an attainment threshold is a percentage of the target, not {_describe(step.threshold)}", step.threshold.span, "write it as >= 100%")
                 continue
-            from engine.money import MoneyError, parse_percent
+            from engine.core.money import MoneyError, parse_percent
 
             try:
                 value = parse_percent(step.threshold.text)

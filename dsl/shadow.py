@@ -16,8 +16,8 @@ from itertools import combinations
 
 import numpy as np
 
-from engine.conditions import CartAtom, Conjunct
-from engine.line_index import KIND_FIXED, LineRule
+from engine.plan.conditions import CartAtom, Conjunct
+from engine.plan.line_index import KIND_FIXED, LineRule
 
 
 def _always_applies(rule: LineRule) -> bool:

@@ -1,6 +1,6 @@
 """The engine's public entry points (the contract in docs/engine-api.md).
 
->>> from engine.data import DataSet
+>>> from engine.core.data import DataSet
 >>> data = DataSet.from_rows([{"sku": "A", "base_unit": "pcs"}], {"standard_prices": [{"sku": "A", "price": "20.00"}]})
 >>> plan = compile_ruleset({"r.rule": 'ruleset "x" currency CNY\\npricelist "standard" { table standard_prices }'}, data)
 >>> quote(plan, {"date": "2026-11-22", "lines": [{"sku": "A", "qty": "3"}]})["totals"]["net"]
@@ -20,14 +20,14 @@ from dsl.compile import CompileError, compile_checked
 from dsl.errors import Diagnostic, RuleError
 from dsl.fmt import format_ruleset
 from dsl.parser import parse_sources
-from engine.cart import MAX_LINES_PER_CART, CartError, decode_carts
-from engine.data import DataError, DataSet
-from engine.explain import responses
-from engine.frames import batch_from_frames, priced_frame
-from engine.ledger_view import LedgerView
-from engine.plan import Plan
-from engine.scalar import small_path
-from engine.waterfall import price
+from engine.core.data import DataError, DataSet
+from engine.ledger.view import LedgerView
+from engine.plan.compiled import Plan
+from engine.pricing.cart import MAX_LINES_PER_CART, CartError, decode_carts
+from engine.pricing.pipeline import price
+from engine.pricing.small_path import small_path
+from engine.results.frames import batch_from_frames, priced_frame
+from engine.results.responses import responses
 
 __all__ = [
     "CartError",

@@ -26,8 +26,8 @@ from pydantic import ValidationError
 
 from dsl.errors import RuleError, render_all
 from engine import api as engine_api
-from engine.data import DataError
-from engine.store import Store, StoreError
+from engine.core.data import DataError
+from engine.ledger.store import Store, StoreError
 from server import errors, orders
 from server.errors import AdminDisabled, NoRuleset, OrjsonResponse, TooLarge, Unauthorized
 from server.schemas import (

@@ -69,7 +69,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open_store(path: Path, *, read_only: bool = False) -> Any:
-    from engine.store import Store, StoreError
+    from engine.ledger.store import Store, StoreError
 
     if read_only and not path.exists():
         raise CliError(
@@ -148,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _data_for_check(settings: Settings) -> tuple[Any, str | None]:
     """The store's data for checking, or (None, why not) when it cannot be read."""
-    from engine.store import Store, StoreError
+    from engine.ledger.store import Store, StoreError
 
     if not settings.db_path.exists():
         return None, f"no database at {settings.db_path}"
@@ -235,7 +235,7 @@ def _plan(settings: Settings, rules_given: bool) -> Any:
 def _ledger_view(settings: Settings, plan: Any) -> Any:
     """What committed orders consumed (the ledger in the store), for quoting; None if the
     store has no ledger yet."""
-    from engine.ledger import Ledger
+    from engine.ledger.committed import Ledger
 
     with _open_store(settings.db_path, read_only=True) as store:
         if not Ledger.exists(store):
@@ -330,7 +330,7 @@ def _quote_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from engine.data import DataError
+    from engine.core.data import DataError
 
     settings = _settings(args)
     if args.table == "ledger":
@@ -351,7 +351,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
     """``pricer load ledger FILE``: imported history (a JSON object, or one with a
     ``ledger`` key, as in the scenario files); amounts in the ruleset currency."""
-    from engine.ledger import LedgerError
+    from engine.ledger.committed import LedgerError
 
     try:
         content = json.loads(Path(args.file).read_text(encoding="utf-8"))
@@ -430,10 +430,10 @@ def cmd_rebates(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from dsl.errors import RuleError
-    from engine.data import DataError
-    from engine.history import read_history, store_history
-    from engine.rebate_results import save_run, summary, with_deltas
-    from engine.rebates import RebateError, compile_policies, parse_period, run_policies
+    from engine.batch.history import read_history, store_history
+    from engine.batch.rebate_runs import save_run, summary, with_deltas
+    from engine.batch.rebates import RebateError, compile_policies, parse_period, run_policies
+    from engine.core.data import DataError
 
     settings = _settings(args)
     sources = _sources(Path(args.ruleset))
@@ -486,7 +486,7 @@ def cmd_rebates(args: argparse.Namespace) -> int:
 
 def _money_columns(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """Minor-unit columns as decimal text in each row's ``currency`` (small frames: reports)."""
-    from engine.money import format_money
+    from engine.core.money import format_money
 
     out = []
     for col in columns:
@@ -496,10 +496,10 @@ def _money_columns(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from engine.api import RuleError, compile_ruleset
-    from engine.data import DataError
-    from engine.history import read_history, store_history
-    from engine.rebates import RebateError, parse_period
-    from engine.whatif import FIGURES, diff
+    from engine.batch.history import read_history, store_history
+    from engine.batch.rebates import RebateError, parse_period
+    from engine.batch.whatif import FIGURES, diff
+    from engine.core.data import DataError
 
     settings = _settings(args)
     with _open_store(settings.db_path, read_only=True) as store:

@@ -286,8 +286,8 @@ def write(store: Any, tables: dict[str, pl.DataFrame]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.data import DataError
-    from engine.store import Store, StoreError
+    from engine.core.data import DataError
+    from engine.ledger.store import Store, StoreError
     from server.settings import SettingsError, load_settings
 
     parser = argparse.ArgumentParser(

@@ -11,7 +11,7 @@ Every error response is ``{"code", "message", "errors": [{"code", "message", "fi
     │   └── NoRuleset                              -> 503 no_ruleset
     ├── RequestValidationError (FastAPI)           -> 400 bad_json | 422 invalid_request
     ├── engine.api.CartError                       -> 422 <its code>
-    ├── engine.money.MoneyError                    -> 422 invalid_value
+    ├── engine.core.money.MoneyError                    -> 422 invalid_value
     ├── dsl.errors.RuleError                       -> 422 ruleset_invalid (every diagnostic)
     ├── starlette HTTPException (routing)          -> 404 not_found, 405 method_not_allowed
     └── anything else                              -> 500 internal (no details in the body)
@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dsl.errors import RuleError
-from engine.money import MoneyError
+from engine.core.money import MoneyError
 
 log = logging.getLogger("pricer.server")
 

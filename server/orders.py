@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from engine.ledger import Consumption, QuotaExhausted, StoredOrder
-from engine.money import format_money, format_quantity
-from engine.order_checks import order_record, special_table_name, validate_order
+from engine.core.money import format_money, format_quantity
+from engine.ledger.committed import Consumption, QuotaExhausted, StoredOrder
+from engine.orders.validation import order_record, special_table_name, validate_order
 from server.errors import ApiError, OrjsonResponse
 from server.schemas import ErrorOut, OrderIn
 
@@ -262,7 +262,7 @@ def special_quotas(customer_id: str, request: Request, project: str | None = Non
         table = table.filter((pl.col("project") == project) | pl.col("project").is_null() | (pl.col("project") == ""))
     used = runtime.store.ledger.used_totals()
     out = []
-    from engine.money import parse_money, parse_quantity
+    from engine.core.money import parse_money, parse_quantity
 
     for row in table.iter_rows(named=True):
         key = str(row.get("project") or "")

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.data import DataError
+from engine.core.data import DataError
 from server.errors import ApiError
 
 router = APIRouter(tags=["rebates"])
@@ -81,7 +81,7 @@ _cache: dict[tuple[int, str], Any] = {}
 
 
 def _policies(runtime: Any, sources: dict[str, str], version: str) -> Any:
-    from engine.rebates import compile_policies
+    from engine.batch.rebates import compile_policies
 
     key = (id(runtime), version)
     with _cache_lock:
@@ -95,8 +95,8 @@ def _policies(runtime: Any, sources: dict[str, str], version: str) -> Any:
 
 
 def calculate(runtime: Any, body: RebateRequest) -> dict[str, Any]:
-    from engine.history import store_history
-    from engine.rebates import RebateError, parse_period, run_policies
+    from engine.batch.history import store_history
+    from engine.batch.rebates import RebateError, parse_period, run_policies
 
     loaded = runtime.require()
     policies = _policies(runtime, loaded.sources, loaded.plan.version)

@@ -6,7 +6,7 @@ vectorized engine can be checked against it to the minor unit. Stages 5-9 (combo
 order promotions, gifts, caps, floors, manual discounts, bundles, hints) follow
 docs/promotions.md word by word; each stage is one function below, named after it.
 It reads the tree from ``dsl.parser`` and nothing of the checker, the compiler or the
-engine but ``DataSet`` and the parse/format helpers of ``engine.money``; it rounds with
+engine but ``DataSet`` and the parse/format helpers of ``engine.core.money``; it rounds with
 its own exact fractions. Speed is not a goal; being obviously right is. Where the brief
 was silent it follows docs/language.md.
 
@@ -14,7 +14,7 @@ Stage 3 (special prices) splits a line into sub-lines (docs/promotions.md "Speci
 prices"): each sub-line is a ``Line`` of its own from then on, which sees its parent's
 quantity and list amount in line promotions' conditions, and the response sums them back.
 
->>> from engine.data import DataSet
+>>> from engine.core.data import DataSet
 >>> data = DataSet.from_rows(
 ...     [{"sku": "A", "base_unit": "pcs"}], {"prices": [{"sku": "A", "price": "2.50"}]}
 ... )
@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo
 
 from dsl import tree as t
 from dsl.parser import parse_sources
-from engine.data import DataSet
-from engine.money import (
+from engine.core.data import DataSet
+from engine.core.money import (
     CURRENCY_EXPONENTS,
     MAX_LINE_AMOUNT_MINOR,
     MAX_QTY_MILLI,

@@ -30,8 +30,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.data import DataSet
-from engine.money import format_money
+from engine.core.data import DataSet
+from engine.core.money import format_money
 
 RULESET_CURRENCIES = ("CNY", "CNY", "JPY", "BHD")
 FOREIGN_CURRENCY = "USD"

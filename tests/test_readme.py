@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import Plan, compile_ruleset, load_sources, quote
-from engine.data import DataSet
+from engine.core.data import DataSet
 from server.demo import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def test_readme_orders_validate_commit_cancel_on_the_demo(tmp_path: Path) -> Non
     """The orders section: validate (stale price), commit, commit again, cancel."""
     import warnings
 
-    from engine.store import Store
+    from engine.ledger.store import Store
     from server.app import create_app
     from server.settings import Settings
 

@@ -32,7 +32,7 @@ def first_hit_net(w: Workload) -> np.ndarray:
 
 
 def nets_of(response: dict) -> list[int]:
-    from engine.money import parse_money
+    from engine.core.money import parse_money
 
     return [parse_money(line["net_amount"], response["currency"]) for line in response["lines"]]
 

@@ -7,7 +7,7 @@ import pytest
 
 from dsl.check import check
 from dsl.parser import parse_sources
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 HEAD = 'ruleset "t" currency CNY\n'
 DATA = DataSet.from_rows(

@@ -17,7 +17,7 @@ from dsl import tree as t
 from dsl.check import CheckedRuleset, check
 from dsl.errors import Diagnostic, RuleError
 from dsl.parser import parse_sources
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "rules/t.rule"

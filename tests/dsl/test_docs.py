@@ -21,7 +21,7 @@ import pytest
 from dsl.errors import CODES, render_all
 from dsl.parser import GRAMMAR_PATH
 from engine.api import check_ruleset
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGUAGE = ROOT / "docs" / "language.md"
@@ -238,7 +238,7 @@ def test_every_diagnostic_code_is_documented() -> None:
 
 
 def test_every_line_error_code_is_documented() -> None:
-    from engine.cart import LINE_ERRORS
+    from engine.pricing.cart import LINE_ERRORS
 
     documented = set(
         re.findall(r"^\| `([a-z_]+)` \|", ERRORS.read_text(encoding="utf-8"), re.MULTILINE)
@@ -249,7 +249,7 @@ def test_every_line_error_code_is_documented() -> None:
 def api_error_codes() -> set[str]:
     """Error codes the server and engine can answer with, read from their source."""
     codes: set[str] = set()
-    for path in [*(ROOT / "engine").glob("*.py"), *(ROOT / "server").glob("*.py")]:
+    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "server").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         codes |= set(re.findall(r'CartError\(\s*"([a-z_]+)"', text))
         if path.parent.name == "server":  # ApiError subclasses (server/errors.py, server/orders.py)

@@ -24,7 +24,7 @@ from dsl import fmt
 from dsl import tree as t
 from dsl.parser import parse_source
 from engine.api import compile_ruleset, format_sources, quote
-from engine.data import DataSet
+from engine.core.data import DataSet
 from tests.dsl.test_docs import (
     DEFAULT_HEADER,
     DOCS_DATA,

@@ -22,7 +22,7 @@ import pytest
 
 from dsl.errors import render_all
 from engine.api import check_ruleset
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "check"

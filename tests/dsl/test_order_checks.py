@@ -10,7 +10,7 @@ from dsl.errors import RuleError
 from dsl.fmt import format_ruleset
 from dsl.parser import parse_source, parse_sources
 from engine.api import compile_ruleset
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 HEADER = 'ruleset "t" currency CNY\npricelist "standard" { table standard_prices }\n'
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.api import check_ruleset
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 DATA = DataSet.from_rows(
     [
@@ -62,7 +62,7 @@ def test_a_set_of_skus_is_covered_like_the_same_skus_written_with_or() -> None:
 
 def test_a_promotion_that_includes_special_is_shadowed_only_by_ones_that_include_it_too() -> None:
     from engine.api import check_ruleset
-    from engine.data import DataSet
+    from engine.core.data import DataSet
 
     data = DataSet.from_rows(
         [{"sku": "A", "base_unit": "pcs"}],

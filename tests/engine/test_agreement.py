@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from dsl.check import check
 from dsl.errors import RuleError
 from dsl.parser import parse_sources
-from engine.data import DataSet
-from engine.ledger import view_from_names
-from engine.ledger_view import COMMITTED_LINE_SCHEMA, LedgerView
-from engine.money import parse_money, parse_quantity
+from engine.core.data import DataSet
+from engine.core.money import parse_money, parse_quantity
+from engine.ledger.committed import view_from_names
+from engine.ledger.view import COMMITTED_LINE_SCHEMA, LedgerView
 from tests.reference import amount_for, read_rules, reference_quote
 from tests.strategies import Case, cases, layouts
 

@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 
 from bench.full import demo_carts, demo_frames, without_manual_discounts
 from engine.api import compile_ruleset, load_sources, price_frames, quote_batch
-from engine.data import DataSet
-from engine.history import load_frame
-from engine.money import parse_money
-from engine.plan import Plan
-from engine.whatif import diff
+from engine.batch.history import load_frame
+from engine.batch.whatif import diff
+from engine.core.data import DataSet
+from engine.core.money import parse_money
+from engine.plan.compiled import Plan
 from server.demo import generate
 
 RULESET = """\

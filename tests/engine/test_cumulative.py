@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.api import check_ruleset, compile_ruleset, quote
-from engine.data import DataSet
+from engine.core.data import DataSet
 from tests.engine.test_agreement import (
     ABCD,
     HEADER,

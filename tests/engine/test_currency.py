@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.api import compile_ruleset, quote, quote_batch
-from engine.data import DataSet
+from engine.core.data import DataSet
 from tests.reference import reference_quote
 
 RULES = """

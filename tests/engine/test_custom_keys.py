@@ -30,9 +30,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import compile_ruleset, price_frames, quote, quote_batch
-from engine.data import DataSet
-from engine.plan import Plan
-from engine.store import Store
+from engine.core.data import DataSet
+from engine.ledger.store import Store
+from engine.plan.compiled import Plan
 from server.app import create_app
 from server.settings import Settings
 from tests.reference import reference_quote

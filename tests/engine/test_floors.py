@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import compile_ruleset, quote, quote_batch
-from engine.data import DataSet
+from engine.core.data import DataSet
 from tests.engine.test_agreement import check_full_agreement
 from tests.reference import reference_quote
 from tests.strategies import FOREIGN_CURRENCY, Case, cases

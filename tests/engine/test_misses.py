@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.api import compile_ruleset, quote, quote_batch
-from engine.data import DataSet
+from engine.core.data import DataSet
 from tests.engine.test_agreement import ABCD, HEADER, STANDARD, STANDARD_PRICES, cart
 
 
@@ -96,7 +96,7 @@ def test_order_and_combo_thresholds() -> None:
 
 
 def test_a_spent_budget_is_reported_as_capped() -> None:
-    from engine.ledger_view import LedgerView
+    from engine.ledger.view import LedgerView
 
     rules = 'promotion "welcome" { order subtotal >= 10.00: amount_off 1.00\n  uses 1 per customer }\n'
     plan = compile_ruleset({"scenario.rule": HEADER + STANDARD + rules}, DataSet.from_rows(ABCD, {"standard_prices": STANDARD_PRICES}))
@@ -131,7 +131,7 @@ def _committed(*rows: tuple[str, str, str, int]) -> Any:
 
     import polars as pl
 
-    from engine.ledger_view import COMMITTED_LINE_SCHEMA, LedgerView
+    from engine.ledger.view import COMMITTED_LINE_SCHEMA, LedgerView
 
     frame = pl.DataFrame(
         {
@@ -205,7 +205,7 @@ def test_an_order_promotion_past_its_threshold_with_nothing_left_is_no_benefit()
 
 
 def test_an_order_promotion_past_its_threshold_with_its_budget_spent_is_capped() -> None:
-    from engine.ledger_view import LedgerView
+    from engine.ledger.view import LedgerView
 
     rules = 'promotion "budgeted" { order subtotal >= 40.00: amount_off 10.00\n  budget 100.00 }\n'
     # 50.00 >= 40.00, but the ledger has used all 100.00 of its budget

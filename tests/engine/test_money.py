@@ -1,4 +1,4 @@
-"""engine.money with real figures: parsing, formatting, and rounding checked against exact fractions."""
+"""engine.core.money with real figures: parsing, formatting, and rounding checked against exact fractions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine.money import (
+from engine.core.money import (
     CURRENCY_EXPONENTS,
     MoneyError,
     Rounding,
@@ -309,8 +309,8 @@ def test_quantities_and_money_take_plain_ascii_decimals_only(text: str) -> None:
 def test_the_columnar_path_reads_quantities_like_the_json_path() -> None:
     import polars as pl
 
-    from engine.cart import _quantity
-    from engine.columns import quantity_column as _milli_column
+    from engine.core.columns import quantity_column as _milli_column
+    from engine.pricing.cart import _quantity
 
     texts = ["5", "05", "2.5", "2.500", ".5", "+2", " 3 ", "2.", "1e3", "1_000", "\u0663", "-2", "2.0005", "abc"]
     columnar = _milli_column(pl.Series(texts)).tolist()

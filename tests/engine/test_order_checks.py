@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine import order_checks
 from engine.api import compile_ruleset
-from engine.data import DataSet
-from engine.ledger_view import LedgerView
+from engine.core.data import DataSet
+from engine.ledger.view import LedgerView
+from engine.orders import validation as order_checks
 
 DATA = DataSet.from_rows(
     [{"sku": "A", "base_unit": "pcs"}],

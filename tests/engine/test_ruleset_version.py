@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import compile_ruleset, load_sources, quote
-from engine.data import DataSet
+from engine.core.data import DataSet
 
 MAIN = """\
 ruleset "v" currency CNY timezone "Asia/Shanghai"

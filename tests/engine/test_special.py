@@ -14,8 +14,8 @@ import pytest
 
 from dsl.errors import RuleError
 from engine.api import check_ruleset, compile_ruleset, price_frames, quote, quote_batch
-from engine.data import DataSet
-from engine.ledger_view import LedgerView
+from engine.core.data import DataSet
+from engine.ledger.view import LedgerView
 from tests.engine.test_agreement import (
     ABCD,
     HEADER,

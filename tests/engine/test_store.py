@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from engine.data import DataError
-from engine.store import BadRowsError, Store, StoreError
+from engine.core.data import DataError
+from engine.ledger.store import BadRowsError, Store, StoreError
 
 
 def _env() -> dict[str, str]:
@@ -238,7 +238,7 @@ def test_a_second_process_cannot_open_a_locked_file_and_gets_a_clear_message(
     path = tmp_path / "locked.duckdb"
     with Store(path):
         code = (
-            "from engine.store import Store, StoreError\n"
+            "from engine.ledger.store import Store, StoreError\n"
             f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print(e)\n"
         )
         out = subprocess.run(
@@ -279,7 +279,7 @@ def test_a_committed_load_survives_the_process_being_killed(tmp_path: Path) -> N
     path = tmp_path / "killed.duckdb"
     code = (
         "import os, polars as pl\n"
-        "from engine.store import Store\n"
+        "from engine.ledger.store import Store\n"
         f"store = Store({str(path)!r})\n"
         "store.load_frame('catalog', pl.DataFrame({'sku': ['A'], 'base_unit': ['pcs']}))\n"
         "store.save_ruleset('sha256:k', {'k.rule': 'x'})\n"

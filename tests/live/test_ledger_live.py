@@ -25,8 +25,8 @@ import httpx
 import polars as pl
 import pytest
 
-from engine.money import parse_money
-from engine.store import Store
+from engine.core.money import parse_money
+from engine.ledger.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

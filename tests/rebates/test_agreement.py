@@ -10,10 +10,10 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.data import DataSet
-from engine.history import History, typed
-from engine.money import format_money, format_percent, parse_money
-from engine.rebates import compile_policies, parse_period, run_policies
+from engine.batch.history import History, typed
+from engine.batch.rebates import compile_policies, parse_period, run_policies
+from engine.core.data import DataSet
+from engine.core.money import format_money, format_percent, parse_money
 from tests.rebates import reference as ref
 
 CATEGORIES = ("reagent", "tool")
@@ -78,7 +78,7 @@ def history_of(lines: list[ref.Line], returns: list[ref.Return]) -> History:
         },
         schema={c: pl.String for c in ("return_id", "order_id", "date", "customer_id", "sku", "qty", "net_amount")},
     )
-    from engine.history import empty
+    from engine.batch.history import empty
 
     return History(lines=typed("order_lines", text_lines, "CNY").lazy(), returns=typed("returns", text_returns, "CNY").lazy(), events=empty("events"), source="test")
 

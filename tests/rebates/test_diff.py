@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from engine.api import compile_ruleset
-from engine.data import DataSet
-from engine.history import load_frame
-from engine.whatif import diff
+from engine.batch.history import load_frame
+from engine.batch.whatif import diff
+from engine.core.data import DataSet
 from server.cli import main
 
 HEAD = 'ruleset "t" currency CNY timezone "Asia/Shanghai" rounding half_up\npricelist "std" priority 0 { table standard_prices }\n'

@@ -9,9 +9,9 @@ import pytest
 
 from dsl.fmt import format_ruleset
 from dsl.parser import parse_sources
-from engine.data import DataError
-from engine.history import read_history
-from engine.rebates import RebateError, parse_period
+from engine.batch.history import read_history
+from engine.batch.rebates import RebateError, parse_period
+from engine.core.data import DataError
 from server.cli import main
 
 HERE = Path(__file__).parent / "scenarios"

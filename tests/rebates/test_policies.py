@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.data import DataSet
-from engine.history import History, empty, typed
-from engine.rebates import compile_policies, parse_period, run_policies
-from engine.store import Store
+from engine.batch.history import History, empty, typed
+from engine.batch.rebates import compile_policies, parse_period, run_policies
+from engine.core.data import DataSet
+from engine.ledger.store import Store
 from server.app import create_app
 from server.cli import main
 from server.settings import Settings

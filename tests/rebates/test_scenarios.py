@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.store import Store
+from engine.ledger.store import Store
 from server.app import create_app
 from server.cli import main
 from server.settings import Settings

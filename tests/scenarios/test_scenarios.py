@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.data import DataSet
-from engine.store import Store
+from engine.core.data import DataSet
+from engine.ledger.store import Store
 from server.app import create_app
 from server.settings import Settings
 

@@ -14,7 +14,7 @@ with warnings.catch_warnings():  # starlette's notice about httpx, not about our
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from engine.store import Store
+from engine.ledger.store import Store
 from server.app import create_app
 from server.settings import Settings
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import engine.api
-from engine.store import Store
+from engine.ledger.store import Store
 from server.app import StartupError, create_app
 from server.settings import Settings
 from tests.server.conftest import BROKEN, CART, RULESET, RULESET_20, admin, write_ruleset

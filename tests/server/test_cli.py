@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from engine.store import Store
+from engine.ledger.store import Store
 from server.cli import main
 from tests.server.conftest import BROKEN, write_ruleset
 

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from engine.api import compile_ruleset, quote
-from engine.store import Store
+from engine.ledger.store import Store
 from server import demo
 
 DEMO_RULES = """\

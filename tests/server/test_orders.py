@@ -16,8 +16,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from engine.ledger import Consumption, OrderRecord, QuotaExhausted
-from engine.store import Store
+from engine.ledger.committed import Consumption, OrderRecord, QuotaExhausted
+from engine.ledger.store import Store
 from server.app import create_app
 from server.settings import Settings
 
@@ -316,7 +316,7 @@ def test_the_committed_lines_frame_stays_compact(client: TestClient) -> None:
     """Each commit appends its lines in memory; the frame is compacted, not one chunk per commit."""
     import datetime as dt
 
-    from engine.ledger import OrderLine
+    from engine.ledger.committed import OrderLine
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     ledger, plan = runtime.store.ledger, runtime.require().plan
@@ -342,7 +342,7 @@ class _LookupOnly(dict):  # type: ignore[type-arg]
 
 def test_a_quote_looks_up_the_ledger_without_copying_it(client: TestClient) -> None:
     from engine.api import quote
-    from engine.ledger_view import LedgerView
+    from engine.ledger.view import LedgerView
 
     plan = client.app.state.runtime.require().plan  # type: ignore[attr-defined]
     welcome = [r.name for r in plan.rules].index("welcome")
@@ -384,7 +384,7 @@ def test_the_guarantee_rests_on_the_write_lock(client: TestClient) -> None:
     ``write_lock`` both pass the re-check and overdraw (DuckDB reports no conflict)."""
     import datetime as dt
 
-    from engine.ledger import _check_limit, _insert_order
+    from engine.ledger.committed import _check_limit, _insert_order
 
     store = client.app.state.runtime.store  # type: ignore[attr-defined]
     ledger = store.ledger  # creates the ledger tables
@@ -431,7 +431,7 @@ def test_a_retry_with_explain_toggled_is_a_replay(client: TestClient) -> None:
 
 
 def test_a_promotion_that_adds_to_the_net_consumes_no_budget(client: TestClient) -> None:
-    from engine.order_checks import order_record
+    from engine.orders.validation import order_record
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     priced = {

@@ -1,0 +1,1 @@
+"""Batch jobs over order history: rebates, commissions, tiers and funds, rebate runs, what-if."""

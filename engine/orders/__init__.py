@@ -1,0 +1,1 @@
+"""Order validation (SPEC §5) and what a committed order consumes."""

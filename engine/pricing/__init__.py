@@ -1,0 +1,1 @@
+"""The pricing waterfall (``pipeline``) and one module per stage of SPEC §3."""

@@ -1,0 +1,1 @@
+"""Priced lines out: JSON responses with explanations and near misses, and priced frames."""
