@@ -173,8 +173,9 @@ def generate(path: Path, n_lines: int, n_partners: int, seed: int, chunk: int = 
 
 def run_once(path: Path) -> dict[str, Any]:
     """The timed run (called in a child process): compile, scan, compute, no output file."""
+    from engine.api import compile_policies
     from engine.batch.history import read_history
-    from engine.batch.rebates import compile_policies, parse_period, run_policies
+    from engine.batch.rebates import parse_period, run_policies
     from engine.core.data import DataSet
 
     started = time.perf_counter()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
@@ -22,14 +21,13 @@ from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
 from dsl.policies import check_policies
 from dsl.schema import FieldInfo, FieldType, Schema, table_column
+from dsl.tree import atoms, money_value, quantity_value
 from engine.core.data import CATALOG_CORE_COLUMNS, DataSet
 from engine.core.money import (
     CURRENCY_EXPONENTS,
     MoneyError,
     Rounding,
-    parse_money,
     parse_percent,
-    parse_quantity,
 )
 
 ORDERING_OPS = {"<", "<=", ">", ">="}
@@ -83,24 +81,7 @@ def evaluation_order(priority: int, name: str) -> tuple[int, str]:
 # ---- literal values (shared with the compiler, so a checked literal always converts) ----
 
 
-def money_value(lit: t.Literal_, currency: str) -> int:
-    if isinstance(lit, t.MoneyLit):
-        return parse_money(lit.text, lit.currency)
-    if isinstance(lit, t.NumberLit):
-        return parse_money(lit.text, currency)
-    raise MoneyError("not a money literal")
-
-
-def quantity_value(lit: t.Literal_) -> tuple[int, str | None]:
-    """Thousandths and the unit named (None = the base unit)."""
-    if isinstance(lit, t.QtyLit):
-        return parse_quantity(lit.text), lit.unit
-    if isinstance(lit, t.NumberLit):
-        return parse_quantity(lit.text), None
-    raise MoneyError("not a quantity literal")
-
-
-class _Checker:
+class Checker:
     def __init__(self, ruleset: t.Ruleset, data: DataSet | None) -> None:
         self.ruleset = ruleset
         self.data = data
@@ -327,7 +308,7 @@ class _Checker:
                     money_hint = f"to count money, write its currency: every {scope.every.text} {self.currency}" if "." in scope.every.text else None
                     self.error("E0505", "a pool's step in units must be a positive whole number", scope.every.span, money_hint)
             else:
-                self.error("E0202", f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {_describe(scope.every)}", scope.every.span)
+                self.error("E0202", f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {describe_literal(scope.every)}", scope.every.span)
             self._set_benefit(scope.benefit)
         else:
             self._order_scope(scope)
@@ -442,7 +423,7 @@ class _Checker:
     def _money_literal(self, lit: t.Literal_, allow_negative: bool) -> int | None:
         """The literal in minor units of the ruleset currency, or None after reporting why."""
         if not isinstance(lit, t.MoneyLit | t.NumberLit):
-            self.error("E0202", f"expected an amount of money, found {_describe(lit)}", lit.span, f"write it as 10.00 or 10.00 {self.currency}")
+            self.error("E0202", f"expected an amount of money, found {describe_literal(lit)}", lit.span, f"write it as 10.00 or 10.00 {self.currency}")
             return None
         if isinstance(lit, t.MoneyLit) and lit.currency != self.currency:
             if lit.currency not in CURRENCY_EXPONENTS:
@@ -487,7 +468,7 @@ class _Checker:
 
     def _quantity_literal(self, lit: t.Literal_) -> int | None:
         if not isinstance(lit, t.QtyLit | t.NumberLit):
-            self.error("E0202", f"expected a quantity, found {_describe(lit)}", lit.span, "write it as 10 or 10 box")
+            self.error("E0202", f"expected a quantity, found {describe_literal(lit)}", lit.span, "write it as 10 or 10 box")
             return None
         try:
             milli, unit = quantity_value(lit)
@@ -505,7 +486,7 @@ class _Checker:
     # ---- conditions ---------------------------------------------------------------------
 
     def _condition(self, cond: t.Condition, schema: Schema, allowed: tuple[str, ...], place: str) -> None:
-        for atom in _atoms(cond):
+        for atom in atoms(cond):
             info = schema.get(atom.field.name)
             if info is None:
                 self._unknown_field(atom.field, schema)
@@ -540,7 +521,7 @@ class _Checker:
         expected: FieldType = info.type
         if expected == "text":
             if not isinstance(lit, t.StringLit):
-                self.error("E0202", f"'{info.name}' is text, compared with {_describe(lit)}", lit.span, "quote it: \"...\"")
+                self.error("E0202", f"'{info.name}' is text, compared with {describe_literal(lit)}", lit.span, "quote it: \"...\"")
                 return
             if info.name == "sku" and self.data is not None and lit.value not in self.skus:
                 self.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, self.skus))
@@ -548,7 +529,7 @@ class _Checker:
                 self.error("E0204", f"unknown currency '{lit.value}'", lit.span, did_you_mean(lit.value, CURRENCY_EXPONENTS))
         elif expected == "date":
             if not isinstance(lit, t.DateLit):
-                self.error("E0202", f"'{info.name}' is a date, compared with {_describe(lit)}", lit.span, "write a date as 2026-11-30")
+                self.error("E0202", f"'{info.name}' is a date, compared with {describe_literal(lit)}", lit.span, "write a date as 2026-11-30")
         elif expected == "quantity":
             self._quantity_literal(lit)
         else:
@@ -566,17 +547,7 @@ def _gives_gifts(scope: t.Scope | None) -> bool:
     return False
 
 
-def _atoms(cond: t.Condition) -> Iterator[t.Compare | t.InSet]:
-    if isinstance(cond, t.Compare | t.InSet):
-        yield cond
-    elif isinstance(cond, t.Not):
-        yield from _atoms(cond.item)
-    else:
-        for item in cond.items:
-            yield from _atoms(item)
-
-
-def _describe(lit: t.Literal_) -> str:
+def describe_literal(lit: t.Literal_) -> str:
     return {
         t.StringLit: "text",
         t.NumberLit: "a number",
@@ -588,7 +559,7 @@ def _describe(lit: t.Literal_) -> str:
 
 
 def check(ruleset: t.Ruleset, data: DataSet | None) -> tuple[CheckedRuleset | None, list[Diagnostic]]:
-    checker = _Checker(ruleset, data)
+    checker = Checker(ruleset, data)
     checked = checker.run()
     return checked, checker.diags
 

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from dsl import tree as t
-from dsl.check import CheckedRuleset, money_value, quantity_value
+from dsl.check import CheckedRuleset
 from dsl.compile_cart import (
     build_approval,
     build_bundles,
@@ -24,6 +24,7 @@ from dsl.compile_cart import (
 from dsl.errors import Diagnostic
 from dsl.fmt import selector
 from dsl.shadow import shadowed
+from dsl.tree import money_value, quantity_value
 from engine.core.data import DataError, DataSet
 from engine.core.money import parse_percent
 from engine.plan.cart_rules import CartStages

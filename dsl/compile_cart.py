@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsl import tree as t
-from dsl.check import money_value
+from dsl.tree import money_value
 from engine.core.columns import scaled_column
 from engine.core.data import DataError, DataSet
 from engine.core.money import exponent, parse_percent, parse_quantity

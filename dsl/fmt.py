@@ -12,13 +12,13 @@ from dsl import tree as t
 INDENT = "  "
 
 
-def _quote(text: str) -> str:
+def quote_name(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def literal(lit: t.Literal_) -> str:
     if isinstance(lit, t.StringLit):
-        return _quote(lit.value)
+        return quote_name(lit.value)
     if isinstance(lit, t.PercentLit):
         return f"{lit.text}%"
     if isinstance(lit, t.MoneyLit):
@@ -58,7 +58,7 @@ def benefit(b: t.Benefit) -> str:
 
 def set_benefit(b: t.SetBenefit) -> str:
     if isinstance(b, t.Gift):
-        return f"gift {b.qty.text} of {_quote(b.sku.value)}"
+        return f"gift {b.qty.text} of {quote_name(b.sku.value)}"
     if isinstance(b, t.PercentOff):
         return f"percent_off {b.percent.text}%"
     if isinstance(b, t.AmountOff):
@@ -128,11 +128,11 @@ def declaration(d: t.Declaration) -> str:
 
         return format_policy(d)
     if isinstance(d, t.Header):
-        parts = [f"ruleset {_quote(d.name)}"]
+        parts = [f"ruleset {quote_name(d.name)}"]
         if d.currency:
             parts.append(f"currency {d.currency}")
         if d.timezone:
-            parts.append(f"timezone {_quote(d.timezone)}")
+            parts.append(f"timezone {quote_name(d.timezone)}")
         if d.rounding:
             parts.append(f"rounding {d.rounding}")
         return " ".join(parts)
@@ -156,10 +156,10 @@ def declaration(d: t.Declaration) -> str:
         lines = [f"when {condition(d.when)}"] if d.when is not None else []
         for band in d.bands:
             lines.append(f"up to {band.limit.text}%: {band.outcome}" if band.limit is not None else f"above: {band.outcome}")
-        head = f"approval {_quote(d.name)} priority {d.priority}"
+        head = f"approval {quote_name(d.name)} priority {d.priority}"
         return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in lines) + "}"
     if isinstance(d, t.TaxRule):
-        return f"tax {_quote(d.name)} {{\n{INDENT}{_table(d.table)}\n}}"
+        return f"tax {quote_name(d.name)} {{\n{INDENT}{_table(d.table)}\n}}"
     if isinstance(d, t.PriceList):
         body = []
         if d.when is not None:
@@ -172,13 +172,13 @@ def declaration(d: t.Declaration) -> str:
             body.append(f"currency {d.currency}")
         if d.tax_included:
             body.append("includes tax")
-        head = f"pricelist {_quote(d.name)} priority {d.priority}"
+        head = f"pricelist {quote_name(d.name)} priority {d.priority}"
         return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"
-    head = f"promotion {_quote(d.name)} priority {d.priority}"
+    head = f"promotion {quote_name(d.name)} priority {d.priority}"
     if d.stacking != "stackable":
         head += f" stacking {d.stacking}"
     if d.group is not None:
-        head += f" group {_quote(d.group)}"
+        head += f" group {quote_name(d.group)}"
     body = []
     if d.valid is not None:
         body.append(_valid(d.valid))

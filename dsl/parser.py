@@ -105,7 +105,7 @@ def _unquote(token: Token) -> str:
     return body.replace('\\"', '"').replace("\\\\", "\\")
 
 
-def _date(token: Token, path: str) -> dt.date:
+def date_token(token: Token, path: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(token))
     except ValueError:
@@ -154,7 +154,7 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         return t.NumberLit(text=str(c[0]), span=self.s(meta))
 
     def date_lit(self, meta: Meta, c: list[Token]) -> t.DateLit:
-        return t.DateLit(value=_date(c[0], self.path), span=self.s(meta))
+        return t.DateLit(value=date_token(c[0], self.path), span=self.s(meta))
 
     def literal_list(self, meta: Meta, c: list[t.Literal_]) -> tuple[t.Literal_, ...]:
         return tuple(c)
@@ -346,7 +346,7 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
 
     def valid_stmt(self, meta: Meta, c: list[Token]) -> tuple[str, Any, t.Span]:
         span = self.s(meta)
-        return ("valid", t.Validity(start=_date(c[0], self.path), end=_date(c[1], self.path), span=span), span)
+        return ("valid", t.Validity(start=date_token(c[0], self.path), end=date_token(c[1], self.path), span=span), span)
 
     def table_stmt(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
         keys: tuple[t.FieldRef, ...] = c[1] if len(c) > 1 else ()

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from dsl import tree as t
 from dsl.errors import Diagnostic, did_you_mean
+from dsl.schema import FACT_METRICS, METRICS
 
 if TYPE_CHECKING:
-    from dsl.check import _Checker
+    from dsl.check import Checker
 
 #: event kinds a commission can reward (the ``kind`` column of the events history)
 EVENT_KINDS = ("lead_submitted", "lead_converted", "merchant_referred", "partner_recruited")
@@ -26,20 +27,6 @@ EVENT_KINDS = ("lead_submitted", "lead_converted", "merchant_referred", "partner
 #: fields a basis or commission ``where`` may read: the order line and its catalog item
 LINE_FIELDS = ("sku", "category", "brand", "project", "customer.id", "referrer")
 
-#: metrics a partner-tier level may test, with their type
-METRICS: dict[str, str] = {
-    "purchases": "money",  # net purchases in the period, before returns
-    "returns": "money",  # net amount returned in the period
-    "net_purchases": "money",  # purchases minus returns
-    "orders": "count",  # distinct orders
-    "leads_submitted": "count",
-    "leads_converted": "count",
-    "merchants_referred": "count",
-    "partners_recruited": "count",
-}
-
-#: a partner-tier metric read from the ``facts`` table (one row per partner and period)
-FACT_METRICS = ("certified_staff",)
 
 
 # ---- parsing ---------------------------------------------------------------------------
@@ -81,10 +68,10 @@ class PolicyTransformer:
         return ("period", t.PeriodSpec(kind=str(c[0]), start=None, end=None, span=span), span)  # type: ignore[arg-type]
 
     def period_range(self, meta: Any, c: list[Any]) -> tuple[str, Any, t.Span]:
-        from dsl.parser import _date
+        from dsl.parser import date_token
 
         span = self.s(meta)
-        start, end = _date(c[0], self.path), _date(c[1], self.path)
+        start, end = date_token(c[0], self.path), date_token(c[1], self.path)
         return ("period", t.PeriodSpec(kind="range", start=start, end=end, span=span), span)
 
     def minus_returns(self, meta: Any, c: list[Any]) -> tuple[str, t.Span]:
@@ -240,7 +227,7 @@ def _kind(d: t.PolicyDecl) -> str:
     return d.kind if isinstance(d, t.RebateDecl) else KIND_WORD[type(d)]
 
 
-def check_policies(ck: _Checker, decls: tuple[t.Declaration, ...]) -> None:
+def check_policies(ck: Checker, decls: tuple[t.Declaration, ...]) -> None:
     """Every check of the policy declarations, reported through the checker ``ck``."""
     policies = [d for d in decls if isinstance(d, t.RebateDecl | t.CommissionDecl | t.PartnerTiersDecl)]
     seen: dict[tuple[str, str], t.Span] = {}
@@ -261,12 +248,11 @@ def check_policies(ck: _Checker, decls: tuple[t.Declaration, ...]) -> None:
             _partner_tiers(ck, d)
 
 
-def _line_condition(ck: _Checker, cond: t.Condition) -> None:
-    from dsl.check import _atoms
+def _line_condition(ck: Checker, cond: t.Condition) -> None:
 
     items = {f for f in ck.data.catalog.columns} if ck.data is not None else set()
     allowed = set(LINE_FIELDS) | {f"item.{c}" for c in items}
-    for atom in _atoms(cond):
+    for atom in t.atoms(cond):
         name = atom.field.name
         if name not in allowed and not (ck.data is None and name.startswith("item.")):
             ck.error("E0201", f"unknown field '{name}'", atom.field.span, did_you_mean(name, allowed) or f"a basis reads: {', '.join(LINE_FIELDS)}, item.<column>")
@@ -277,18 +263,18 @@ def _line_condition(ck: _Checker, cond: t.Condition) -> None:
         values = (atom.value,) if isinstance(atom, t.Compare) else atom.values
         for lit in values:
             if not isinstance(lit, t.StringLit):
-                ck.error("E0202", f"'{name}' is text, compared with {_describe(lit)}", lit.span, 'quote it: "..."')
+                ck.error("E0202", f"'{name}' is text, compared with {describe_literal(lit)}", lit.span, 'quote it: "..."')
             elif name == "sku" and ck.data is not None and lit.value not in ck.skus:
                 ck.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, ck.skus))
 
 
-def _describe(lit: t.Literal_) -> str:
-    from dsl.check import _describe as describe
+def describe_literal(lit: t.Literal_) -> str:
+    from dsl.check import describe_literal as describe
 
     return describe(lit)
 
 
-def _percent(ck: _Checker, lit: t.PercentLit, what: str) -> int | None:
+def _percent(ck: Checker, lit: t.PercentLit, what: str) -> int | None:
     from engine.core.money import MoneyError, parse_percent
 
     try:
@@ -302,7 +288,7 @@ def _percent(ck: _Checker, lit: t.PercentLit, what: str) -> int | None:
     return bp
 
 
-def _payout(ck: _Checker, payout: t.Payout, basis: t.Basis | None) -> None:
+def _payout(ck: Checker, payout: t.Payout, basis: t.Basis | None) -> None:
     if payout.percent is not None:
         if basis is not None and basis.measure == "qty":
             ck.error("E0202", "a percentage of a quantity basis is not money", payout.span, "pay an amount per unit: >= 100: 2.00 per unit")
@@ -316,7 +302,7 @@ def _payout(ck: _Checker, payout: t.Payout, basis: t.Basis | None) -> None:
         ck._money_literal(payout.per_unit, allow_negative=False)
 
 
-def _rebate(ck: _Checker, d: t.RebateDecl) -> None:
+def _rebate(ck: Checker, d: t.RebateDecl) -> None:
     what = f"{d.kind} '{d.name}'"
     if d.basis is None:
         ck.error("E0502", f"{what} has no basis", d.name_span, "add: basis net_amount (where ...) (minus returns)")
@@ -356,7 +342,7 @@ def _rebate(ck: _Checker, d: t.RebateDecl) -> None:
         ck._money_literal(d.minimum_payout, allow_negative=False)
 
 
-def _policy_tiers(ck: _Checker, d: t.RebateDecl) -> None:
+def _policy_tiers(ck: Checker, d: t.RebateDecl) -> None:
     assert d.tiers is not None
     tiers = d.tiers
     if tiers.by == "attainment" and d.target_table is None and d.target_value is None:
@@ -367,7 +353,7 @@ def _policy_tiers(ck: _Checker, d: t.RebateDecl) -> None:
         value: int | None = None
         if tiers.by == "attainment":
             if not isinstance(step.threshold, t.PercentLit):
-                ck.error("E0202", f"an attainment threshold is a percentage of the target, not {_describe(step.threshold)}", step.threshold.span, "write it as >= 100%")
+                ck.error("E0202", f"an attainment threshold is a percentage of the target, not {describe_literal(step.threshold)}", step.threshold.span, "write it as >= 100%")
                 continue
             from engine.core.money import MoneyError, parse_percent
 
@@ -391,7 +377,7 @@ def _policy_tiers(ck: _Checker, d: t.RebateDecl) -> None:
         previous = ck.next_step(previous, value, step.threshold.span)
 
 
-def _commission(ck: _Checker, d: t.CommissionDecl) -> None:
+def _commission(ck: Checker, d: t.CommissionDecl) -> None:
     if d.percent is None and not d.rewards:
         ck.error("E0502", f"commission '{d.name}' earns nothing", d.name_span, "add: earn 3% of order, or earn 50.00 per lead_converted")
     if d.percent is not None:
@@ -417,8 +403,7 @@ def _commission(ck: _Checker, d: t.CommissionDecl) -> None:
             ck._money_literal(cap.value, allow_negative=False)
 
 
-def _partner_tiers(ck: _Checker, d: t.PartnerTiersDecl) -> None:
-    from dsl.check import _atoms
+def _partner_tiers(ck: Checker, d: t.PartnerTiersDecl) -> None:
 
     if not d.levels:
         ck.error("E0502", f"partner tiers '{d.name}' have no levels", d.name_span, 'add: level "Gold" when purchases >= 1000000.00')
@@ -428,7 +413,7 @@ def _partner_tiers(ck: _Checker, d: t.PartnerTiersDecl) -> None:
         if level.name in names or level.name == d.default:
             ck.error("E0101", f"duplicate level name '{level.name}'", level.span, f"the first is at {names.get(level.name, d.span)}")
         names.setdefault(level.name, level.span)
-        for atom in _atoms(level.when):
+        for atom in t.atoms(level.when):
             name = atom.field.name
             kind = metrics.get(name)
             if kind is None:
@@ -442,8 +427,8 @@ def _partner_tiers(ck: _Checker, d: t.PartnerTiersDecl) -> None:
                     else:
                         ck._money_literal(lit, allow_negative=False)
                 elif not isinstance(lit, t.NumberLit) or "." in lit.text or lit.text.startswith("-"):
-                    ck.error("E0202", f"'{name}' is a count, compared with {_describe(lit)}", lit.span, "write a whole number: leads_submitted >= 200")
-        if ck.data is not None and any(a.field.name in FACT_METRICS for a in _atoms(level.when)):
+                    ck.error("E0202", f"'{name}' is a count, compared with {describe_literal(lit)}", lit.span, "write a whole number: leads_submitted >= 200")
+        if ck.data is not None and any(a.field.name in FACT_METRICS for a in t.atoms(level.when)):
             facts = ck.data.tables.get("partner_facts")
             if facts is None:
                 ck.error("E0301", "certified_staff is read from table 'partner_facts', which is not loaded", level.span, "load it with: pricer load partner_facts <file> (partner_id, period, certified_staff)")
@@ -469,13 +454,13 @@ def _payout_text(p: t.Payout) -> str:
 
 
 def format_policy(d: t.PolicyDecl) -> str:
-    from dsl.fmt import INDENT, _quote, condition, literal
+    from dsl.fmt import INDENT, condition, literal, quote_name
 
     body: list[str] = []
     if d.period is not None:
         body.append(_period(d.period))
     if isinstance(d, t.RebateDecl):
-        head = f"{d.kind} {_quote(d.name)}"
+        head = f"{d.kind} {quote_name(d.name)}"
         if d.basis is not None:
             text = f"basis {d.basis.measure}"
             if d.basis.where is not None:
@@ -501,7 +486,7 @@ def format_policy(d: t.PolicyDecl) -> str:
         if d.accrual:
             body.append("accrual")
     elif isinstance(d, t.CommissionDecl):
-        head = f"commission {_quote(d.name)}"
+        head = f"commission {quote_name(d.name)}"
         if d.percent is not None or d.beneficiary != "buyer":
             body.append(f"beneficiary {d.beneficiary}")
         if d.percent is not None:
@@ -510,8 +495,8 @@ def format_policy(d: t.PolicyDecl) -> str:
         body.extend(f"earn {literal(r.amount)} per {r.event}" for r in d.rewards)
         body.extend(f"cap {literal(c.value)} per {c.per}" for c in d.caps)
     else:
-        head = f"partner tiers {_quote(d.name)}"
-        body.extend(f"level {_quote(lv.name)} when {condition(lv.when)}" for lv in d.levels)
+        head = f"partner tiers {quote_name(d.name)}"
+        body.extend(f"level {quote_name(lv.name)} when {condition(lv.when)}" for lv in d.levels)
         if d.default is not None:
-            body.append(f"default {_quote(d.default)}")
+            body.append(f"default {quote_name(d.default)}")
     return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in body) + "}"

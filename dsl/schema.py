@@ -68,3 +68,19 @@ class Schema:
 def table_column(field: str) -> str:
     """The data-table column a ``keyed by`` field matches: ``customer.id`` -> ``customer_id``."""
     return field.replace(".", "_")
+
+
+#: metrics a partner-tier level may test, with their type
+METRICS: dict[str, str] = {
+    "purchases": "money",  # net purchases in the period, before returns
+    "returns": "money",  # net amount returned in the period
+    "net_purchases": "money",  # purchases minus returns
+    "orders": "count",  # distinct orders
+    "leads_submitted": "count",
+    "leads_converted": "count",
+    "merchants_referred": "count",
+    "partners_recruited": "count",
+}
+
+#: a partner-tier metric read from the ``facts`` table (one row per partner and period)
+FACT_METRICS = ("certified_staff",)

@@ -7,8 +7,11 @@ adjustment can point back at ``file:line:col``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
+
+from engine.core.money import MoneyError, parse_money, parse_quantity
 
 Comparator = Literal["==", "!=", "<", "<=", ">", ">="]
 Stacking = Literal["stackable", "exclusive"]
@@ -519,3 +522,35 @@ class Ruleset:
 
     def declarations(self) -> tuple[Declaration, ...]:
         return tuple(d for f in self.files for d in f.declarations)
+
+
+# ---- reading the tree ----------------------------------------------------------------------
+
+
+def atoms(cond: Condition) -> Iterator[Compare | InSet]:
+    """Every comparison in a condition, depth first."""
+    if isinstance(cond, Compare | InSet):
+        yield cond
+    elif isinstance(cond, Not):
+        yield from atoms(cond.item)
+    else:
+        for item in cond.items:
+            yield from atoms(item)
+
+
+def money_value(lit: Literal_, currency: str) -> int:
+    """A money literal (or a bare number, in ``currency``) in minor units."""
+    if isinstance(lit, MoneyLit):
+        return parse_money(lit.text, lit.currency)
+    if isinstance(lit, NumberLit):
+        return parse_money(lit.text, currency)
+    raise MoneyError("not a money literal")
+
+
+def quantity_value(lit: Literal_) -> tuple[int, str | None]:
+    """Thousandths and the unit named (None = the base unit)."""
+    if isinstance(lit, QtyLit):
+        return parse_quantity(lit.text), lit.unit
+    if isinstance(lit, NumberLit):
+        return parse_quantity(lit.text), None
+    raise MoneyError("not a quantity literal")

@@ -17,12 +17,14 @@ import polars as pl
 
 from dsl.check import check
 from dsl.compile import CompileError, compile_checked
+from dsl.compile_policies import compile_policies_checked
 from dsl.errors import Diagnostic, RuleError
 from dsl.fmt import format_ruleset
 from dsl.parser import parse_sources
 from engine.core.data import DataError, DataSet
 from engine.ledger.view import LedgerView
 from engine.plan.compiled import Plan
+from engine.plan.policies import PolicySet
 from engine.pricing.cart import MAX_LINES_PER_CART, CartError, decode_carts
 from engine.pricing.pipeline import price
 from engine.pricing.small_path import small_path
@@ -35,6 +37,7 @@ __all__ = [
     "Plan",
     "RuleError",
     "check_ruleset",
+    "compile_policies",
     "compile_ruleset",
     "format_sources",
     "load_sources",
@@ -93,6 +96,17 @@ def compile_ruleset(sources: dict[str, str], data: DataSet) -> Plan:
         raise RuleError(err.diagnostics, dict(sources)) from None
     except DataError as err:
         raise RuleError([_data_diagnostic(err)], dict(sources)) from None
+
+
+def compile_policies(sources: dict[str, str], data: DataSet | None) -> PolicySet:
+    """Parse and check the whole ruleset and compile its rebate, commission, partner-tier
+    and fund declarations (run them with ``engine.batch.rebates.run_policies``). Raises
+    ``RuleError`` carrying every diagnostic."""
+    ruleset = parse_sources(sources)
+    checked, diagnostics = check(ruleset, data)
+    if checked is None or any(d.severity == "error" for d in diagnostics):
+        raise RuleError(diagnostics, dict(sources))
+    return compile_policies_checked(ruleset, checked, data)
 
 
 def format_sources(sources: dict[str, str]) -> dict[str, str]:

@@ -180,7 +180,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _check_lines(cart: CartIn, limit: int, where: str) -> None:
+def check_lines(cart: CartIn, limit: int, where: str) -> None:
     if len(cart.lines) > limit:
         message = f"{where} has {len(cart.lines)} lines; at most {limit} are allowed per cart"
         raise TooLarge(message, errors=[{"code": "too_large", "message": message, "field": where}])
@@ -231,7 +231,7 @@ async def price(request: Request, runtime: RuntimeDep, loaded: LoadedDep) -> Orj
     """Quote one cart: every line with its list price, adjustments, net, tax and totals."""
     cart = _parse_cart(request, await request.body())
     limit = runtime.settings.max_lines_per_cart
-    _check_lines(cart, limit, "lines")
+    check_lines(cart, limit, "lines")
     # priced in the thread pool: a slow quote (a first-seen customer context builds its
     # promotion table) must not stall the event loop for every other request
     quote = await run_in_threadpool(_quote, runtime, loaded, cart.to_engine(), limit)
@@ -254,7 +254,7 @@ def price_batch(batch: BatchIn, runtime: RuntimeDep, loaded: LoadedDep) -> Orjso
             message, errors=[{"code": "too_large", "message": message, "field": "carts"}]
         )
     for i, cart in enumerate(batch.carts):
-        _check_lines(cart, runtime.settings.max_lines_per_cart, f"carts[{i}].lines")
+        check_lines(cart, runtime.settings.max_lines_per_cart, f"carts[{i}].lines")
     carts = [c.to_engine() for c in batch.carts]
     quotes = engine_api.quote_batch(
         loaded.plan,

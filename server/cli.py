@@ -430,9 +430,10 @@ def cmd_rebates(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from dsl.errors import RuleError
+    from engine.api import compile_policies
     from engine.batch.history import read_history, store_history
     from engine.batch.rebate_runs import save_run, summary, with_deltas
-    from engine.batch.rebates import RebateError, compile_policies, parse_period, run_policies
+    from engine.batch.rebates import RebateError, parse_period, run_policies
     from engine.core.data import DataError
 
     settings = _settings(args)

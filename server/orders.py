@@ -82,9 +82,9 @@ def _runtime(request: Request) -> Runtime:
 
 
 def _check_size(runtime: Runtime, order: OrderIn) -> None:
-    from server.app import _check_lines
+    from server.app import check_lines
 
-    _check_lines(order, runtime.settings.max_lines_per_cart, "lines")
+    check_lines(order, runtime.settings.max_lines_per_cart, "lines")
 
 
 def _consumed(items: tuple[Consumption, ...], currency: str) -> list[dict[str, Any]]:

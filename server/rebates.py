@@ -81,7 +81,7 @@ _cache: dict[tuple[int, str], Any] = {}
 
 
 def _policies(runtime: Any, sources: dict[str, str], version: str) -> Any:
-    from engine.batch.rebates import compile_policies
+    from engine.api import compile_policies
 
     key = (id(runtime), version)
     with _cache_lock:

@@ -53,56 +53,56 @@ FALSE_WORDS = ("false", "0", "no", "n", "f", "")
 def history_checks(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
     """The row checks of one history table (text columns), as ``engine.ledger.store`` runs them."""
     from engine.ledger.store import (
-        _blank,
-        _currency,
-        _decimal,
-        _iso_date,
-        _need,
-        _problem,
-        _required,
-        _unique,
+        currency_check,
+        decimal_check,
+        is_blank,
+        iso_date_check,
+        need_columns,
+        required_check,
+        row_problem,
+        unique_check,
     )
 
     required, optional = HISTORY_TABLES[name]
-    _need(frame, name, required, f"the {name.replace('_', ' ')} table")
+    need_columns(frame, name, required, f"the {name.replace('_', ' ')} table")
     has = set(frame.columns)
-    checks: list[tuple[str, pl.Expr]] = [_required(c) for c in required if c not in ("qty", "net_amount")]
+    checks: list[tuple[str, pl.Expr]] = [required_check(c) for c in required if c not in ("qty", "net_amount")]
     key = {"order_lines": None, "returns": "return_id", "events": "event_id"}[name]
     if key is not None:
-        checks.append(_unique(key))
+        checks.append(unique_check(key))
     else:
-        from engine.ledger.store import _ROW
+        from engine.ledger.store import ROW_NUMBER
 
-        first = pl.col(_ROW).min().over("order_id", "line_id")
-        checks.append(_problem("line_id", (pl.col(_ROW) > first, pl.format("duplicate line '{}' of order '{}' (first at row {})", pl.col("line_id"), pl.col("order_id"), first))))
-    checks.append(_iso_date("date"))
+        first = pl.col(ROW_NUMBER).min().over("order_id", "line_id")
+        checks.append(row_problem("line_id", (pl.col(ROW_NUMBER) > first, pl.format("duplicate line '{}' of order '{}' (first at row {})", pl.col("line_id"), pl.col("order_id"), first))))
+    checks.append(iso_date_check("date"))
     if "currency" in has:
-        checks.append(_currency("currency", required=name == "order_lines"))
+        checks.append(currency_check("currency", required=name == "order_lines"))
     if "qty" in has:
-        checks += [_required("qty"), _decimal("qty", QTY_DIGITS, "zero", "a quantity")]
+        checks += [required_check("qty"), decimal_check("qty", QTY_DIGITS, "zero", "a quantity")]
     for col in MONEY_COLUMNS:
         if col in has:
             if col == "net_amount":
-                checks.append(_required(col))
-            checks.append(_decimal(col, 3, "zero", "an amount"))
+                checks.append(required_check(col))
+            checks.append(decimal_check(col, 3, "zero", "an amount"))
             checks.append(_money_digits(col, "currency" in has))
     if "special" in has:
         word = pl.col("special").str.strip_chars().str.to_lowercase()
-        checks.append(_problem("special", (~_blank("special") & ~word.is_in(TRUE_WORDS + FALSE_WORDS), pl.format("'{}' is not true or false", pl.col("special")))))
+        checks.append(row_problem("special", (~is_blank("special") & ~word.is_in(TRUE_WORDS + FALSE_WORDS), pl.format("'{}' is not true or false", pl.col("special")))))
     if name == "events":
-        checks.append(_problem("kind", (~pl.col("kind").str.strip_chars().is_in(EVENT_KINDS), pl.format("'{}' is not an event kind ({})", pl.col("kind"), pl.lit(", ".join(EVENT_KINDS))))))
+        checks.append(row_problem("kind", (~pl.col("kind").str.strip_chars().is_in(EVENT_KINDS), pl.format("'{}' is not an event kind ({})", pl.col("kind"), pl.lit(", ".join(EVENT_KINDS))))))
     return checks
 
 
 def _money_digits(col: str, has_currency: bool) -> tuple[str, pl.Expr]:
     """More fractional digits than the row's currency has (JPY 0, CNY 2)."""
-    from engine.ledger.store import _problem
+    from engine.ledger.store import row_problem
 
     if not has_currency:
-        return _problem(col, (pl.lit(False), None))
+        return row_problem(col, (pl.lit(False), None))
     digits = pl.col("currency").str.strip_chars().replace_strict(CURRENCY_EXPONENTS, default=3, return_dtype=pl.Int64)
     frac = pl.col(col).str.strip_chars().str.extract(r"\.(\d*)$", 1).fill_null("").str.strip_chars_end("0")
-    return _problem(col, (frac.str.len_chars() > digits, pl.format("'{}' has more fractional digits than {} has", pl.col(col), pl.col("currency"))))
+    return row_problem(col, (frac.str.len_chars() > digits, pl.format("'{}' has more fractional digits than {} has", pl.col(col), pl.col("currency"))))
 
 
 # ---- typed (canonical) frames --------------------------------------------------------------
@@ -220,11 +220,11 @@ def empty(name: str) -> pl.LazyFrame:
 
 def load_frame(name: str, frame: pl.DataFrame, currency: str) -> pl.LazyFrame:
     """Check a text (or typed) frame of history table ``name``; all rows or none."""
-    from engine.ledger.store import _as_text_frame, validate
+    from engine.ledger.store import as_text_frame, validate
 
     if _is_typed(frame.schema, name):
         return frame.lazy().select(_check_typed_schema(name, frame.schema, name))
-    text = _as_text_frame(frame, name)
+    text = as_text_frame(frame, name)
     validate(name, text)
     return typed(name, text, currency).lazy()
 
@@ -282,7 +282,7 @@ def store_history(store: object, currency: str, *, partner: str | None = None, s
     ``partner``, ``start`` and ``end`` narrow what is read in DuckDB itself (one partner's
     rows: its orders, the orders it referred, its returns and events; dates in range), so a
     single look-up does not read the whole history."""
-    from engine.ledger.store import DATA_SCHEMA, Store, _quoted
+    from engine.ledger.store import DATA_SCHEMA, Store, quoted_name
 
     assert isinstance(store, Store)
     names = {info.name: info for info in store.tables()}
@@ -302,7 +302,7 @@ def store_history(store: object, currency: str, *, partner: str | None = None, s
         if start is not None and end is not None:
             where.append("trim(date) BETWEEN ? AND ?")
             params += [start.isoformat(), end.isoformat()]
-        sql = f"SELECT * FROM {DATA_SCHEMA}.{_quoted(info.name)}" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT * FROM {DATA_SCHEMA}.{quoted_name(info.name)}" + (" WHERE " + " AND ".join(where) if where else "")
         rows = store._cursor().execute(sql, params)
         columns = [d[0] for d in rows.description or ()]
         frame = pl.DataFrame(rows.fetchall(), schema={c: pl.String for c in columns}, orient="row")

@@ -1,6 +1,7 @@
 """Rebates, commissions, partner tiers and marketing funds over the order history (SPEC §6).
 
-``compile_policies`` turns a ruleset's policy declarations into plain values;
+``engine.api.compile_policies`` turns a ruleset's policy declarations into plain values
+(``engine.plan.policies``);
 ``run_policies`` computes every policy for one period over a ``History`` of lazy typed
 frames, columnar end to end: one filtered scan and group-by per policy (polars, streaming)
 down to one row per partner, then the tier, cap and rounding arithmetic on int64 arrays
@@ -16,32 +17,28 @@ import calendar
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from dsl import tree as t
-from dsl.check import check, money_value, quantity_value
-from dsl.compile import ruleset_version
-from dsl.errors import RuleError
-from dsl.parser import parse_sources
+from dsl.schema import FACT_METRICS, METRICS
+from dsl.tree import money_value
 from engine.batch.history import History
 from engine.core.columns import money_text, percent_text, quantity_text, scaled_column
-from engine.core.data import DataError, DataSet
+from engine.core.data import DataError
 from engine.core.money import (
     BP_SCALE,
     QTY_DIGITS,
     QTY_SCALE,
-    Rounding,
     exponent,
     format_money,
     format_percent,
-    format_quantity,
     mul_div_round,
-    parse_percent,
 )
+from engine.plan.policies import CommissionPolicy, PolicySet, RatePolicy, TierPolicy
 
 PolicyKind = Literal["rebate", "fund", "commission", "tiers"]
 
@@ -128,157 +125,6 @@ def policy_period(spec: t.PeriodSpec | None, run: Period) -> bool:
     return spec.kind == run.kind
 
 
-# ---- compiled policies ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RatePolicy:
-    """A rebate or a fund (a fund is one flat rate on its basis)."""
-
-    name: str
-    kind: Literal["rebate", "fund"]
-    period: t.PeriodSpec | None
-    measure: Literal["net_amount", "qty"]
-    where: t.Condition | None
-    minus_returns: bool
-    includes_special: bool
-    target_table: str | None
-    target_value: int | None
-    mode: Literal["retroactive", "incremental"]
-    by: Literal["attainment", "basis"]
-    thresholds: tuple[int, ...]  # basis units (minor / thousandths) or basis points of target
-    threshold_texts: tuple[str, ...]
-    rates: tuple[int, ...]  # basis points, or minor units per base unit (qty basis)
-    rate_texts: tuple[str, ...]
-    cap: int | None
-    minimum: int | None
-    accrual: bool
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommissionPolicy:
-    name: str
-    period: t.PeriodSpec | None
-    beneficiary: Literal["referrer", "buyer"]
-    percent: int | None  # basis points of the order's net
-    where: t.Condition | None
-    rewards: tuple[tuple[str, int], ...]  # (event kind, minor units per event)
-    cap_order: int | None
-    cap_period: int | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class TierPolicy:
-    name: str
-    period: t.PeriodSpec | None
-    levels: tuple[tuple[str, t.Condition], ...]  # highest first
-    default: str | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    version: str
-    currency: str
-    rounding: Rounding
-    timezone: str
-    rates: tuple[RatePolicy, ...] = ()
-    commissions: tuple[CommissionPolicy, ...] = ()
-    tiers: tuple[TierPolicy, ...] = ()
-    data: DataSet = field(default_factory=lambda: DataSet.from_rows([], {}))
-
-    @property
-    def count(self) -> int:
-        return len(self.rates) + len(self.commissions) + len(self.tiers)
-
-
-def _src(span: t.Span) -> str:
-    return f"{span.file}:{span.line}"
-
-
-def _payout_value(p: t.Payout, currency: str) -> tuple[int, str]:
-    if p.percent is not None:
-        return parse_percent(p.percent.text), f"{p.percent.text}%"
-    assert p.per_unit is not None
-    value = money_value(p.per_unit, currency)
-    return value, f"{format_money(value, currency)} per unit"
-
-
-def _threshold(lit: t.Literal_, d: t.RebateDecl, currency: str) -> tuple[int, str]:
-    assert d.tiers is not None and d.basis is not None
-    if d.tiers.by == "attainment":
-        assert isinstance(lit, t.PercentLit)
-        return parse_percent(lit.text), f"{lit.text}%"
-    if d.basis.measure == "qty":
-        value = quantity_value(lit)[0]
-        return value, format_quantity(value)
-    value = money_value(lit, currency)
-    return value, format_money(value, currency)
-
-
-def compile_policies(sources: dict[str, str], data: DataSet | None) -> PolicySet:
-    """Parse and check the whole ruleset; keep its rebate, commission, tier and fund
-    declarations as plain values. Raises ``RuleError`` with every diagnostic."""
-    ruleset = parse_sources(sources)
-    checked, diagnostics = check(ruleset, data)
-    if checked is None or any(d.severity == "error" for d in diagnostics):
-        raise RuleError(diagnostics, dict(sources))
-    cur = checked.currency
-    rates: list[RatePolicy] = []
-    commissions: list[CommissionPolicy] = []
-    tiers: list[TierPolicy] = []
-    for d in ruleset.declarations():
-        if isinstance(d, t.RebateDecl):
-            assert d.basis is not None
-            if d.tiers is not None:
-                steps = [(_threshold(s.threshold, d, cur), _payout_value(s.payout, cur)) for s in d.tiers.steps]
-                mode, by = d.tiers.mode, d.tiers.by
-            else:
-                assert d.flat is not None
-                zero = (0, format_quantity(0) if d.basis.measure == "qty" else format_money(0, cur))
-                steps = [(zero, _payout_value(d.flat, cur))]
-                mode, by = "retroactive", "basis"
-            target: int | None = None
-            if d.target_value is not None:
-                target = quantity_value(d.target_value)[0] if d.basis.measure == "qty" else money_value(d.target_value, cur)
-            cap = next((money_value(c.value, cur) for c in d.caps if c.per == "customer"), None)
-            rates.append(
-                RatePolicy(
-                    name=d.name, kind=d.kind, period=d.period, measure=d.basis.measure, where=d.basis.where,
-                    minus_returns=d.basis.minus_returns, includes_special=d.basis.includes_special,
-                    target_table=d.target_table, target_value=target, mode=mode, by=by,
-                    thresholds=tuple(s[0][0] for s in steps), threshold_texts=tuple(s[0][1] for s in steps),
-                    rates=tuple(s[1][0] for s in steps), rate_texts=tuple(s[1][1] for s in steps),
-                    cap=cap, minimum=money_value(d.minimum_payout, cur) if d.minimum_payout is not None else None,
-                    accrual=d.accrual, source=_src(d.span),
-                )
-            )
-        elif isinstance(d, t.CommissionDecl):
-            caps = {c.per: money_value(c.value, cur) for c in d.caps}
-            commissions.append(
-                CommissionPolicy(
-                    name=d.name, period=d.period, beneficiary=d.beneficiary,
-                    percent=parse_percent(d.percent.text) if d.percent is not None else None, where=d.where,
-                    rewards=tuple((r.event, money_value(r.amount, cur)) for r in d.rewards),
-                    cap_order=caps.get("order"), cap_period=caps.get("period"), source=_src(d.span),
-                )
-            )
-        elif isinstance(d, t.PartnerTiersDecl):
-            tiers.append(TierPolicy(name=d.name, period=d.period, levels=tuple((lv.name, lv.when) for lv in d.levels), default=d.default, source=_src(d.span)))
-    return PolicySet(
-        version=ruleset_version(sources, data),
-        currency=cur,
-        rounding=checked.rounding,
-        timezone=checked.timezone,
-        rates=tuple(rates),
-        commissions=tuple(commissions),
-        tiers=tuple(tiers),
-        data=data if data is not None else DataSet.from_rows([], {}),
-    )
-
-
 # ---- conditions as polars expressions --------------------------------------------------------
 
 #: rule field -> history column
@@ -290,15 +136,12 @@ def _column(name: str) -> str:
 
 
 def condition_metrics(cond: t.Condition) -> set[str]:
-    from dsl.check import _atoms
-
-    return {a.field.name for a in _atoms(cond)}
+    return {a.field.name for a in t.atoms(cond)}
 
 
 def condition_columns(cond: t.Condition | None) -> set[str]:
-    from dsl.check import _atoms
 
-    return set() if cond is None else {_column(a.field.name) for a in _atoms(cond)}
+    return set() if cond is None else {_column(a.field.name) for a in t.atoms(cond)}
 
 
 def _value(lit: t.Literal_, kind: str, currency: str) -> pl.Expr:
@@ -788,7 +631,6 @@ def _commission(policies: PolicySet, p: CommissionPolicy, lines: pl.LazyFrame, e
 
 
 def _tier_policy(policies: PolicySet, p: TierPolicy, agg: _Aggregates, events: pl.LazyFrame, period: Period) -> pl.DataFrame:
-    from dsl.policies import FACT_METRICS, METRICS
 
     cur = policies.currency
     bought = agg.lines.lazy().select(pl.col("customer_id").alias("partner"), "purchases", "orders")

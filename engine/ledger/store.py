@@ -50,7 +50,7 @@ DATA_SCHEMA = "tables"
 MAX_LISTED_PROBLEMS = 20
 PRICE_DIGITS = 6  # fractional digits a price-table price may carry
 
-_ROW = "__pricer_row"
+ROW_NUMBER = "__pricer_row"
 _INCOMING = "__pricer_incoming"
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 _UNIT_PART = r"^[A-Za-z_][A-Za-z0-9_.\-]*\s*=\s*[1-9][0-9]*$"
@@ -144,10 +144,10 @@ def read_table_file(path: str | Path) -> pl.DataFrame:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {path}: {first}") from None
-    return _as_text_frame(frame, str(path))
+    return as_text_frame(frame, str(path))
 
 
-def _as_text_frame(frame: pl.DataFrame, what: str) -> pl.DataFrame:
+def as_text_frame(frame: pl.DataFrame, what: str) -> pl.DataFrame:
     renamed = {c: c.replace("\ufeff", "").strip() for c in frame.columns}
     frame = frame.rename(renamed)
     bad = [
@@ -168,7 +168,7 @@ def _check_columns(frame: pl.DataFrame, table: str) -> None:
         dup = re.fullmatch(r"(.*)_duplicated_\d+", column)
         if dup and dup.group(1) in frame.columns:
             raise DataError(f"column {dup.group(1)!r} appears more than once", table=table)
-        if column.lower() in seen or column == _ROW:
+        if column.lower() in seen or column == ROW_NUMBER:
             raise DataError(f"column {column!r} appears more than once", table=table)
         seen[column.lower()] = column
     if not frame.columns:
@@ -182,11 +182,11 @@ Check = tuple[str, pl.Expr]
 Minimum = Literal["zero", "positive"]
 
 
-def _blank(col: str) -> pl.Expr:
+def is_blank(col: str) -> pl.Expr:
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
-def _problem(col: str, *cases: tuple[pl.Expr, pl.Expr | str | None]) -> Check:
+def row_problem(col: str, *cases: tuple[pl.Expr, pl.Expr | str | None]) -> Check:
     """A check whose problem is the message of the first case that holds (None: no problem)."""
     expr: pl.Expr = pl.lit(None, dtype=pl.String)
     for condition, message in reversed(cases):
@@ -200,8 +200,8 @@ def _says(col: str, template: str) -> pl.Expr:
     return pl.format(template, pl.col(col))
 
 
-def _required(col: str) -> Check:
-    return _problem(col, (_blank(col), "is empty"))
+def required_check(col: str) -> Check:
+    return row_problem(col, (is_blank(col), "is empty"))
 
 
 def _too_precise(text: pl.Expr, digits: int) -> pl.Expr:
@@ -209,12 +209,12 @@ def _too_precise(text: pl.Expr, digits: int) -> pl.Expr:
     return text.str.contains(r"\.\d{" + str(digits) + r"}\d*[1-9]")
 
 
-def _decimal(col: str, digits: int, minimum: Minimum, what: str) -> Check:
-    """A decimal cell (empty cells pass; ``_required`` catches those that must not be)."""
+def decimal_check(col: str, digits: int, minimum: Minimum, what: str) -> Check:
+    """A decimal cell (empty cells pass; ``required_check`` catches those that must not be)."""
     v = pl.col(col).str.strip_chars()
-    return _problem(
+    return row_problem(
         col,
-        (_blank(col), None),
+        (is_blank(col), None),
         (~v.str.contains(_NUMBER), _says(col, "'{}' is not a decimal number")),
         (v.str.starts_with("-") & v.str.contains(r"[1-9]"), _says(col, "'{}' is negative")),
         (
@@ -228,52 +228,52 @@ def _decimal(col: str, digits: int, minimum: Minimum, what: str) -> Check:
     )
 
 
-def _currency(col: str, *, required: bool = True) -> Check:
+def currency_check(col: str, *, required: bool = True) -> Check:
     known = pl.col(col).str.strip_chars().is_in(sorted(CURRENCY_EXPONENTS))
-    return _problem(
+    return row_problem(
         col,
-        (_blank(col), "is empty" if required else None),
+        (is_blank(col), "is empty" if required else None),
         (~known, _says(col, "'{}' is not a known ISO 4217 currency code")),
     )
 
 
-def _iso_date(col: str) -> Check:
+def iso_date_check(col: str) -> Check:
     v = pl.col(col).str.strip_chars()
     bad = (
         ~v.str.contains(r"^\d{4}-\d{2}-\d{2}$") | v.str.to_date("%Y-%m-%d", strict=False).is_null()
     )
-    return _problem(
-        col, (_blank(col), "is empty"), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)"))
+    return row_problem(
+        col, (is_blank(col), "is empty"), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)"))
     )
 
 
 def _optional_date(col: str) -> Check:
     v = pl.col(col).str.strip_chars()
     bad = ~v.str.contains(r"^\d{4}-\d{2}-\d{2}$") | v.str.to_date("%Y-%m-%d", strict=False).is_null()
-    return _problem(col, (_blank(col), None), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)")))
+    return row_problem(col, (is_blank(col), None), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)")))
 
 
 def _window(start: str, end: str) -> Check:
     first = pl.col(start).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     last = pl.col(end).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     message = pl.format("'{}' is before valid_from '{}'", pl.col(end), pl.col(start))
-    return _problem(end, ((last < first).fill_null(False), message))
+    return row_problem(end, ((last < first).fill_null(False), message))
 
 
 def _one_special_per_key(frame: pl.DataFrame) -> Check:
     """A customer (and project) has one special price per SKU: its quotas are one ledger key."""
     project = pl.col("project").fill_null("").str.strip_chars() if "project" in frame.columns else pl.lit("")
     keys = [pl.col("customer_id").str.strip_chars(), project, pl.col("sku").str.strip_chars()]
-    first = pl.col(_ROW).min().over(keys)
+    first = pl.col(ROW_NUMBER).min().over(keys)
     message = pl.format("a second special price for this customer_id/project/sku (first at row {})", first)
-    return _problem("sku", (pl.col(_ROW) > first, message))
+    return row_problem("sku", (pl.col(ROW_NUMBER) > first, message))
 
 
 def _percent(col: str) -> Check:
     body = pl.col(col).str.strip_chars().str.strip_suffix("%")
-    return _problem(
+    return row_problem(
         col,
-        (_blank(col), "is empty"),
+        (is_blank(col), "is empty"),
         (
             ~body.str.contains(_NUMBER) | body.str.starts_with("-"),
             _says(col, "'{}' is not a percentage like '13%'"),
@@ -286,29 +286,29 @@ def _percent(col: str) -> Check:
     )
 
 
-def _unique(col: str) -> Check:
-    first = pl.col(_ROW).min().over(col)
+def unique_check(col: str) -> Check:
+    first = pl.col(ROW_NUMBER).min().over(col)
     message = pl.format("duplicate {} '{}' (first at row {})", pl.lit(col), pl.col(col), first)
-    return _problem(col, (~_blank(col) & (pl.col(_ROW) > first), message))
+    return row_problem(col, (~is_blank(col) & (pl.col(ROW_NUMBER) > first), message))
 
 
 def _same_key(frame: pl.DataFrame) -> Check:
     """Two price rows alike in every column but ``price`` contradict each other."""
     keys = [c for c in frame.columns if c != "price"]
-    first = pl.col(_ROW).min().over(keys)
+    first = pl.col(ROW_NUMBER).min().over(keys)
     message = pl.format("prices the same {} as row {}", pl.lit("/".join(keys)), first)
-    return _problem("sku", (pl.col(_ROW) > first, message))
+    return row_problem("sku", (pl.col(ROW_NUMBER) > first, message))
 
 
 def _list_of(col: str, part: str, what: str) -> Check:
     """A ``;``-separated list whose every part matches ``part``."""
     parts = pl.col(col).str.split(";").list.eval(pl.element().str.strip_chars().str.contains(part))
-    return _problem(
-        col, (_blank(col), None), (~parts.list.all(), _says(col, f"'{{}}' is not {what}"))
+    return row_problem(
+        col, (is_blank(col), None), (~parts.list.all(), _says(col, f"'{{}}' is not {what}"))
     )
 
 
-def _need(frame: pl.DataFrame, table: str, needed: Sequence[str], kind: str) -> None:
+def need_columns(frame: pl.DataFrame, table: str, needed: Sequence[str], kind: str) -> None:
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataError(
@@ -340,8 +340,8 @@ def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
     has = set(frame.columns)
     checks: list[Check] = []
     if kind == "catalog":
-        _need(frame, name, ("sku", "base_unit"), "the catalog")
-        checks += [_required("sku"), _unique("sku"), _required("base_unit")]
+        need_columns(frame, name, ("sku", "base_unit"), "the catalog")
+        checks += [required_check("sku"), unique_check("sku"), required_check("base_unit")]
         if "units" in has:
             checks.append(
                 _list_of("units", _UNIT_PART, "like 'box=12;case=144' (positive integer factors)")
@@ -349,24 +349,24 @@ def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
         if "components" in has:
             checks.append(_list_of("components", _COMPONENT_PART, "like 'P:1;S:2' (sku:ratio)"))
         if "min_qty" in has:
-            checks.append(_decimal("min_qty", QTY_DIGITS, "zero", "a quantity"))
+            checks.append(decimal_check("min_qty", QTY_DIGITS, "zero", "a quantity"))
         if "pack" in has:
-            checks.append(_decimal("pack", QTY_DIGITS, "positive", "a quantity"))
+            checks.append(decimal_check("pack", QTY_DIGITS, "positive", "a quantity"))
     elif kind == "fx_rates":
-        _need(frame, name, ("from", "to", "date", "rate"), "an exchange-rate table")
-        checks += [_currency("from"), _currency("to"), _iso_date("date"), _required("rate")]
-        checks.append(_decimal("rate", MAX_FX_DIGITS, "positive", "a rate"))
+        need_columns(frame, name, ("from", "to", "date", "rate"), "an exchange-rate table")
+        checks += [currency_check("from"), currency_check("to"), iso_date_check("date"), required_check("rate")]
+        checks.append(decimal_check("rate", MAX_FX_DIGITS, "positive", "a rate"))
     elif kind == "tax_rates":
-        _need(frame, name, ("rate",), "a tax-rate table")
+        need_columns(frame, name, ("rate",), "a tax-rate table")
         checks.append(_percent("rate"))
     elif kind == "special":
-        _need(frame, name, ("customer_id", "sku", "price"), "a special-price table")
-        checks += [_required("customer_id"), _required("sku"), _required("price")]
-        checks.append(_decimal("price", PRICE_DIGITS, "zero", "a price"))
+        need_columns(frame, name, ("customer_id", "sku", "price"), "a special-price table")
+        checks += [required_check("customer_id"), required_check("sku"), required_check("price")]
+        checks.append(decimal_check("price", PRICE_DIGITS, "zero", "a price"))
         if "qty_quota" in has:
-            checks.append(_decimal("qty_quota", QTY_DIGITS, "zero", "a quantity"))
+            checks.append(decimal_check("qty_quota", QTY_DIGITS, "zero", "a quantity"))
         if "amount_quota" in has:
-            checks.append(_decimal("amount_quota", PRICE_DIGITS, "zero", "an amount"))
+            checks.append(decimal_check("amount_quota", PRICE_DIGITS, "zero", "an amount"))
         for column in ("valid_from", "valid_to"):
             if column in has:
                 checks.append(_optional_date(column))
@@ -374,13 +374,13 @@ def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
             checks.append(_window("valid_from", "valid_to"))
         checks.append(_one_special_per_key(frame))
     elif kind == "price":
-        _need(frame, name, ("sku", "price"), "a price table")
-        checks += [_required("sku"), _required("price")]
-        checks.append(_decimal("price", PRICE_DIGITS, "zero", "a price"))
+        need_columns(frame, name, ("sku", "price"), "a price table")
+        checks += [required_check("sku"), required_check("price")]
+        checks.append(decimal_check("price", PRICE_DIGITS, "zero", "a price"))
         if "min_qty" in has:
-            checks.append(_decimal("min_qty", QTY_DIGITS, "zero", "a quantity"))
+            checks.append(decimal_check("min_qty", QTY_DIGITS, "zero", "a quantity"))
         if "currency" in has:
-            checks.append(_currency("currency", required=False))
+            checks.append(currency_check("currency", required=False))
         checks.append(_same_key(frame))
     return kind, checks
 
@@ -391,9 +391,9 @@ def validate(name: str, frame: pl.DataFrame) -> TableKind:
     kind, checks = checks_for(name, frame)
     if not checks or frame.height == 0:
         return kind
-    numbered = frame.with_row_index(_ROW, offset=1)
+    numbered = frame.with_row_index(ROW_NUMBER, offset=1)
     found = numbered.select(
-        pl.col(_ROW), *[expr.alias(f"c{i}") for i, (_, expr) in enumerate(checks)]
+        pl.col(ROW_NUMBER), *[expr.alias(f"c{i}") for i, (_, expr) in enumerate(checks)]
     )
     parts = []
     for i, (column, _) in enumerate(checks):
@@ -401,7 +401,7 @@ def validate(name: str, frame: pl.DataFrame) -> TableKind:
         if hits.height:
             parts.append(
                 hits.select(
-                    pl.col(_ROW).alias("row"),
+                    pl.col(ROW_NUMBER).alias("row"),
                     pl.lit(i).alias("order"),
                     pl.lit(column).alias("column"),
                     pl.col(f"c{i}").alias("problem"),
@@ -421,7 +421,7 @@ def validate(name: str, frame: pl.DataFrame) -> TableKind:
 # ---- the store -------------------------------------------------------------------------
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
     if not TABLE_NAME.fullmatch(name):
         raise DataError(
             f"bad table name {name!r}: use letters, digits and '_', starting with a letter"
@@ -522,13 +522,13 @@ class Store:
     # -- data tables
     def load_table(self, name: str, path: str | Path) -> LoadReport:
         """Read a CSV/Parquet file, check every row, and replace table ``name`` with it."""
-        _quoted(name)
+        quoted_name(name)
         return self.load_frame(name, read_table_file(path))
 
     def load_frame(self, name: str, frame: pl.DataFrame) -> LoadReport:
         """Check and load a frame (every column becomes text); all rows or none."""
-        qualified = "catalog" if name == "catalog" else f"{DATA_SCHEMA}.{_quoted(name)}"
-        frame = _as_text_frame(frame, name)
+        qualified = "catalog" if name == "catalog" else f"{DATA_SCHEMA}.{quoted_name(name)}"
+        frame = as_text_frame(frame, name)
         kind = validate(name, frame)
         loaded_at = _now()
         cur = self._cursor()
@@ -570,7 +570,7 @@ class Store:
         info = {t.name.lower(): t for t in self.tables()}.get(name.lower())
         if info is None:
             raise DataError(f"unknown table {name!r}")
-        qualified = "catalog" if name == "catalog" else f"{DATA_SCHEMA}.{_quoted(info.name)}"
+        qualified = "catalog" if name == "catalog" else f"{DATA_SCHEMA}.{quoted_name(info.name)}"
         frame: pl.DataFrame = self._cursor().sql(f"SELECT * FROM {qualified}").pl()
         return frame.select(pl.all().cast(pl.String))
 

@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from dsl import tree as t
-from dsl.check import money_value, quantity_value
 from dsl.schema import Schema
+from dsl.tree import money_value, quantity_value
 from engine.plan.catalog import BoolArray, CatalogIndex
 
 LOW = -(1 << 62)

@@ -95,7 +95,7 @@ def cart_date(value: Any, timezone: str, where: str) -> dt.date:
     return stamp.date()
 
 
-def _text(value: Any) -> str | None:
+def cart_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -149,11 +149,11 @@ def decode_carts(
             if name == "currency":
                 continue
             if name.startswith("customer."):
-                columns[name].append(_text(customer.get(name.removeprefix("customer."))))
+                columns[name].append(cart_text(customer.get(name.removeprefix("customer."))))
             else:
-                columns[name].append(_text(cart.get(name)))
+                columns[name].append(cart_text(cart.get(name)))
         for attr in customer_attrs:
-            columns[f"customer.{attr}"].append(_text(customer.get(attr)))
+            columns[f"customer.{attr}"].append(cart_text(customer.get(attr)))
         lines = cart.get("lines")
         if not isinstance(lines, list) or not lines:
             raise CartError("no_lines", f"{where}: 'lines' must be a non-empty list", "lines")
@@ -162,7 +162,7 @@ def decode_carts(
         for i, line in enumerate(lines):
             if not isinstance(line, Mapping):
                 raise CartError("bad_line", f"{where}: line {i + 1} must be an object", f"lines[{i}]")
-            line_id = _text(line.get("id")) or str(i + 1)
+            line_id = cart_text(line.get("id")) or str(i + 1)
             sku = line.get("sku")
             if not isinstance(sku, str):
                 raise CartError("bad_line", f"{where}: line {line_id} needs a 'sku' string", f"lines[{i}].sku")
@@ -187,7 +187,7 @@ def decode_carts(
                 if factor <= 0:
                     error = UNKNOWN_UNIT
             if error == OK:
-                milli = _quantity(raw_qty)
+                milli = cart_quantity(raw_qty)
                 if milli <= 0 or milli * factor > MAX_QTY_MILLI:
                     error = BAD_QUANTITY
                     milli = 0
@@ -227,7 +227,7 @@ def manual_discount(raw: Any, where: str, line_id: str, i: int) -> int:
     return bp
 
 
-def _quantity(raw: Any) -> int:
+def cart_quantity(raw: Any) -> int:
     """Thousandths, or -1 for anything that is not a positive decimal with <= 3 decimals."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         return -1

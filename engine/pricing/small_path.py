@@ -38,9 +38,9 @@ from engine.pricing.cart import (
     UNKNOWN_SKU,
     UNKNOWN_UNIT,
     CartError,
-    _quantity,
-    _text,
     cart_date,
+    cart_quantity,
+    cart_text,
 )
 from engine.results.responses import Record, build_response
 
@@ -127,11 +127,11 @@ class SmallPath:
         values: dict[str, Any] = {"date": day.toordinal(), "currency": currency}
         for name in CART_TEXT_FIELDS:
             if name.startswith("customer."):
-                values[name] = _text(customer.get(name.removeprefix("customer.")))
+                values[name] = cart_text(customer.get(name.removeprefix("customer.")))
             elif name != "currency":
-                values[name] = _text(cart.get(name))
+                values[name] = cart_text(cart.get(name))
         for attr in self.customer_attrs:
-            values[f"customer.{attr}"] = _text(customer.get(attr))
+            values[f"customer.{attr}"] = cart_text(customer.get(attr))
         return values, currency, day
 
     def quote(self, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
@@ -186,7 +186,7 @@ class SmallPath:
             if not isinstance(line, Mapping):
                 raise CartError("bad_line", f"cart: line {i + 1} must be an object", f"lines[{i}]")
             raw_id = line.get("id")
-            line_id = raw_id if type(raw_id) is str and raw_id else (_text(raw_id) or str(i + 1))
+            line_id = raw_id if type(raw_id) is str and raw_id else (cart_text(raw_id) or str(i + 1))
             sku_text = line.get("sku")
             if type(sku_text) is not str:
                 raise CartError("bad_line", f"cart: line {line_id} needs a 'sku' string", f"lines[{i}].sku")
@@ -196,10 +196,10 @@ class SmallPath:
             raw_qty = line.get("qty")
             if type(raw_qty) is str:
                 qty_text = raw_qty
-                milli = int(raw_qty) * QTY_SCALE if raw_qty.isascii() and raw_qty.isdigit() else _quantity(raw_qty)
+                milli = int(raw_qty) * QTY_SCALE if raw_qty.isascii() and raw_qty.isdigit() else cart_quantity(raw_qty)
             else:
                 qty_text = str(raw_qty) if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
-                milli = _quantity(raw_qty)
+                milli = cart_quantity(raw_qty)
             sku = sku_index.get(sku_text, -1)
             error = OK
             qty = 0

@@ -10,8 +10,9 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.api import compile_policies
 from engine.batch.history import History, typed
-from engine.batch.rebates import compile_policies, parse_period, run_policies
+from engine.batch.rebates import parse_period, run_policies
 from engine.core.data import DataSet
 from engine.core.money import format_money, format_percent, parse_money
 from tests.rebates import reference as ref

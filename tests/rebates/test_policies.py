@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
+from engine.api import compile_policies
 from engine.batch.history import History, empty, typed
-from engine.batch.rebates import compile_policies, parse_period, run_policies
+from engine.batch.rebates import parse_period, run_policies
 from engine.core.data import DataSet
 from engine.ledger.store import Store
 from server.app import create_app
