@@ -25,6 +25,7 @@ from dsl.errors import Diagnostic
 from dsl.fmt import selector
 from dsl.shadow import shadowed
 from dsl.tree import money_value, quantity_value
+from engine.core.codes import BenefitKind
 from engine.core.data import DataError, DataSet
 from engine.core.money import parse_percent
 from engine.plan.cart_rules import CartStages
@@ -38,14 +39,7 @@ from engine.plan.conditions import (
     ConditionTooComplex,
     Conjunct,
 )
-from engine.plan.line_index import (
-    KIND_AMOUNT,
-    KIND_FIXED,
-    KIND_PERCENT,
-    BenefitSpec,
-    LineRule,
-    LineRuleIndex,
-)
+from engine.plan.line_index import BenefitSpec, LineRule, LineRuleIndex
 from engine.plan.price_lists import build_fx, build_pricelist
 from engine.pricing.cumulative import FIELD_PREFIX, CumulativePlan
 from engine.pricing.special import build_special
@@ -96,10 +90,10 @@ def source_keys(sources: Iterable[str]) -> dict[str, str]:
 
 def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
     if isinstance(benefit, t.PercentOff):
-        return BenefitSpec(kind=KIND_PERCENT, bp=parse_percent(benefit.percent.text))
+        return BenefitSpec(kind=BenefitKind.PERCENT_OFF, bp=parse_percent(benefit.percent.text))
     if isinstance(benefit, t.AmountOff):
-        return BenefitSpec(kind=KIND_AMOUNT, amount=money_value(benefit.amount, currency))
-    return BenefitSpec(kind=KIND_FIXED, amount=money_value(benefit.price, currency))
+        return BenefitSpec(kind=BenefitKind.AMOUNT_OFF, amount=money_value(benefit.amount, currency))
+    return BenefitSpec(kind=BenefitKind.FIXED_PRICE, amount=money_value(benefit.price, currency))
 
 
 def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str, cumulative: tuple[Conjunct, ...] = TRUE) -> LineRule:

@@ -16,15 +16,16 @@ from itertools import combinations
 
 import numpy as np
 
+from engine.core.codes import BenefitKind
 from engine.plan.conditions import CartAtom, Conjunct
-from engine.plan.line_index import KIND_FIXED, LineRule
+from engine.plan.line_index import LineRule
 
 
 def _always_applies(rule: LineRule) -> bool:
     if not rule.exclusive or rule.group is not None:
         return False
     benefits = (rule.benefit,) if rule.benefit is not None else rule.tier_benefits
-    return all(b is not None and b.kind != KIND_FIXED for b in benefits)
+    return all(b is not None and b.kind != BenefitKind.FIXED_PRICE for b in benefits)
 
 
 def _wider(a: Conjunct, b: Conjunct) -> bool:

@@ -4,7 +4,7 @@ Lines of a batch are grouped by cart (cart order, then line order), so per-cart 
 ``np.add.reduceat`` over cart starts and per-cart ranks come from one ``lexsort``.
 
 >>> import numpy as np
->>> allocate(np.array([1000]), np.array([3800, 9000]), np.array([0, 0]), np.array([0, 2]))
+>>> allocate(np.array([1000]), np.array([3800, 9000]), np.array([0, 0]), np.array([0]))
 array([297, 703])
 """
 

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from engine.core.codes import BenefitKind
 from engine.core.money import Rounding, convert_minor
 from engine.plan.cart_rules import Caps
 from engine.plan.catalog import BoolArray
@@ -35,8 +36,6 @@ from engine.plan.conditions import (
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 
-KIND_PERCENT, KIND_AMOUNT, KIND_FIXED = 0, 1, 2
-KIND_NAMES = ("percent_off", "amount_off", "fixed_price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +88,7 @@ class Programs:
             # a lone exclusive percent/amount rule always applies (unless the ledger can
             # switch it off): nothing after it can
             switchable = self.benefit_switchable is not None and bool(self.benefit_switchable[members[0]])
-            if len(members) == 1 and self.benefit_exclusive[members[0]] and self.benefit_kind[members[0]] != KIND_FIXED and not switchable:
+            if len(members) == 1 and self.benefit_exclusive[members[0]] and self.benefit_kind[members[0]] != BenefitKind.FIXED_PRICE and not switchable:
                 break
         pid = len(self.slots)
         self.ids[benefits] = pid

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import polars as pl
 
 from dsl.schema import CART_TEXT_FIELDS
+from engine.core.codes import LineError
 from engine.core.money import (
     BP_SCALE,
     CURRENCY_EXPONENTS,
@@ -29,8 +30,6 @@ from engine.core.money import (
 I64 = npt.NDArray[np.int64]
 
 #: line error codes; index 0 is "ok"
-LINE_ERRORS = ("ok", "unknown_sku", "unknown_unit", "bad_quantity", "no_price", "no_fx_rate", "amount_too_large")
-OK, UNKNOWN_SKU, UNKNOWN_UNIT, BAD_QUANTITY, NO_PRICE, NO_FX_RATE, AMOUNT_TOO_LARGE = range(7)
 MAX_LINES_PER_CART = 1000
 
 
@@ -177,22 +176,22 @@ def decode_carts(
             qty_text.append(str(raw_qty) if isinstance(raw_qty, str | int | float) and not isinstance(raw_qty, bool) else repr(raw_qty))
             code = sku_index.get(sku, -1)
             sku_codes.append(code)
-            error = OK
+            error = LineError.OK
             factor = 0
             milli = 0
             if code < 0:
-                error = UNKNOWN_SKU
+                error = LineError.UNKNOWN_SKU
             else:
                 factor = factor_of(unit, code)
                 if factor <= 0:
-                    error = UNKNOWN_UNIT
-            if error == OK:
+                    error = LineError.UNKNOWN_UNIT
+            if error == LineError.OK:
                 milli = cart_quantity(raw_qty)
                 if milli <= 0 or milli * factor > MAX_QTY_MILLI:
-                    error = BAD_QUANTITY
+                    error = LineError.BAD_QUANTITY
                     milli = 0
             factors.append(factor)
-            qtys.append(milli * factor if error == OK else 0)
+            qtys.append(milli * factor if error == LineError.OK else 0)
             errors.append(error)
             manual.append(manual_discount(line.get("manual_discount"), where, line_id, i))
     frame = pl.DataFrame(

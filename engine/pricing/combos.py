@@ -12,11 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.core.allocate import allocate, cart_sums, clip_to_cap
+from engine.core.codes import AdjustmentStage, BenefitKind
 from engine.core.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
 from engine.plan.cart_rules import CartRule, SetBenefit
-from engine.plan.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT
 from engine.pricing.running import (
-    STAGE_SET,
     Effect,
     GiftsWorth,
     Running,
@@ -30,7 +29,7 @@ I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 BIG = np.iinfo(np.int64).max
 
-KIND_OF = {"percent": KIND_PERCENT, "amount": KIND_AMOUNT, "fixed": KIND_FIXED, "gift": KIND_AMOUNT}
+KIND_OF = {"percent": BenefitKind.PERCENT_OFF, "amount": BenefitKind.AMOUNT_OFF, "fixed": BenefitKind.FIXED_PRICE, "gift": BenefitKind.AMOUNT_OFF}
 
 
 def take_in_price_order(state: Running, member: Bool, available: I64, target: I64, cheapest_first: bool) -> I64:
@@ -145,9 +144,9 @@ def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth:
     for position, members in steps_of(rules):
         effects = [evaluate(state, rule, mode, position) for rule in members]
         if len(effects) == 1:
-            apply_effect(state, effects[0], STAGE_SET)
+            apply_effect(state, effects[0], AdjustmentStage.SET)
             continue
         values = [e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects]
         winner = best_per_cart(effects, values)
         for i, effect in enumerate(effects):
-            apply_effect(state, keep_carts(effect, winner == i, state.line_cart), STAGE_SET)
+            apply_effect(state, keep_carts(effect, winner == i, state.line_cart), AdjustmentStage.SET)

@@ -17,23 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine.core.codes import AdjustmentStage, ApprovalStatus, BenefitKind, LineError
 from engine.core.money import BP_SCALE, QTY_SCALE, Rounding, convert_minor_many, mul_div_round
 from engine.plan.cart_rules import ApprovalPlan, FloorPlan
-from engine.plan.line_index import KIND_PERCENT
-from engine.pricing.cart import NO_FX_RATE, OK
 from engine.pricing.line_promotions import Adjustments
-from engine.pricing.running import MANUAL_RULE, STAGE_MANUAL, CartMoney, Running
+from engine.pricing.running import MANUAL_RULE, CartMoney, Running
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
-STATUS_OK, STATUS_NEEDS_APPROVAL, STATUS_APPROVED, STATUS_REJECTED = 0, 1, 2, 3
-STATUS_NAMES = ("ok", "needs_approval", "approved", "rejected")
 
 
 @dataclass
 class Approval:
-    status: I64  # per line, STATUS_*
+    status: I64  # per line, an ApprovalStatus
     level: list[str | None]  # per line: the approval level asked for
     clamped: Bool  # per line: a floor clamp took back part of an adjustment
 
@@ -44,7 +41,7 @@ def floors_without_rate(plan: FloorPlan | None, money: CartMoney | None, line_ca
     if plan is None or money is None or not money.no_rate.any():
         return
     has_floor = plan.per_unit[np.maximum(sku, 0)] >= 0
-    error[(error == OK) & has_floor & money.no_rate[line_cart]] = NO_FX_RATE
+    error[(error == LineError.OK) & has_floor & money.no_rate[line_cart]] = LineError.NO_FX_RATE
 
 
 def floor_amounts(plan: FloorPlan | None, state: Running, mode: Rounding) -> I64:
@@ -101,7 +98,7 @@ def manual_discounts(
 ) -> tuple[Adjustments, Approval]:
     """Apply each line's requested manual discount (basis points, -1 none) per its band."""
     n = len(state.net)
-    status = np.where(flagged, STATUS_NEEDS_APPROVAL, STATUS_OK).astype(np.int64)
+    status = np.where(flagged, ApprovalStatus.NEEDS_APPROVAL, ApprovalStatus.OK).astype(np.int64)
     level: list[str | None] = ["floor" if f else None for f in flagged.tolist()]
     asked = np.nonzero((requested >= 0) & state.eligible)[0]
     if len(asked) == 0:
@@ -120,26 +117,26 @@ def manual_discounts(
     state.net[rows] -= discount
     for i, o in zip(asked.tolist(), outcome, strict=True):
         if o == "rejected":
-            status[i] = STATUS_REJECTED
+            status[i] = ApprovalStatus.REJECTED
             level[i] = None
         elif o == "approved":
-            status[i] = STATUS_APPROVED
+            status[i] = ApprovalStatus.APPROVED
         else:
-            status[i] = STATUS_NEEDS_APPROVAL
+            status[i] = ApprovalStatus.NEEDS_APPROVAL
             level[i] = o
     # a manual discount that takes a line below its floor always needs approval
     under = rows[(floor[rows] >= 0) & (state.net[rows] < floor[rows])]
     for i in under.tolist():
-        if status[i] != STATUS_NEEDS_APPROVAL:
-            status[i] = STATUS_NEEDS_APPROVAL
+        if status[i] != ApprovalStatus.NEEDS_APPROVAL:
+            status[i] = ApprovalStatus.NEEDS_APPROVAL
             level[i] = "floor"
     nonzero = discount != 0
     made = Adjustments(
         line=rows[nonzero],
         rule=np.full(int(nonzero.sum()), MANUAL_RULE, dtype=np.int64),
-        kind=np.full(int(nonzero.sum()), KIND_PERCENT, dtype=np.int64),
+        kind=np.full(int(nonzero.sum()), BenefitKind.PERCENT_OFF, dtype=np.int64),
         amount=-discount[nonzero],
-        stage=np.full(int(nonzero.sum()), STAGE_MANUAL, dtype=np.int64),
+        stage=np.full(int(nonzero.sum()), AdjustmentStage.MANUAL, dtype=np.int64),
         position=np.zeros(int(nonzero.sum()), dtype=np.int64),
     )
     return made, Approval(status=status, level=level, clamped=np.zeros(n, dtype=np.bool_))

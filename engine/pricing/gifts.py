@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine.core.codes import LINE_ERRORS, LineError
 from engine.core.money import QTY_SCALE
 from engine.plan.compiled import Plan
-from engine.pricing.cart import LINE_ERRORS, OK, CartBatch
+from engine.pricing.cart import CartBatch
 from engine.pricing.list_price import list_prices
 from engine.pricing.running import Running
 
@@ -62,7 +63,7 @@ def price_units(plan: Plan, batch: CartBatch, cart: I64, sku: I64, qty: I64) -> 
         sku=sku,
         factor=np.ones(n, dtype=np.int64),
         qty=qty,
-        error=np.full(n, OK, dtype=np.int64),
+        error=np.full(n, LineError.OK, dtype=np.int64),
     )
     return list_prices(plan, synthetic)
 
@@ -96,7 +97,7 @@ def give_gifts(plan: Plan, batch: CartBatch, state: Running, stock_used: dict[in
     keep = given > 0
     cart, rule, sku, given = cart[keep], rule[keep], sku[keep], given[keep]
     chosen, unit_price, factor, amount, error = price_units(plan, batch, cart, sku, given * QTY_SCALE)
-    unpriced = error != OK
+    unpriced = error != LineError.OK
     warnings += [
         Warning(cart=int(cart[i]), code=LINE_ERRORS[int(error[i])], rule=int(rule[i]), earned=int(given[i]), given=0, sku=int(sku[i]))
         for i in np.nonzero(unpriced)[0].tolist()

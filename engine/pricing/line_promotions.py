@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.core.allocate import clip_to_cap
+from engine.core.codes import BenefitKind
 from engine.core.money import BP_SCALE, QTY_SCALE, Rounding, mul_div_round
-from engine.plan.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT, LineRuleIndex
+from engine.plan.line_index import LineRuleIndex
 
 I64 = npt.NDArray[np.int64]
 
@@ -57,15 +58,15 @@ def discount_of(
     (a cart in another currency)."""
     kind = index.benefit_kind[benefit]
     bp = index.benefit_bp[benefit]
-    if not (kind != KIND_PERCENT).any():  # the common case: percentages only
+    if not (kind != BenefitKind.PERCENT_OFF).any():  # the common case: percentages only
         return mul_div_round(net, bp, BP_SCALE, mode), np.ones(len(net), dtype=np.bool_)
     per_unit = index.benefit_amount[benefit] if per_unit_amounts is None else per_unit_amounts
     percent = mul_div_round(net, bp, BP_SCALE, mode)
     by_qty = mul_div_round(per_unit, qty, QTY_SCALE, mode)
     amount_off = np.minimum(net, by_qty)
     fixed = net - by_qty
-    discount: I64 = np.where(kind == KIND_PERCENT, percent, np.where(kind == KIND_AMOUNT, amount_off, fixed))
-    applies = (kind != KIND_FIXED) | (by_qty < net)
+    discount: I64 = np.where(kind == BenefitKind.PERCENT_OFF, percent, np.where(kind == BenefitKind.AMOUNT_OFF, amount_off, fixed))
+    applies = (kind != BenefitKind.FIXED_PRICE) | (by_qty < net)
     return np.maximum(discount, 0), applies
 
 

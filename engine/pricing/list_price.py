@@ -7,11 +7,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from engine.core.codes import LineError
 from engine.core.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, mul_div_round
 from engine.plan.compiled import Plan
 from engine.plan.conditions import cart_holds
 from engine.plan.price_lists import encode_keys
-from engine.pricing.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, NO_PRICE, OK, CartBatch
+from engine.pricing.cart import CartBatch
 
 I64 = npt.NDArray[np.int64]
 DAY_RADIX = 10_000_000  # above any date ordinal: (currency code, day) packed in one int
@@ -23,7 +24,7 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     error = batch.error.copy()
     chosen = np.full(n, -1, dtype=np.int64)
     row = np.full(n, -1, dtype=np.int64)
-    open_ = error == OK
+    open_ = error == LineError.OK
     for li, pl_plan in enumerate(plan.pricelists):
         if not open_.any():
             break
@@ -37,7 +38,7 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
         chosen[candidates[hit]] = li
         row[candidates[hit]] = found[hit]
         open_[candidates[hit]] = False
-    error[open_] = NO_PRICE
+    error[open_] = LineError.NO_PRICE
     unit_price = np.zeros(n, dtype=np.int64)
     factor = np.ones(n, dtype=np.int64)
     cart_currency = batch.carts["currency"]
@@ -63,10 +64,10 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
                 cur, day = str(names[key // DAY_RADIX]), key % DAY_RADIX
                 rate = plan.fx.rate(pl_plan.currency, cur, day)
                 if rate is None:
-                    error[at] = NO_FX_RATE
+                    error[at] = LineError.NO_FX_RATE
                     continue
                 unit_price[at] = pl_plan.prices_in(cur, rate, plan.rounding)[row[at]]
-    ok = error == OK
+    ok = error == LineError.OK
     # guard against overflow before the exact product: only magnitudes are estimated in floats
     estimate = unit_price.astype(np.float64) * batch.qty / (factor * QTY_SCALE)
     too_large = ok & (estimate >= 2 * MAX_LINE_AMOUNT_MINOR)
@@ -74,7 +75,7 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     safe = ok & ~too_large
     amount[safe] = mul_div_round(unit_price[safe], batch.qty[safe], factor[safe] * QTY_SCALE, plan.rounding)
     too_large |= safe & (amount >= MAX_LINE_AMOUNT_MINOR)
-    error[too_large] = AMOUNT_TOO_LARGE
-    amount[error != OK] = 0
-    chosen[error != OK] = -1
+    error[too_large] = LineError.AMOUNT_TOO_LARGE
+    amount[error != LineError.OK] = 0
+    chosen[error != LineError.OK] = -1
     return chosen, unit_price, factor, amount, error

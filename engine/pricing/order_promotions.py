@@ -13,11 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.core.allocate import allocate, cart_sums, clip_to_cap
+from engine.core.codes import AdjustmentStage, BenefitKind
 from engine.core.money import BP_SCALE, Rounding, mul_div_round
 from engine.plan.cart_rules import CartRule
-from engine.plan.line_index import KIND_AMOUNT, KIND_PERCENT
 from engine.pricing.running import (
-    STAGE_ORDER,
     Effect,
     GiftsWorth,
     Running,
@@ -76,7 +75,7 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     if rule.caps.max_gifts is not None:
         gifts = np.minimum(earned, rule.caps.max_gifts)
     # the kind of the step each cart reached (tiers may mix percentages and amounts)
-    kind_per_cart = np.where(kind_of == 0, KIND_PERCENT, KIND_AMOUNT).astype(np.int64)
+    kind_per_cart = np.where(kind_of == 0, BenefitKind.PERCENT_OFF, BenefitKind.AMOUNT_OFF).astype(np.int64)
     return Effect(
         rule=rule,
         applies=applies,
@@ -115,7 +114,7 @@ def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gifts_wort
             winner = best_per_cart(effects, values)
             chosen = [keep_carts(e, winner == i, state.line_cart) for i, e in enumerate(effects)]
         for effect in chosen:
-            apply_effect(state, effect, STAGE_ORDER)
+            apply_effect(state, effect, AdjustmentStage.ORDER)
             if effect.rule.exclusive:
                 order_stopped |= effect.applies
     return subtotal

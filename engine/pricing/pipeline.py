@@ -14,11 +14,12 @@ import numpy.typing as npt
 import polars as pl
 
 from engine.core.allocate import cart_starts_of
+from engine.core.codes import LineError
 from engine.core.money import MAX_LINE_AMOUNT_MINOR, QTY_SCALE, convert_minor, mul_div_round
 from engine.ledger.view import LedgerView
 from engine.plan.cart_rules import CartRule
 from engine.plan.compiled import Plan
-from engine.pricing.cart import AMOUNT_TOO_LARGE, NO_FX_RATE, OK, CartBatch
+from engine.pricing.cart import CartBatch
 from engine.pricing.combos import run_sets
 from engine.pricing.cumulative import CumulativeFigures, cart_totals, committed_totals
 from engine.pricing.floors import (
@@ -104,11 +105,11 @@ def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) ->
     cart_key = np.where(foreign_cart, codes * DAY_RADIX + batch.carts["date"].to_numpy(), -1)
     line_key = cart_key[batch.line_cart]
     for key in np.unique(line_key[line_key >= 0]).tolist():
-        at = np.nonzero((line_key == key) & (error == OK))[0]
+        at = np.nonzero((line_key == key) & (error == LineError.OK))[0]
         currency, day = str(names[key // DAY_RADIX]), key % DAY_RADIX
         rate = plan.fx.rate(plan.currency, currency, day)
         if rate is None:
-            error[at] = NO_FX_RATE
+            error[at] = LineError.NO_FX_RATE
             continue
         edges, amounts = index.in_currency(rate, plan.currency, currency, plan.rounding)
         cell[at] = np.searchsorted(edges, list_amount[at], side="right")
@@ -165,10 +166,10 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
             money = None if money is None else (money[0], money[1][at])
             batch = rows.batch
             program_sku = batch.sku + np.where(rows.special, plan.catalog.size, 0)
-    ok = np.nonzero(error == OK)[0]
-    list_amount[error != OK] = 0
+    ok = np.nonzero(error == LineError.OK)[0]
+    list_amount[error != LineError.OK] = 0
     net = list_amount.copy()
-    chosen[error != OK] = -1
+    chosen[error != LineError.OK] = -1
     adjustments = Adjustments.empty()
     stopped = np.zeros(batch.n_lines, dtype=np.bool_)
     cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
@@ -205,7 +206,7 @@ def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> Pri
     if rows is not None:
         included &= ~rows.special  # special prices are net of tax
     net_of_tax, tax = split_tax(net, rates, included, plan.rounding)
-    bad = error != OK
+    bad = error != LineError.OK
     for arr in (net_of_tax, tax):
         arr[bad] = 0
     return PricedLines(
@@ -244,7 +245,7 @@ def cumulative_fields(
         past = np.zeros(n_carts, dtype=np.int64)
         if totals:
             past = customers.replace_strict(list(totals), list(totals.values()), default=0, return_dtype=pl.Int64).fill_null(0).to_numpy().copy()
-        now = cart_totals(c, n_carts, batch.line_cart, batch.sku, batch.qty, list_amount, error == OK)
+        now = cart_totals(c, n_carts, batch.line_cart, batch.sku, batch.qty, list_amount, error == LineError.OK)
         threshold = np.full(n_carts, c.threshold, dtype=np.int64)
         if c.measure == "amount" and money is not None:
             threshold = money.of(c.threshold)
@@ -265,7 +266,7 @@ def split_lines(
     ``no_fx_rate`` / ``amount_too_large`` for lines whose special part can't be priced)."""
     special = plan.special
     assert special is not None
-    row = special_rows(special, batch.carts, batch.line_cart, batch.sku, error == OK)
+    row = special_rows(special, batch.carts, batch.line_cart, batch.sku, error == LineError.OK)
     if not (row >= 0).any():
         return None
     safe = np.maximum(row, 0)
@@ -280,7 +281,7 @@ def split_lines(
             at = foreign[(currency[batch.line_cart[foreign]] == cur) & (days[batch.line_cart[foreign]] == day)]
             rate = plan.fx.rate(plan.currency, cur, day)
             if rate is None:
-                error[at] = NO_FX_RATE
+                error[at] = LineError.NO_FX_RATE
                 row[at] = -1
                 continue
             values, inverse = np.unique(price_cart[at], return_inverse=True)
@@ -288,7 +289,7 @@ def split_lines(
             price_cart[at] = converted[inverse.reshape(-1)]
     used = ledger.special_used if ledger is not None else {}
     s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.sku_index, plan.rounding)
-    s_qty[error != OK] = 0
+    s_qty[error != LineError.OK] = 0
     split = s_qty > 0
     if not split.any():
         return None
@@ -298,7 +299,7 @@ def split_lines(
     fine = split & ~too_large
     s_amount[fine] = mul_div_round(price_cart[fine], s_qty[fine], QTY_SCALE, plan.rounding)
     too_large |= s_amount >= MAX_LINE_AMOUNT_MINOR
-    error[too_large] = AMOUNT_TOO_LARGE
+    error[too_large] = LineError.AMOUNT_TOO_LARGE
     split &= ~too_large
     s_qty[~split] = 0
     rest = batch.qty - s_qty
@@ -314,7 +315,7 @@ def split_lines(
     row_qty = np.where(is_special, s_qty[line], rest[line])
     row_amount = np.where(is_special, s_amount[line], rest_amount[line])
     row_error = error[line]
-    row_amount[row_error != OK] = 0
+    row_amount[row_error != LineError.OK] = 0
     rows_batch = CartBatch(
         carts=batch.carts,
         line_cart=batch.line_cart[line],
@@ -365,7 +366,7 @@ def cart_stages(
         sku=np.maximum(batch.sku, 0),
         qty=batch.qty,
         net=net,
-        eligible=error == OK,
+        eligible=error == LineError.OK,
         stopped=stopped,
         consumed=np.zeros(batch.n_lines, dtype=np.int64),
         adjustments=[adjustments],
@@ -389,7 +390,7 @@ def cart_stages(
             return worth
         skus = effect.gift_sku[giving] if effect.gift_sku is not None else np.full(len(giving), benefits[0].gift_sku, dtype=np.int64)
         _, _, _, amount, err = price_units(plan, batch, giving, np.maximum(skus, 0), units[giving] * QTY_SCALE)
-        worth[giving] = np.where(err == OK, amount, 0)
+        worth[giving] = np.where(err == LineError.OK, amount, 0)
         return worth
 
     run_sets(state, [r for r in rules if r.form != "order"], mode, gifts_worth)  # stage 5

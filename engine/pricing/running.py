@@ -21,9 +21,6 @@ from engine.pricing.line_promotions import Adjustments
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
-#: adjustment stages, in waterfall order
-STAGE_LINE, STAGE_SET, STAGE_ORDER, STAGE_MANUAL = 0, 1, 2, 3
-STAGE_NAMES = ("line", "set", "order", "manual")
 #: adjustment rule id of a manual discount (it has no rule)
 MANUAL_RULE = -1
 

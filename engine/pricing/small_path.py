@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dsl.schema import CART_TEXT_FIELDS
+from engine.core.codes import BenefitKind, LineError
 from engine.core.money import (
     BP_SCALE,
     CURRENCY_EXPONENTS,
@@ -26,22 +27,8 @@ from engine.core.money import (
 )
 from engine.plan.compiled import Plan
 from engine.plan.conditions import holds_for_cart
-from engine.plan.line_index import KIND_AMOUNT, KIND_FIXED, KIND_PERCENT
 from engine.plan.price_lists import PriceListPlan
-from engine.pricing.cart import (
-    AMOUNT_TOO_LARGE,
-    BAD_QUANTITY,
-    MAX_LINES_PER_CART,
-    NO_FX_RATE,
-    NO_PRICE,
-    OK,
-    UNKNOWN_SKU,
-    UNKNOWN_UNIT,
-    CartError,
-    cart_date,
-    cart_quantity,
-    cart_text,
-)
+from engine.pricing.cart import MAX_LINES_PER_CART, CartError, cart_date, cart_quantity, cart_text
 from engine.results.responses import Record, build_response
 
 
@@ -201,10 +188,10 @@ class SmallPath:
                 qty_text = str(raw_qty) if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
                 milli = cart_quantity(raw_qty)
             sku = sku_index.get(sku_text, -1)
-            error = OK
+            error = LineError.OK
             qty = 0
             if sku < 0:
-                error = UNKNOWN_SKU
+                error = LineError.UNKNOWN_SKU
             else:
                 if unit is None or unit == base_units[sku]:
                     factor = 1
@@ -212,21 +199,21 @@ class SmallPath:
                     found = unit_factors.get(unit)
                     factor = found[sku] if found is not None else 0
                 if factor <= 0:
-                    error = UNKNOWN_UNIT
+                    error = LineError.UNKNOWN_UNIT
                 elif milli <= 0 or milli * factor > MAX_QTY_MILLI:
-                    error = BAD_QUANTITY
+                    error = LineError.BAD_QUANTITY
                 else:
                     qty = milli * factor
             chosen = row = -1
             probe = None
-            if error == OK:
+            if error == LineError.OK:
                 for li, candidate, key in active:
                     row = candidate.lookup(sku, key, qty)
                     if row >= 0:
                         chosen, probe = li, candidate
                         break
                 else:
-                    error = NO_PRICE
+                    error = LineError.NO_PRICE
             unit_price = price_factor = list_amount = 0
             if probe is not None:
                 price_factor = probe.factors[row]
@@ -235,17 +222,17 @@ class SmallPath:
                 else:
                     rate = plan.fx.rate(probe.currency, currency, day_ordinal)
                     if rate is None:
-                        error = NO_FX_RATE
+                        error = LineError.NO_FX_RATE
                     else:
                         unit_price = int(probe.plan.prices_in(currency, rate, plan.rounding)[row])
-                if error == OK:
+                if error == LineError.OK:
                     list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
                     if list_amount >= MAX_LINE_AMOUNT_MINOR:
-                        error, list_amount = AMOUNT_TOO_LARGE, 0
+                        error, list_amount = LineError.AMOUNT_TOO_LARGE, 0
                     elif money_missing:
-                        error, list_amount = NO_FX_RATE, 0
-            if error != OK or probe is None:
-                append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
+                        error, list_amount = LineError.NO_FX_RATE, 0
+            if error != LineError.OK or probe is None:
+                append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == LineError.AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
                 continue
             net = list_amount
             adjustments: list[tuple[int, int, int, int]] = []
@@ -264,7 +251,7 @@ class SmallPath:
             else:
                 net_of_tax = net
                 tax = int_round_div(net * rate_bp, BP_SCALE, half_even) if rate_bp else 0
-            append(Record(line_id, sku_text, qty_text, unit, OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax))
+            append(Record(line_id, sku_text, qty_text, unit, LineError.OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax))
         return values, currency, day, records
 
     def _apply(
@@ -280,15 +267,15 @@ class SmallPath:
             best, best_discount = -1, -1
             for b in members:
                 kind = self.kind[b]
-                if kind == KIND_PERCENT:
+                if kind == BenefitKind.PERCENT_OFF:
                     discount, ok = int_round_div(net * self.bp[b], BP_SCALE, half_even), True
                 else:
                     by_qty = int_round_div(amounts[b] * qty, QTY_SCALE, half_even)
-                    if kind == KIND_AMOUNT:
+                    if kind == BenefitKind.AMOUNT_OFF:
                         discount, ok = min(net, by_qty), True
                     else:
                         discount, ok = net - by_qty, by_qty < net
-                    assert kind in (KIND_AMOUNT, KIND_FIXED)
+                    assert kind in (BenefitKind.AMOUNT_OFF, BenefitKind.FIXED_PRICE)
                 discount = max(discount, 0)
                 if ok and discount > best_discount:
                     best, best_discount = b, discount

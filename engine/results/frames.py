@@ -10,18 +10,11 @@ import numpy.typing as npt
 import polars as pl
 
 from dsl.schema import CART_TEXT_FIELDS
+from engine.core.codes import LINE_ERRORS, LineError
 from engine.core.columns import null_text, quantity_column
 from engine.core.money import CURRENCY_EXPONENTS, MAX_QTY_MILLI
 from engine.plan.compiled import Plan
-from engine.pricing.cart import (
-    BAD_QUANTITY,
-    LINE_ERRORS,
-    OK,
-    UNKNOWN_SKU,
-    UNKNOWN_UNIT,
-    CartBatch,
-    CartError,
-)
+from engine.pricing.cart import CartBatch, CartError
 from engine.pricing.pipeline import PricedLines
 
 I64 = npt.NDArray[np.int64]
@@ -92,11 +85,11 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         for unit in set(lines["unit"].unique().to_list()) - {None}:
             at = (lines["unit"] == unit).fill_null(False).to_numpy()
             factor[at] = plan.catalog.factor(unit)[np.maximum(sku[at], 0)]
-    error = np.full(lines.height, OK, dtype=np.int64)
-    error[factor <= 0] = UNKNOWN_UNIT
-    error[(milli <= 0) | (milli * np.maximum(factor, 1) > MAX_QTY_MILLI)] = BAD_QUANTITY
-    error[sku < 0] = UNKNOWN_SKU
-    qty = np.where(error == OK, milli * factor, 0)
+    error = np.full(lines.height, LineError.OK, dtype=np.int64)
+    error[factor <= 0] = LineError.UNKNOWN_UNIT
+    error[(milli <= 0) | (milli * np.maximum(factor, 1) > MAX_QTY_MILLI)] = LineError.BAD_QUANTITY
+    error[sku < 0] = LineError.UNKNOWN_SKU
+    qty = np.where(error == LineError.OK, milli * factor, 0)
     line_ids = lines["line_id"].cast(pl.String) if "line_id" in lines.columns else pl.int_range(1, lines.height + 1, eager=True).cast(pl.String)
     return CartBatch(
         carts=cart_frame,

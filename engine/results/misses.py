@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.core.codes import LineError
 from engine.core.money import QTY_SCALE, format_quantity, money_formatter
 from engine.plan.conditions import Conjunct
-from engine.pricing.cart import OK
 from engine.pricing.cumulative import FIELD_PREFIX
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: S
     benefit_rule = index.benefit_rule.tolist()
     hints: list[dict[str, Any]] = []
     for r in records:
-        if r.error != OK or r.base_qty <= 0:
+        if r.error != LineError.OK or r.base_qty <= 0:
             continue
 
         def program_at(qty: int, amount: int, sku: int = r.sku) -> int:
@@ -110,7 +110,7 @@ def not_applied(
     stage 6 (None: judged from ``spend_hints`` alone). ``cumulative``: per cumulative
     condition of the plan, the (committed, this cart, threshold) figures pricing compared
     for the cart (amounts in the cart's currency)."""
-    priced = [r for r in records if r.error == OK]
+    priced = [r for r in records if r.error == LineError.OK]
     if not priced:
         return []
     applied = {adj[0] for r in priced for adj in r.adjustments} | gift_rules

@@ -11,13 +11,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.core.codes import (
+    ADJUSTMENT_STAGES,
+    APPROVAL_STATUSES,
+    BENEFIT_KINDS,
+    LINE_ERRORS,
+    AdjustmentStage,
+    LineError,
+)
 from engine.core.money import format_percent, format_quantity, money_formatter
 from engine.plan.compiled import Plan
-from engine.plan.line_index import KIND_NAMES
-from engine.pricing.cart import LINE_ERRORS, OK, CartBatch
-from engine.pricing.floors import STATUS_NAMES
+from engine.pricing.cart import CartBatch
 from engine.pricing.pipeline import PricedLines
-from engine.pricing.running import MANUAL_RULE, STAGE_NAMES, STAGE_SET
+from engine.pricing.running import MANUAL_RULE
 from engine.results.misses import not_applied, quantity_hints
 
 ERROR_MESSAGES = {
@@ -47,7 +53,7 @@ class Record(NamedTuple):
     tax_rate: int
     tax: int
     gross: int
-    status: int = 0  # engine.pricing.floors.STATUS_*
+    status: int = 0  # engine.core.codes.ApprovalStatus
     approval_level: str | None = None
     clamped: bool = False
     manual_bp: int = -1
@@ -71,9 +77,9 @@ class CartExtras:
 
 
 def _stage_name(plan: Plan, rule: int, stage: int) -> str:
-    if stage == STAGE_SET:
+    if stage == AdjustmentStage.SET:
         return plan.stages.form_of(rule)
-    return STAGE_NAMES[stage]
+    return ADJUSTMENT_STAGES[stage]
 
 
 def build_response(
@@ -100,7 +106,7 @@ def build_response(
         line: dict[str, Any] = {"id": r.line_id, "sku": r.sku_text, "qty": r.qty_text}
         if r.unit is not None:
             line["unit"] = r.unit
-        if r.error != OK:
+        if r.error != LineError.OK:
             name = LINE_ERRORS[r.error]
             message = f"line {r.line_id}: " + ERROR_MESSAGES[name].format(sku=r.sku_text, unit=r.unit, qty=r.qty_text)
             line["status"] = "error"
@@ -131,7 +137,7 @@ def build_response(
         if pl_plan.tax_included:
             line["tax_included"] = True
         if r.status:
-            line["status"] = STATUS_NAMES[r.status]
+            line["status"] = APPROVAL_STATUSES[r.status]
             if r.approval_level is not None:
                 line["approval_level"] = r.approval_level
         if r.manual_bp >= 0:
@@ -187,7 +193,7 @@ def _adjustments(plan: Plan, rows: list[tuple[int, int, int, int]], money: Any) 
         else:
             rule = plan.rules[rule_index]
             out.append(
-                {"rule": rule.name, "kind": KIND_NAMES[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
+                {"rule": rule.name, "kind": BENEFIT_KINDS[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
             )
     return out
 

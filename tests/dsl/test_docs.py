@@ -238,7 +238,7 @@ def test_every_diagnostic_code_is_documented() -> None:
 
 
 def test_every_line_error_code_is_documented() -> None:
-    from engine.pricing.cart import LINE_ERRORS
+    from engine.core.codes import LINE_ERRORS
 
     documented = set(
         re.findall(r"^\| `([a-z_]+)` \|", ERRORS.read_text(encoding="utf-8"), re.MULTILINE)
