@@ -334,8 +334,8 @@ class Ledger:
                     assert stored is not None
                     return stored, False
                 for item in order.consumption:
-                    _check_limit(cur, item)
-                _insert_order(cur, order, "committed")
+                    check_limit(cur, item)
+                insert_order(cur, order, "committed")
                 cur.commit()
             except BaseException:
                 cur.rollback()
@@ -394,7 +394,7 @@ class Ledger:
             cur.begin()
             try:
                 for order in orders:
-                    _insert_order(cur, order, "imported")
+                    insert_order(cur, order, "imported")
                 cur.commit()
             except BaseException:
                 cur.rollback()
@@ -424,7 +424,7 @@ def view_from_names(
     )
 
 
-def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
+def check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
     if item.limit_qty is None and item.limit_amount is None:
         return
     row = cur.execute(
@@ -441,7 +441,7 @@ def _check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
         raise QuotaExhausted(item, used_amount, "amount", item.limit_amount)
 
 
-def _insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: str) -> None:
+def insert_order(cur: duckdb.DuckDBPyConnection, order: OrderRecord, status: str) -> None:
     cur.execute(
         "INSERT INTO ledger_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
         [order.order_id, order.customer_id, order.project, order.referrer, order.date, order.currency, status, _now(),

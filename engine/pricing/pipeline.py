@@ -1,11 +1,17 @@
-"""The pricing waterfall: the stages of SPEC §3, called in order, over all lines at once.
+"""The pricing waterfall: the stages of SPEC §3 as data (``STAGES``), run in order over
+one ``Waterfall`` state holding every line of every cart in the batch.
 
-1. normalize (``engine.pricing.cart``)  2. list price (``engine.plan.price_lists``)
-3. special prices (``engine.pricing.special``: a split line becomes two rows)  4. line promotions (``engine.pricing.line_promotions``)  10. tax and totals (``engine.pricing.tax``)
+Each stage has one implementation, used for one cart and for a million: 2 list price
+(``engine.pricing.list_price``), cumulative conditions (``engine.pricing.cumulative``),
+3 special prices (``engine.pricing.special``: a split line becomes two rows), 4 line
+promotions (``engine.pricing.line_promotions``), 5-9 over each cart's running figures
+(``engine.pricing.combos``, ``order_promotions``, ``gifts``, ``running`` for caps,
+``floors``), 10 tax and totals (``engine.pricing.tax``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -144,86 +150,185 @@ def _line_rules_off(
     return (off, line_cart) if off else None
 
 
-def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> PricedLines:
-    """The waterfall, stage by stage, over every line of every cart in the batch."""
-    chosen, unit_price, factor, list_amount, error = list_prices(plan, batch)  # stage 2
-    cell, money = foreign_money(plan, batch, list_amount, error)
+@dataclass
+class Waterfall:
+    """One batch on its way down the waterfall: its lines as columns (one entry per row
+    once stage 3 has split lines), the adjustments so far, and the ledger snapshot it reads.
+    Every stage reads and updates this one state; ``price`` runs them in order."""
+
+    plan: Plan
+    batch: CartBatch
+    ledger: LedgerView | None
+    # stage 2
+    chosen: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    unit_price: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    factor: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    list_amount: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    error: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: carts in another currency: each line's amount cell and converted benefit amounts
+    cell: I64 | None = None
+    money: tuple[I64, I64] | None = None
+    #: rule money (ruleset currency) in each cart's currency; None: every cart is in it
+    rule_money: CartMoney | None = None
     cumulative: tuple[CumulativeFigures, ...] = ()
-    rule_money = cart_money(plan, batch)  # per cart, not per row: a split keeps the carts
-    floors_without_rate(plan.stages.floor, rule_money, batch.line_cart, batch.sku, error)  # stage 9's floors need a rate
-    if plan.cumulative:  # cumulative conditions become cart fields, read like any other
-        batch, cumulative = cumulative_fields(plan, batch, list_amount, error, ledger)
-    rows = None
-    # a line promotion's conditions see the whole line: its quantity and list amount
-    cond_qty, cond_amount, program_sku = batch.qty, list_amount, batch.sku
-    if plan.special is not None:  # stage 3
-        split = split_lines(plan, batch, chosen, unit_price, factor, list_amount, error, ledger)
-        if split is not None:
-            rows, (chosen, unit_price, factor, list_amount, error) = split
-            at = rows.line
-            cond_qty, cond_amount = batch.qty[at], cond_amount[at]
-            cell = None if cell is None else cell[at]
-            money = None if money is None else (money[0], money[1][at])
-            batch = rows.batch
-            program_sku = batch.sku + np.where(rows.special, plan.catalog.size, 0)
-    ok = np.nonzero(error == LineError.OK)[0]
-    list_amount[error != LineError.OK] = 0
-    net = list_amount.copy()
-    chosen[error != LineError.OK] = -1
-    adjustments = Adjustments.empty()
-    stopped = np.zeros(batch.n_lines, dtype=np.bool_)
-    cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
-    if len(ok):  # stage 4
-        program = plan.line_index.programs_for(
-            batch.carts, batch.line_cart[ok], program_sku[ok], cond_qty[ok], cond_amount[ok],
-            amount_cell=None if cell is None else cell[ok],
-        )  # fmt: skip
-        money_ok = None if money is None else (money[0], money[1][ok])
-        ok_cart = batch.line_cart[ok]
-        net_ok, adj, stopped_ok = apply_line_promotions(
-            plan.line_index, program, list_amount[ok], batch.qty[ok], plan.rounding, money_ok,
-            carts=(ok_cart, cart_starts_of(ok_cart, len(batch.carts))) if plan.line_index.money_capped else None,
-            budget_used={i: ledger.budget_used.get(int(r), 0) for i, r in enumerate(plan.line_rule_ids)} if ledger else None,
-            in_cart_currency=rule_money.of if rule_money is not None else None,
-            switched_off=_line_rules_off(plan, batch, ledger, rule_money, ok_cart),
-        )  # fmt: skip
-        net[ok] = net_ok
-        stopped[ok] = stopped_ok
-        adjustments = Adjustments(
-            line=ok[adj.line], rule=plan.line_rule_ids[adj.rule], kind=adj.kind, amount=adj.amount,
-            stage=adj.stage, position=plan.line_rule_ids[adj.position],
-        )  # fmt: skip
-    outcome = None
-    if plan.stages.active or (batch.manual_bp is not None and bool((batch.manual_bp >= 0).any())):  # stages 5-9
-        outcome, adjustments = cart_stages(
-            plan, batch, error, net, stopped, adjustments, cart_starts, ledger, rule_money, None if rows is None else rows.special
-        )  # fmt: skip
-    rates = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)  # stage 10
+    rows: Rows | None = None
+    #: what a line promotion's conditions see: the whole line's quantity and list amount
+    cond_qty: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cond_amount: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    program_sku: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # stage 4 on
+    net: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    stopped: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    adjustments: Adjustments = field(default_factory=Adjustments.empty)
+    cart_starts: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    outcome: CartOutcome | None = None
+    # stage 10
+    tax_rate: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    net_of_tax: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tax: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def priced(self) -> PricedLines:
+        return PricedLines(
+            error=self.error,
+            price_list=self.chosen,
+            unit_price=self.unit_price,
+            pricing_factor=self.factor,
+            list_amount=self.list_amount,
+            net_amount=self.net_of_tax,
+            tax_rate=self.tax_rate,
+            tax=self.tax,
+            gross_amount=self.net_of_tax + self.tax,
+            adjustments=self.adjustments,
+            cart_stages=self.outcome,
+            rows=self.rows,
+            cumulative=self.cumulative,
+        )
+
+
+def list_price_stage(w: Waterfall) -> None:
+    """Stage 2: each line's list price; the rule money of carts in another currency."""
+    plan, batch = w.plan, w.batch
+    w.chosen, w.unit_price, w.factor, w.list_amount, w.error = list_prices(plan, batch)
+    w.cell, w.money = foreign_money(plan, batch, w.list_amount, w.error)
+    w.rule_money = cart_money(plan, batch)  # per cart, not per row: a split keeps the carts
+    floors_without_rate(plan.stages.floor, w.rule_money, batch.line_cart, batch.sku, w.error)  # stage 9's floors need a rate
+    w.cond_qty, w.cond_amount, w.program_sku = batch.qty, w.list_amount, batch.sku
+
+
+def cumulative_stage(w: Waterfall) -> None:
+    """Cumulative conditions become cart fields, read like any other (SPEC §3.6)."""
+    w.batch, w.cumulative = cumulative_fields(w.plan, w.batch, w.list_amount, w.error, w.ledger)
+    w.cond_qty = w.batch.qty
+
+
+def special_stage(w: Waterfall) -> None:
+    """Stage 3: a line with a special price within its quota becomes one or two rows."""
+    split = split_lines(w.plan, w.batch, w.chosen, w.unit_price, w.factor, w.list_amount, w.error, w.ledger)
+    if split is None:
+        return
+    w.rows, (w.chosen, w.unit_price, w.factor, w.list_amount, w.error) = split
+    at = w.rows.line
+    w.cond_qty, w.cond_amount = w.batch.qty[at], w.cond_amount[at]
+    w.cell = None if w.cell is None else w.cell[at]
+    w.money = None if w.money is None else (w.money[0], w.money[1][at])
+    w.batch = w.rows.batch
+    w.program_sku = w.batch.sku + np.where(w.rows.special, w.plan.catalog.size, 0)
+
+
+def line_promotions_stage(w: Waterfall) -> None:
+    """Stage 4: every priced line's program of line promotions on its running net."""
+    plan, batch, ledger = w.plan, w.batch, w.ledger
+    ok = np.nonzero(w.error == LineError.OK)[0]
+    w.list_amount[w.error != LineError.OK] = 0
+    w.net = w.list_amount.copy()
+    w.chosen[w.error != LineError.OK] = -1
+    w.stopped = np.zeros(batch.n_lines, dtype=np.bool_)
+    w.cart_starts = cart_starts_of(batch.line_cart, len(batch.carts))
+    if not len(ok):
+        return
+    program = plan.line_index.programs_for(
+        batch.carts, batch.line_cart[ok], w.program_sku[ok], w.cond_qty[ok], w.cond_amount[ok],
+        amount_cell=None if w.cell is None else w.cell[ok],
+    )  # fmt: skip
+    money_ok = None if w.money is None else (w.money[0], w.money[1][ok])
+    ok_cart = batch.line_cart[ok]
+    rule_money = w.rule_money
+    net_ok, adj, stopped_ok = apply_line_promotions(
+        plan.line_index, program, w.list_amount[ok], batch.qty[ok], plan.rounding, money_ok,
+        carts=(ok_cart, cart_starts_of(ok_cart, len(batch.carts))) if plan.line_index.money_capped else None,
+        budget_used={i: ledger.budget_used.get(int(r), 0) for i, r in enumerate(plan.line_rule_ids)} if ledger else None,
+        in_cart_currency=rule_money.of if rule_money is not None else None,
+        switched_off=_line_rules_off(plan, batch, ledger, rule_money, ok_cart),
+    )  # fmt: skip
+    w.net[ok] = net_ok
+    w.stopped[ok] = stopped_ok
+    w.adjustments = Adjustments(
+        line=ok[adj.line], rule=plan.line_rule_ids[adj.rule], kind=adj.kind, amount=adj.amount,
+        stage=adj.stage, position=plan.line_rule_ids[adj.position],
+    )  # fmt: skip
+
+
+def cart_level_stage(w: Waterfall) -> None:
+    """Stages 5-9 over each cart's running figures: ``cart_stages``."""
+    w.outcome, w.adjustments = cart_stages(
+        w.plan, w.batch, w.error, w.net, w.stopped, w.adjustments, w.cart_starts, w.ledger, w.rule_money,
+        None if w.rows is None else w.rows.special,
+    )  # fmt: skip
+
+
+def tax_stage(w: Waterfall) -> None:
+    """Stage 10: a rate per line, tax split out of tax-included lists; totals are sums."""
+    plan, batch = w.plan, w.batch
+    w.tax_rate = line_rates(plan.tax, plan.catalog, batch.carts, batch.line_cart, batch.sku)
     included = np.zeros(batch.n_lines, dtype=np.bool_)
     for li, pl_plan in enumerate(plan.pricelists):
         if pl_plan.tax_included:
-            included |= chosen == li
-    if rows is not None:
-        included &= ~rows.special  # special prices are net of tax
-    net_of_tax, tax = split_tax(net, rates, included, plan.rounding)
-    bad = error != LineError.OK
-    for arr in (net_of_tax, tax):
+            included |= w.chosen == li
+    if w.rows is not None:
+        included &= ~w.rows.special  # special prices are net of tax
+    w.net_of_tax, w.tax = split_tax(w.net, w.tax_rate, included, plan.rounding)
+    bad = w.error != LineError.OK
+    for arr in (w.net_of_tax, w.tax):
         arr[bad] = 0
-    return PricedLines(
-        error=error,
-        price_list=chosen,
-        unit_price=unit_price,
-        pricing_factor=factor,
-        list_amount=list_amount,
-        net_amount=net_of_tax,
-        tax_rate=rates,
-        tax=tax,
-        gross_amount=net_of_tax + tax,
-        adjustments=adjustments,
-        cart_stages=outcome,
-        rows=rows,
-        cumulative=cumulative,
-    )
+
+
+def _asks_manual_discount(batch: CartBatch) -> bool:
+    return batch.manual_bp is not None and bool((batch.manual_bp >= 0).any())
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the waterfall: SPEC §3's number, what it does, when the plan needs it."""
+
+    number: str
+    name: str
+    run: Callable[[Waterfall], None]
+    needed: Callable[[Plan, CartBatch], bool]
+
+
+#: the waterfall, in order (SPEC §3); stage 1, normalizing carts, happened at the edge
+#: (``engine.pricing.cart``, ``engine.results.frames``). Stages 5-9 (sets, order
+#: promotions, gifts, caps, floors and manual discounts) run together over each cart's
+#: ``Running`` figures in ``cart_stages``.
+STAGES: tuple[Stage, ...] = (
+    Stage("2", "list price", list_price_stage, lambda plan, batch: True),
+    Stage("3.6", "cumulative conditions", cumulative_stage, lambda plan, batch: bool(plan.cumulative)),
+    Stage("3", "special prices", special_stage, lambda plan, batch: plan.special is not None),
+    Stage("4", "line promotions", line_promotions_stage, lambda plan, batch: True),
+    Stage("5-9", "sets, order promotions, gifts, caps, floors, manual discounts", cart_level_stage,
+          lambda plan, batch: plan.stages.active or _asks_manual_discount(batch)),  # fmt: skip
+    Stage("10", "tax and totals", tax_stage, lambda plan, batch: True),
+)
+
+
+def price(plan: Plan, batch: CartBatch, ledger: LedgerView | None = None) -> PricedLines:
+    """The waterfall, stage by stage, over every line of every cart in the batch: the
+    same stages for one cart and for a million."""
+    w = Waterfall(plan=plan, batch=batch, ledger=ledger)
+    for stage in STAGES:
+        if stage.needed(plan, batch):
+            stage.run(w)
+    return w.priced()
 
 
 def cumulative_fields(

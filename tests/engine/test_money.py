@@ -310,11 +310,11 @@ def test_the_columnar_path_reads_quantities_like_the_json_path() -> None:
     import polars as pl
 
     from engine.core.columns import quantity_column as _milli_column
-    from engine.pricing.cart import _quantity
+    from engine.pricing.cart import cart_quantity
 
     texts = ["5", "05", "2.5", "2.500", ".5", "+2", " 3 ", "2.", "1e3", "1_000", "\u0663", "-2", "2.0005", "abc"]
     columnar = _milli_column(pl.Series(texts)).tolist()
-    one_by_one = [_quantity(t) for t in texts]
+    one_by_one = [cart_quantity(t) for t in texts]
     # both give the same thousandths for every valid quantity and refuse the same texts
     assert [max(c, -1) if c > 0 else -1 for c in columnar] == [q if q > 0 else -1 for q in one_by_one]
     assert columnar[:8] == [5000, 5000, 2500, 2500, 500, 2000, 3000, 2000]

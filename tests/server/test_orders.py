@@ -384,7 +384,7 @@ def test_the_guarantee_rests_on_the_write_lock(client: TestClient) -> None:
     ``write_lock`` both pass the re-check and overdraw (DuckDB reports no conflict)."""
     import datetime as dt
 
-    from engine.ledger.committed import _check_limit, _insert_order
+    from engine.ledger.committed import check_limit, insert_order
 
     store = client.app.state.runtime.store  # type: ignore[attr-defined]
     ledger = store.ledger  # creates the ledger tables
@@ -397,9 +397,9 @@ def test_the_guarantee_rests_on_the_write_lock(client: TestClient) -> None:
     a.begin()
     b.begin()
     for cur, order_id in ((a, "X1"), (b, "X2")):
-        _check_limit(cur, rec(order_id).consumption[0])  # both see 0.00 used of 50.00
+        check_limit(cur, rec(order_id).consumption[0])  # both see 0.00 used of 50.00
     for cur, order_id in ((a, "X1"), (b, "X2")):
-        _insert_order(cur, rec(order_id), "committed")
+        insert_order(cur, rec(order_id), "committed")
     a.commit()
     b.commit()
     assert ledger.used_totals()[("budget", "B 10% budget", None, None, None)] == (0, 8000)  # 80.00 of a 50.00 budget
