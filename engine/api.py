@@ -29,7 +29,7 @@ from engine.pricing.cart import MAX_LINES_PER_CART, CartError, decode_carts
 from engine.pricing.pipeline import price
 from engine.pricing.small_path import small_path
 from engine.results.frames import batch_from_frames, priced_frame
-from engine.results.responses import responses
+from engine.results.responses import PricedCart, priced_carts, write_response
 
 __all__ = [
     "CartError",
@@ -41,6 +41,7 @@ __all__ = [
     "compile_ruleset",
     "format_sources",
     "load_sources",
+    "price_carts",
     "price_frames",
     "quote",
     "quote_batch",
@@ -160,13 +161,22 @@ def quote_batch(
     plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
 ) -> list[dict[str, Any]]:
     """Price many carts in one vectorized pass; the same answers as ``quote`` one by one."""
+    return [write_response(plan, cart) for cart in price_carts(plan, carts, max_lines, ledger)]
+
+
+def price_carts(
+    plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
+) -> list[PricedCart]:
+    """Price many carts in one vectorized pass into typed results (``PricedCart``: figures
+    in minor units, rule ids): what ``quote_batch`` writes as JSON, and what order
+    validation and commit consumption read."""
     if not isinstance(carts, Sequence) or isinstance(carts, str | bytes):
         raise CartError("bad_request", "carts must be a list of cart objects")
     if not carts:
         return []
     batch = _decode(plan, carts, max_lines)
     explain = [isinstance(c, dict) and c.get("explain") is True for c in carts]
-    return responses(plan, batch, price(plan, batch, ledger), explain)
+    return priced_carts(plan, batch, price(plan, batch, ledger), explain)
 
 
 def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: LedgerView | None = None) -> pl.DataFrame:

@@ -164,10 +164,10 @@ def _commit(runtime: Runtime, order: dict[str, Any]) -> OrjsonResponse:
         checked = validate_order(plan, data, ledger.view(plan), order)
         if not checked.ok:
             raise OrderInvalid(f"order {order['id']} has {len(checked.errors)} error(s); nothing was committed", errors=checked.errors)
-        currency = str(checked.quote["currency"])
+        currency = checked.priced.currency
         if currency != plan.currency:
             raise CommitCurrency(f"orders are committed in the ruleset currency {plan.currency}; this one is in {currency}")
-        record = order_record(plan, data, order, checked.quote, checked)
+        record = order_record(plan, order, checked.priced, checked)
         response = {
             "order_id": record.order_id,
             "status": "committed",

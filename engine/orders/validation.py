@@ -3,9 +3,13 @@
 ``validate_order`` prices the order as ``/price`` does (against a ledger snapshot) and runs
 every check at once; each finding has a stable ``code``, a ``severity`` (``error`` blocks a
 commit, ``warning`` does not), the ``line`` it concerns (absent for order-wide findings),
-a message and the figures involved. ``consumption`` turns a quote into the ledger rows a
-commit writes, each with the limit the ledger must not pass. Codes and figures are listed
-in docs/orders.md.
+a message and the figures involved. ``order_record`` turns the priced order into the
+ledger rows a commit writes, each with the limit the ledger must not pass. Codes and
+figures are listed in docs/orders.md.
+
+Both read the typed result of pricing (``engine.results.responses.PricedCart``: integers in
+minor units and thousandths, rule ids, special-price table rows), never the JSON quote:
+the quote is written from the same result for the response only.
 
 >>> from engine.core.data import DataSet
 >>> from engine.api import compile_ruleset
@@ -25,7 +29,8 @@ from typing import Any
 
 import polars as pl
 
-from engine.api import quote
+from engine.api import price_carts
+from engine.core.codes import ApprovalStatus, LineError
 from engine.core.columns import scaled_column
 from engine.core.data import DataSet
 from engine.core.money import (
@@ -33,6 +38,7 @@ from engine.core.money import (
     QTY_DIGITS,
     MoneyError,
     format_money,
+    format_percent,
     format_quantity,
     mul_div_round,
     parse_money,
@@ -41,6 +47,9 @@ from engine.core.money import (
 from engine.ledger.committed import Consumption, OrderLine, OrderRecord
 from engine.ledger.view import LedgerView
 from engine.plan.compiled import Plan
+from engine.pricing.running import MANUAL_RULE
+from engine.pricing.special import NONE
+from engine.results.responses import PricedCart, Record, line_error, warning_message, write_response
 
 #: order fields that are not part of the cart the engine prices
 ORDER_ONLY = ("id", "referrer", "rebate_payment", "expected_total")
@@ -50,7 +59,9 @@ LINE_ONLY = ("expected_net",)
 @dataclass
 class Validation:
     order_id: str | None
-    quote: dict[str, Any]
+    #: the priced order: what the checks and ``order_record`` read
+    priced: PricedCart
+    quote: dict[str, Any]  # the JSON quote of the response, written from ``priced`` (never read back)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     order_total: int = 0  # gross, minor units of the order currency
@@ -93,35 +104,38 @@ def special_table_name(plan: Plan) -> str | None:
 
 def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any]) -> Validation:
     """Price ``order`` against ``ledger`` and run every check of SPEC §5."""
-    priced = quote(plan, cart_of(order), ledger=ledger)
-    currency = str(priced["currency"])
-    v = Validation(order_id=str(order["id"]) if order.get("id") is not None else None, quote=priced)
-    for err in priced["errors"]:
-        v.add(err["code"], "error", err["message"], line=err["line"])
-    lines = _priced_lines(priced, order, currency)
+    [priced] = price_carts(plan, [cart_of(order)], ledger=ledger)
+    currency = priced.currency
+    v = Validation(order_id=str(order["id"]) if order.get("id") is not None else None, quote=write_response(plan, priced), priced=priced)
+    for r in priced.lines:
+        if r.error != LineError.OK:
+            code, message = line_error(r)
+            v.add(code, "error", message, line=r.line_id)
+    lines = _priced_lines(priced, order)
     if lines.height:
         _catalog_checks(v, lines, data)
         _sellable(v, plan, lines, data, order)
         _stale_prices(v, lines, currency)
         _special_short(v, lines)
-        _special_spent(v, plan, lines, data, ledger, order, priced)
-        _stock_plan(v, plan, lines, data, ledger, order, priced)
-    for line in priced["lines"]:
-        status = line.get("status")
-        if status == "needs_approval":
-            level = line.get("approval_level")
-            v.add("needs_approval", "warning", f"line {line['id']}: needs approval by {level}", line=line["id"], approval_level=level)
-        elif status == "rejected":
-            v.add("discount_rejected", "error", f"line {line['id']}: the manual discount {line.get('manual_discount')} is not allowed", line=line["id"], manual_discount=line.get("manual_discount"))
-    for w in priced["warnings"]:
-        if w.get("code") == "gift_short":
-            v.add("gift_short", "warning", w["message"], rule=w["rule"], sku=w["sku"], earned=w["earned"], given=w["given"])
-    gross = parse_money(priced["totals"]["gross"], currency)
+        _special_spent(v, plan, lines, data, ledger, order, priced.date)
+        _stock_plan(v, plan, lines, data, ledger, order, priced.date)
+    for r in priced.lines:
+        if r.error != LineError.OK:
+            continue
+        if r.status == ApprovalStatus.NEEDS_APPROVAL:
+            v.add("needs_approval", "warning", f"line {r.line_id}: needs approval by {r.approval_level}", line=r.line_id, approval_level=r.approval_level)
+        elif r.status == ApprovalStatus.REJECTED:
+            manual = format_percent(r.manual_bp) if r.manual_bp >= 0 else None
+            v.add("discount_rejected", "error", f"line {r.line_id}: the manual discount {manual} is not allowed", line=r.line_id, manual_discount=manual)
+    for w in priced.extras.warnings if priced.extras is not None else []:
+        if w.code == "gift_short":
+            v.add("gift_short", "warning", warning_message(plan, w), rule=plan.rules[w.rule].name, sku=plan.catalog.skus[w.sku], earned=str(w.earned), given=str(w.given))
+    totals = priced.totals()
+    gross = totals.gross
     expected_total = order.get("expected_total")
-    if isinstance(expected_total, str):
-        net = parse_money(priced["totals"]["net"], currency)
-        if _money_or_none(expected_total, currency) != net:
-            v.add("price_changed", "error", f"the order's net total is {priced['totals']['net']}, not {expected_total}", expected=expected_total, actual=priced["totals"]["net"])
+    if isinstance(expected_total, str) and _money_or_none(expected_total, currency) != totals.net:
+        net = format_money(totals.net, currency)
+        v.add("price_changed", "error", f"the order's net total is {net}, not {expected_total}", expected=expected_total, actual=net)
     v.rebate_applied = _rebate_payment(v, plan, data, ledger, order, gross, currency)
     v.order_total = gross - v.rebate_applied
     _credit(v, plan, data, ledger, order, currency)
@@ -135,23 +149,23 @@ def _money_or_none(text: str, currency: str) -> int | None:
         return None
 
 
-def _priced_lines(priced: dict[str, Any], order: Mapping[str, Any], currency: str) -> pl.DataFrame:
-    """The priced (not error) lines: id, sku, base qty, net, the client's expected net and
-    the special sub-line quantity (None: not split)."""
+def _priced_lines(priced: PricedCart, order: Mapping[str, Any]) -> pl.DataFrame:
+    """The priced (not error) lines: id, sku, base qty (thousandths), net (minor units), the
+    client's expected net and the special sub-line quantity (None: not split)."""
     expected = {str(line.get("id", i + 1)): line.get("expected_net") for i, line in enumerate(order.get("lines") or []) if isinstance(line, dict)}
     rows = [
         {
-            "line": line["id"],
-            "sku": line["sku"],
-            "qty": parse_quantity(line["base_qty"]),
-            "net": line["net_amount"],
-            "expected_net": expected.get(line["id"]),
-            "special_qty": sum(parse_quantity(s.get("base_qty", s["qty"])) for s in line["sublines"] if s.get("special")) if "sublines" in line else None,
+            "line": r.line_id,
+            "sku": r.sku_text,
+            "qty": r.base_qty,
+            "net": r.net,
+            "expected_net": expected.get(r.line_id),
+            "special_qty": sum(s.base_qty for s in r.sublines if s.special) if r.sublines is not None else None,
         }
-        for line in priced["lines"]
-        if line.get("status") != "error"
+        for r in priced.lines
+        if r.error == LineError.OK
     ]
-    schema = {"line": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "net": pl.Utf8, "expected_net": pl.Utf8, "special_qty": pl.Int64}
+    schema = {"line": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "net": pl.Int64, "expected_net": pl.Utf8, "special_qty": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -213,8 +227,9 @@ def _sellable(v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ord
 
 def _stale_prices(v: Validation, lines: pl.DataFrame, currency: str) -> None:
     asked = lines.filter(pl.col("expected_net").is_not_null())
-    for line, expected, actual in zip(asked["line"].to_list(), asked["expected_net"].to_list(), asked["net"].to_list(), strict=True):
-        if _money_or_none(expected, currency) != parse_money(actual, currency):
+    for line, expected, net in zip(asked["line"].to_list(), asked["expected_net"].to_list(), asked["net"].to_list(), strict=True):
+        if _money_or_none(expected, currency) != net:
+            actual = format_money(net, currency)
             v.add("price_changed", "error", f"line {line}: the net is {actual}, not {expected}", line=line, expected=expected, actual=actual)
 
 
@@ -228,7 +243,7 @@ def _special_short(v: Validation, lines: pl.DataFrame) -> None:
 
 
 def _special_spent(
-    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], priced: dict[str, Any]
+    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], date: dt.date
 ) -> None:
     """``quota_short`` for a line not split at all because its special price's quota is
     used up (nothing left, or less than one unit's worth of the amount quota)."""
@@ -241,7 +256,6 @@ def _special_spent(
     unsplit = lines.filter(pl.col("special_qty").is_null() & pl.col("sku").is_in(sorted(skus)))
     if not unsplit.height:
         return
-    date = dt.date.fromisoformat(str(priced["date"])[:10])
     project = str(order["project"]) if order.get("project") is not None else None
     used_all = ledger.special_used if ledger is not None else {}
     for line, sku, qty in zip(unsplit["line"].to_list(), unsplit["sku"].to_list(), _fmt_qty(unsplit, "qty"), strict=True):
@@ -256,7 +270,7 @@ def _special_spent(
 
 
 def _stock_plan(
-    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], priced: dict[str, Any]
+    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], date: dt.date
 ) -> None:
     checks = plan.order_checks
     if checks.stock_table is None or checks.stock_table not in data.tables:
@@ -265,7 +279,6 @@ def _stock_plan(
     customer_id = customer.get("id") if isinstance(customer, dict) else None
     if customer_id is None:
         return
-    date = dt.date.fromisoformat(str(priced["date"])[:10])
     month = date.strftime("%Y-%m")
     table = data.tables[checks.stock_table].filter(pl.col("customer_id") == str(customer_id))
     if "month" in table.columns:
@@ -369,13 +382,6 @@ def _credit(v: Validation, plan: Plan, data: DataSet, ledger: LedgerView | None,
 # ---- what a commit consumes ------------------------------------------------------------
 
 
-def _special_limits(plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date) -> tuple[str, int | None, int | None]:
-    """The special-price row a (customer, project, sku) line used: its project key ("" for
-    a row for any project) and its quantity and amount quotas."""
-    key, qty, amount, _ = _special_row(plan, data, customer, project, sku, date)
-    return key, qty, amount
-
-
 def _special_row(
     plan: Plan, data: DataSet, customer: str, project: str | None, sku: str, date: dt.date
 ) -> tuple[str, int | None, int | None, int | None]:
@@ -406,72 +412,69 @@ def _special_row(
     )
 
 
-def order_record(plan: Plan, data: DataSet, order: Mapping[str, Any], priced: dict[str, Any], checked: Validation | None = None) -> OrderRecord:
+def order_record(plan: Plan, order: Mapping[str, Any], priced: PricedCart, checked: Validation | None = None) -> OrderRecord:
     """The ledger rows a commit of ``order`` (priced as ``priced``; ``checked``: its
-    validation, for what it takes of the customer's credit and rebate balance) writes."""
-    currency = str(priced["currency"])
+    validation, for what it takes of the customer's credit and rebate balance) writes.
+
+    Every figure comes from the typed result: a promotion's budget is what its adjustments
+    (by rule id) took off, its gift stock the whole units of its gift lines, a special
+    price's quotas what its sub-lines took of the table row they were priced at."""
+    currency = priced.currency
     customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
     customer_id = str(customer["id"]) if customer and customer.get("id") is not None else None
     project = str(order["project"]) if order.get("project") is not None else None
-    date = dt.date.fromisoformat(str(priced["date"])[:10])
-    names = {info.name: i for i, info in enumerate(plan.rules)}
     lines: list[OrderLine] = []
-    discounts: dict[str, int] = {}
-    special: dict[str, list[int]] = {}
+    discounts: dict[int, int] = {}  # rule id -> what its adjustments took off
+    special: dict[int, list[int]] = {}  # special-price row -> [qty, list amount]
 
-    def take_adjustments(adjustments: Any) -> None:
-        for adj in adjustments or []:
-            if adj["rule"] in names:
-                discounts[adj["rule"]] = discounts.get(adj["rule"], 0) - parse_money(adj["amount"], currency)
+    def take(part: Record, line_id: str, sub: int, sku: str) -> None:
+        lines.append(OrderLine(line_id, sub, sku, part.base_qty, part.list_amount, part.list_amount - part.net, part.net, part.tax, part.special))
+        for rule, _, amount, _ in part.adjustments:
+            if rule != MANUAL_RULE:
+                discounts[rule] = discounts.get(rule, 0) - amount
+        if part.special:
+            got = special.setdefault(part.special_row, [0, 0])
+            got[0] += part.base_qty
+            got[1] += part.list_amount
 
-    def take(part: Mapping[str, Any], line_id: str, sub: int, sku: str, is_special: bool, adjustments: Any) -> None:
-        list_amount = parse_money(part["list_amount"], currency)
-        net = parse_money(part["net_amount"], currency)
-        lines.append(OrderLine(line_id, sub, sku, parse_quantity(part.get("base_qty", part["qty"])), list_amount, list_amount - net, net,
-                               parse_money(part.get("tax", "0"), currency), is_special))  # fmt: skip
-        take_adjustments(adjustments)
-        if is_special:
-            got = special.setdefault(sku, [0, 0])
-            got[0] += parse_quantity(part.get("base_qty", part["qty"]))
-            got[1] += list_amount
-
-    for line in priced["lines"]:
-        if line.get("status") == "error":
+    for r in priced.lines:
+        if r.error != LineError.OK:
             continue
-        if "sublines" in line:
-            # a promotion's discount is counted once: from the sub-lines if they carry the
-            # adjustments, else from the line's own list
-            on_subs = any("adjustments" in sub for sub in line["sublines"])
-            for n, sub in enumerate(line["sublines"], start=1):
-                take(sub, line["id"], n, line["sku"], bool(sub.get("special")), sub.get("adjustments") if on_subs else None)
-            if not on_subs:
-                take_adjustments(line.get("adjustments"))
+        if r.sublines is not None:  # a split line: its rows carry the figures and adjustments
+            for n, sub in enumerate(r.sublines, start=1):
+                take(sub, r.line_id, n, r.sku_text)
         else:
-            take(line, line["id"], 0, line["sku"], False, line.get("adjustments"))
-    gifts: dict[str, int] = {}
-    for gift in priced["gifts"]:
-        gifts[gift["rule"]] = gifts.get(gift["rule"], 0) + parse_quantity(gift["qty"]) // 1000
+            take(r, r.line_id, 0, r.sku_text)
+    gifts: dict[int, int] = {}  # rule id -> whole units given
+    for gift in priced.extras.gifts if priced.extras is not None else []:
+        gifts[gift.rule] = gifts.get(gift.rule, 0) + gift.qty // 1000
     consumed: list[Consumption] = []
-    for name in sorted(set(discounts) | set(gifts)):
-        caps = plan.rule_caps[names[name]] if names[name] < len(plan.rule_caps) else None
-        if discounts.get(name, 0) > 0:  # never a negative budget row: that would free budget for others
-            consumed.append(Consumption("budget", promotion=name, amount=discounts[name], limit_amount=caps.budget if caps else None))
-        if gifts.get(name):
-            consumed.append(Consumption("gift_stock", promotion=name, qty=gifts[name], limit_qty=caps.gift_stock if caps else None))
+    for rule in sorted(set(discounts) | set(gifts), key=lambda rule: plan.rules[rule].name):
+        name = plan.rules[rule].name  # the ledger's key for a promotion
+        caps = plan.rule_caps[rule] if rule < len(plan.rule_caps) else None
+        if discounts.get(rule, 0) > 0:  # never a negative budget row: that would free budget for others
+            consumed.append(Consumption("budget", promotion=name, amount=discounts[rule], limit_amount=caps.budget if caps else None))
+        if gifts.get(rule):
+            consumed.append(Consumption("gift_stock", promotion=name, qty=gifts[rule], limit_qty=caps.gift_stock if caps else None))
         if customer_id is not None and caps is not None and caps.uses_per_customer is not None:  # only a limited use is counted
             consumed.append(Consumption("use", promotion=name, customer_id=customer_id, qty=1, limit_qty=caps.uses_per_customer))
-    for sku, (qty, amount) in sorted(special.items()):
-        key, qty_quota, amount_quota = _special_limits(plan, data, customer_id or "", project, sku, date)
-        consumed.append(Consumption("special", customer_id=customer_id, project=key, sku=sku, qty=qty, amount=amount, limit_qty=qty_quota, limit_amount=amount_quota))
+    if special:
+        table = plan.special
+        assert table is not None  # a special sub-line was priced at one of its rows
+        for row, (qty, amount) in sorted(special.items(), key=lambda item: (plan.catalog.skus[int(table.sku[item[0]])], item[0])):
+            qty_quota, amount_quota = int(table.qty_quota[row]), int(table.amount_quota[row])
+            consumed.append(Consumption(
+                "special", customer_id=customer_id, project=table.project[row], sku=plan.catalog.skus[int(table.sku[row])], qty=qty, amount=amount,
+                limit_qty=None if qty_quota == NONE else qty_quota, limit_amount=None if amount_quota == NONE else amount_quota,
+            ))  # fmt: skip
     if checked is not None and customer_id is not None:
         if checked.credit_limit is not None and checked.order_total > 0:
             consumed.append(Consumption("credit", customer_id=customer_id, amount=checked.order_total, limit_amount=checked.credit_limit))
         if checked.rebate_applied > 0:
             consumed.append(Consumption("rebate_payment", customer_id=customer_id, amount=checked.rebate_applied, limit_amount=checked.rebate_balance))
-    totals = priced["totals"]
-    figures = tuple(parse_money(totals[k], currency) for k in ("list", "discount", "net", "tax", "gross"))
+    totals = priced.totals()
     return OrderRecord(
         order_id=str(order["id"]), customer_id=customer_id, project=project,
-        referrer=str(order["referrer"]) if order.get("referrer") is not None else None, date=date, currency=currency,
-        totals=(figures[0], -figures[1], figures[2], figures[3], figures[4]), response={}, lines=tuple(lines), consumption=tuple(consumed),
+        referrer=str(order["referrer"]) if order.get("referrer") is not None else None, date=priced.date, currency=currency,
+        totals=(totals.list, -totals.discount, totals.net, totals.tax, totals.gross), response={}, lines=tuple(lines), consumption=tuple(consumed),
     )  # fmt: skip

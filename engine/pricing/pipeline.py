@@ -77,6 +77,9 @@ class Rows:
     line_unit_price: I64  # stage 2's figures per line (the response's line-level unit price)
     line_factor: I64
     line_price_list: I64
+    #: per row: the special-price table row (``plan.special``) a special sub-line is priced
+    #: at, -1 for a list-price row (what a commit consumes and the quotas it counts against)
+    special_row: I64
 
 
 @dataclass
@@ -434,7 +437,10 @@ def split_lines(
         error=row_error,
         manual_bp=None if batch.manual_bp is None else batch.manual_bp[line],
     )
-    rows = Rows(batch=rows_batch, line=line, special=is_special, line_unit_price=unit_price, line_factor=factor, line_price_list=chosen)
+    rows = Rows(
+        batch=rows_batch, line=line, special=is_special, line_unit_price=unit_price, line_factor=factor, line_price_list=chosen,
+        special_row=np.where(is_special, row[line], -1),
+    )  # fmt: skip
     figures = (
         chosen[line],
         np.where(is_special, price_cart[line], unit_price[line]),

@@ -99,7 +99,7 @@ def not_applied(
     records: Sequence[Record],
     gift_rules: set[int],
     capped_rules: set[int],
-    spend_hints: dict[str, str] | None = None,
+    spend_hints: dict[int, str] | None = None,
     *,
     order_reached: set[int] | None = None,
     cumulative: Sequence[tuple[int, int, int]] | None = None,
@@ -109,7 +109,8 @@ def not_applied(
     ``order_reached``: the order promotions whose first step the cart's subtotal reached in
     stage 6 (None: judged from ``spend_hints`` alone). ``cumulative``: per cumulative
     condition of the plan, the (committed, this cart, threshold) figures pricing compared
-    for the cart (amounts in the cart's currency)."""
+    for the cart (amounts in the cart's currency). ``spend_hints``: rule id -> the spend
+    hint's missing amount, as the response writes it."""
     priced = [r for r in records if r.error == LineError.OK]
     if not priced:
         return []
@@ -248,7 +249,7 @@ def not_applied(
         if not context_holds(cart_rule.conjuncts):
             miss(rule_id, "condition_false", context_detail(cart_rule.conjuncts))
             continue
-        missing = (spend_hints or {}).get(plan.rules[rule_id].name)
+        missing = (spend_hints or {}).get(rule_id)
         # a spend hint alone does not say the first step was missed (a tier promotion past
         # its first step has a hint for the next): stage 6's own test does
         reached = rule_id in order_reached if order_reached is not None else missing is None

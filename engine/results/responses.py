@@ -1,11 +1,16 @@
-"""Priced lines out, as JSON-ready dicts: every cent explained, money as decimal strings.
+"""Priced lines out: typed per-cart results, and the JSON-ready dicts written from them
+(every cent explained, money as decimal strings).
 
 Both paths (bulk arrays and the small-batch probe) describe each line as a ``Record`` of
-plain ints, and one function turns records into the response, so the two can't drift.
+plain ints, and one function turns records into the response, so the two can't drift. The
+bulk path's carts are ``PricedCart``s (records, gifts, warnings and hints with rule ids,
+amounts in minor units): the JSON response is written from them, and order validation and
+commit consumption (``engine.orders.validation``) read the same figures, never the JSON.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,6 +27,7 @@ from engine.core.codes import (
 from engine.core.money import format_percent, format_quantity, money_formatter
 from engine.plan.compiled import Plan
 from engine.pricing.cart import CartBatch
+from engine.pricing.gifts import Warning
 from engine.pricing.pipeline import PricedLines
 from engine.pricing.running import MANUAL_RULE
 from engine.results.misses import not_applied, quantity_hints
@@ -60,20 +66,90 @@ class Record(NamedTuple):
     #: stage 3 split the line: its sub-lines (special first); the line's figures are their sums
     sublines: tuple[Record, ...] | None = None
     special: bool = False  # this record is a special-price sub-line
+    #: a special-price sub-line: its row of the special-price table (``plan.special``), else -1
+    special_row: int = -1
+
+
+class Gift(NamedTuple):
+    """A gift line of a cart (stage 7); it is free: its net is zero."""
+
+    rule: int  # rule id (index into ``plan.rules``)
+    sku: int  # catalog code
+    qty: int  # thousandths of the base unit
+    unit_price: int  # cart currency, minor units
+    list_amount: int
 
 
 @dataclass
 class CartExtras:
-    """What stages 5-9 add to one cart's response."""
+    """What stages 5-9 add to one cart: typed (rule ids, catalog codes, minor units)."""
 
-    gifts: list[dict[str, Any]] = field(default_factory=list)
-    gift_value: int = 0
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    hints: list[dict[str, Any]] = field(default_factory=list)
+    gifts: list[Gift] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    hints: list[tuple[int, int]] = field(default_factory=list)  # (rule id, missing amount): spend more
     switched_off: set[int] = field(default_factory=set)  # rule ids
     #: order promotions (rule ids) whose first step the cart's subtotal reached (filled
     #: only for carts that ask ``explain``)
     order_reached: set[int] = field(default_factory=set)
+
+    @property
+    def gift_value(self) -> int:
+        return sum(g.list_amount for g in self.gifts)
+
+
+class CartTotals(NamedTuple):
+    """A cart's totals over its priced lines, minor units of the cart currency."""
+
+    list: int
+    discount: int  # the sum of every adjustment: negative for a discount
+    net: int
+    tax: int
+    gross: int
+
+
+def cart_totals(records: list[Record]) -> CartTotals:
+    """The totals of the response's ``totals`` block (lines with an error count nothing)."""
+    priced = [r for r in records if r.error == LineError.OK]
+    return CartTotals(
+        list=sum(r.list_amount for r in priced),
+        discount=sum(a[2] for r in priced for a in r.adjustments),
+        net=sum(r.net for r in priced),
+        tax=sum(r.tax for r in priced),
+        gross=sum(r.gross for r in priced),
+    )
+
+
+@dataclass(frozen=True)
+class PricedCart:
+    """One cart, priced: what its JSON response is written from (``write_response``) and
+    what order validation and commit consumption read."""
+
+    currency: str
+    date: dt.date
+    #: one record per line, in cart order; a split line's rows are its ``sublines``
+    lines: list[Record]
+    extras: CartExtras | None = None  # stages 5-9 (None: the ruleset has none)
+    context: dict[str, Any] | None = None  # the cart's condition values (hints, explanations)
+    explain: bool = False
+    cumulative: list[tuple[int, int, int]] | None = None  # per cumulative condition: (committed, cart, threshold)
+
+    def totals(self) -> CartTotals:
+        return cart_totals(self.lines)
+
+
+def line_error(r: Record) -> tuple[str, str]:
+    """(code, message) of a line that could not be priced."""
+    name = LINE_ERRORS[r.error]
+    return name, f"line {r.line_id}: " + ERROR_MESSAGES[name].format(sku=r.sku_text, unit=r.unit, qty=r.qty_text)
+
+
+def warning_message(plan: Plan, w: Warning) -> str:
+    name, sku = plan.rules[w.rule].name, plan.catalog.skus[w.sku]
+    if w.code == "gift_short":
+        return f"{name}: {w.earned} {sku} earned, {w.given} given (the per-order gift cap or the gift stock)"
+    if w.code == "no_fx_rate":
+        return f"{name}: gift {sku!r} has no exchange rate into the cart's currency for its date"
+    return f"{name}: no price list holds gift {sku!r}"
 
 
 def _stage_name(plan: Plan, rule: int, stage: int) -> str:
@@ -99,7 +175,6 @@ def build_response(
     extras = extras if extras is not None else CartExtras()
     lines: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    total_list = total_discount = total_net = total_tax = total_gross = 0
     cat = plan.catalog
     money = money_formatter(currency)
     for r in records:
@@ -107,8 +182,7 @@ def build_response(
         if r.unit is not None:
             line["unit"] = r.unit
         if r.error != LineError.OK:
-            name = LINE_ERRORS[r.error]
-            message = f"line {r.line_id}: " + ERROR_MESSAGES[name].format(sku=r.sku_text, unit=r.unit, qty=r.qty_text)
+            name, message = line_error(r)
             line["status"] = "error"
             line["error"] = {"code": name, "message": message}
             errors.append({"line": r.line_id, "code": name, "message": message})
@@ -117,7 +191,6 @@ def build_response(
         pl_plan = plan.pricelists[r.price_list]
         base_unit = cat.base_units[r.sku]
         adjustments = _adjustments(plan, r.adjustments, money)
-        total_discount += sum(a[2] for a in r.adjustments)
         line.update(
             {
                 "base_qty": str(r.base_qty // 1000) if r.base_qty % 1000 == 0 else format_quantity(r.base_qty),
@@ -150,11 +223,22 @@ def build_response(
         if components:
             line["components"] = _components(plan, components, r.net, money)
         lines.append(line)
-        total_list += r.list_amount
-        total_net += r.net
-        total_tax += r.tax
-        total_gross += r.gross
-    hints = extras.hints
+    totals = cart_totals(records)
+    gifts = [
+        {
+            "sku": cat.skus[g.sku], "qty": format_quantity(g.qty), "unit_price": money(g.unit_price), "list_amount": money(g.list_amount),
+            "net_amount": money(0), "rule": plan.rules[g.rule].name, "source": plan.rules[g.rule].source,
+        }
+        for g in extras.gifts
+    ]  # fmt: skip
+    warnings = [
+        {"code": w.code, "rule": plan.rules[w.rule].name, "sku": cat.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": warning_message(plan, w)}
+        for w in extras.warnings
+    ]
+    hints = [
+        {"rule": plan.rules[rule].name, "kind": "spend_more", "missing_amount": money(missing), "message": f"spend {money(missing)} more: {plan.rules[rule].name}"}
+        for rule, missing in extras.hints
+    ]
     if context is not None:
         hints = quantity_hints(plan, context, currency, records) + hints
     response = {
@@ -164,20 +248,20 @@ def build_response(
         "lines": lines,
         "errors": errors,
         "totals": {
-            "list": money(total_list),
-            "discount": money(total_discount),
-            "net": money(total_net),
-            "tax": money(total_tax),
-            "gross": money(total_gross),
+            "list": money(totals.list),
+            "discount": money(totals.discount),
+            "net": money(totals.net),
+            "tax": money(totals.tax),
+            "gross": money(totals.gross),
             "gift_value": money(extras.gift_value),
         },
-        "gifts": extras.gifts,
-        "warnings": extras.warnings,
+        "gifts": gifts,
+        "warnings": warnings,
         "hints": hints,
     }
     if explain and context is not None:
-        gift_rules = {plan.rule_index(g["rule"]) for g in extras.gifts}
-        spend = {h["rule"]: h["missing_amount"] for h in extras.hints if h["kind"] == "spend_more"}
+        gift_rules = {g.rule for g in extras.gifts}
+        spend = {rule: money(missing) for rule, missing in extras.hints}
         response["not_applied"] = not_applied(
             plan, context, currency, records, gift_rules, extras.switched_off, spend,
             order_reached=extras.order_reached, cumulative=cumulative,
@@ -255,7 +339,14 @@ def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, m
     return [{"sku": plan.catalog.skus[sku], "amount": money(share)} for (sku, _), share in zip(components, shares, strict=True)]
 
 
-def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None) -> list[dict[str, Any]]:
+def write_response(plan: Plan, cart: PricedCart) -> dict[str, Any]:
+    """The JSON-ready response of one priced cart."""
+    return build_response(plan, cart.currency, cart.date.isoformat(), cart.lines, cart.extras, cart.context, cart.explain, cart.cumulative)
+
+
+def priced_carts(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None) -> list[PricedCart]:
+    """The batch's carts as typed results, in batch order (``explain``: per cart, whether
+    it asks for the promotions that did not apply)."""
     rows = priced.rows
     if rows is not None:
         batch = rows.batch  # one record per row, regrouped into lines below
@@ -295,7 +386,7 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[b
             )  # fmt: skip
         )
     if rows is not None:
-        per_cart = _regroup(per_cart, rows.line.tolist(), rows.special.tolist(), rows)
+        per_cart = _regroup(per_cart, rows.line.tolist(), rows.special.tolist(), rows.special_row.tolist(), rows)
     currencies = batch.carts["currency"].to_list()
     extras = cart_extras(plan, batch, priced, currencies, explain) if outcome else [None] * len(dates)
     contexts = batch.carts.rows(named=True)
@@ -307,12 +398,12 @@ def responses(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[b
             for k, (past, now, threshold) in enumerate(cumulative[c] or []):
                 context[plan.cumulative[k].field] = "1" if past + now >= threshold else "0"
     return [
-        build_response(plan, currencies[c], dates[c].isoformat(), per_cart[c], extras[c], contexts[c], bool(explain and explain[c]), cumulative[c])
+        PricedCart(currencies[c], dates[c], per_cart[c], extras[c], contexts[c], bool(explain and explain[c]), cumulative[c])
         for c in range(len(dates))
     ]
 
 
-def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bool], rows: Any) -> list[list[Record]]:
+def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bool], special_row: list[int], rows: Any) -> list[list[Record]]:
     """Rows back into lines: a line's rows are adjacent, in cart order."""
     out: list[list[Record]] = []
     i = 0
@@ -325,7 +416,7 @@ def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bo
             end = k + 1
             while end < len(records) and row_line[i + end - k] == line:
                 end += 1
-            subs = [records[j]._replace(special=special[i + j - k]) for j in range(k, end)]
+            subs = [records[j]._replace(special=special[i + j - k], special_row=special_row[i + j - k]) for j in range(k, end)]
             if len(subs) == 1 and not subs[0].special:
                 lines.append(subs[0])
             else:
@@ -349,37 +440,13 @@ def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: l
     for cart, rule, sku, qty, unit_price, amount in zip(
         g.cart.tolist(), g.rule.tolist(), g.sku.tolist(), g.qty.tolist(), g.unit_price.tolist(), g.list_amount.tolist(), strict=True
     ):
-        money = money_formatter(currencies[cart])
-        extras[cart].gifts.append(
-            {
-                "sku": plan.catalog.skus[sku],
-                "qty": format_quantity(qty),
-                "unit_price": money(unit_price),
-                "list_amount": money(amount),
-                "net_amount": money(0),
-                "rule": plan.rules[rule].name,
-                "source": plan.rules[rule].source,
-            }
-        )
-        extras[cart].gift_value += amount
+        extras[cart].gifts.append(Gift(rule, sku, qty, unit_price, amount))
     for w in outcome.warnings:
-        name, sku = plan.rules[w.rule].name, plan.catalog.skus[w.sku]
-        if w.code == "gift_short":
-            message = f"{name}: {w.earned} {sku} earned, {w.given} given (the per-order gift cap or the gift stock)"
-        elif w.code == "no_fx_rate":
-            message = f"{name}: gift {sku!r} has no exchange rate into the cart's currency for its date"
-        else:
-            message = f"{name}: no price list holds gift {sku!r}"
-        extras[w.cart].warnings.append(
-            {"code": w.code, "rule": plan.rules[w.rule].name, "sku": plan.catalog.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": message}
-        )
+        extras[w.cart].warnings.append(w)
     for cart, rule in outcome.switched_off:
         extras[cart].switched_off.add(rule)
     for cart, rule, missing in outcome.hints:
-        money = money_formatter(currencies[cart])
-        extras[cart].hints.append(
-            {"rule": plan.rules[rule].name, "kind": "spend_more", "missing_amount": money(missing), "message": f"spend {money(missing)} more: {plan.rules[rule].name}"}
-        )
+        extras[cart].hints.append((rule, missing))
     return list(extras)
 
 

@@ -431,16 +431,18 @@ def test_a_retry_with_explain_toggled_is_a_replay(client: TestClient) -> None:
 
 
 def test_a_promotion_that_adds_to_the_net_consumes_no_budget(client: TestClient) -> None:
-    from engine.orders.validation import order_record
+    import datetime as dt
 
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    priced = {
-        "currency": "CNY", "date": "2026-11-22", "gifts": [],
-        "lines": [{"id": "1", "sku": "B", "qty": "1", "base_qty": "1", "list_amount": "20.00", "net_amount": "21.00", "tax": "0.00",
-                   "adjustments": [{"rule": "B 10% budget", "amount": "1.00"}]}],
-        "totals": {"list": "20.00", "discount": "1.00", "net": "21.00", "tax": "0.00", "gross": "21.00"},
-    }  # fmt: skip
-    record = order_record(runtime.require().plan, runtime.store.snapshot(), order("M1", {"id": "1", "sku": "B", "qty": "1"}), priced)
+    from engine.core.codes import AdjustmentStage, BenefitKind, LineError
+    from engine.orders.validation import order_record
+    from engine.results.responses import PricedCart, Record
+
+    plan = client.app.state.runtime.require().plan  # type: ignore[attr-defined]
+    rule = [r.name for r in plan.rules].index("B 10% budget")
+    # 1 B: 20.00 list, the promotion's adjustment +1.00 -> 21.00
+    line = Record("1", "B", "1", None, LineError.OK, plan.catalog.sku_index["B"], 1_000, 0, 2_000, 1, 2_000,
+                  [(rule, BenefitKind.PERCENT_OFF, 100, AdjustmentStage.LINE)], 2_100, 0, 0, 2_100)  # fmt: skip
+    record = order_record(plan, order("M1", {"id": "1", "sku": "B", "qty": "1"}), PricedCart("CNY", dt.date(2026, 11, 22), [line]))
     assert [c for c in record.consumption if c.kind == "budget"] == []
 
 
