@@ -97,7 +97,7 @@ def run(n_carts: int = 20_000, seed: int = 7, cart_calls: int = 2_000) -> dict[s
     compile_ms = (time.perf_counter() - t0) * 1000
     carts = demo_carts(tables, n_carts, seed)
     n_lines = sum(len(c["lines"]) for c in carts)
-    quote_batch(plan, carts[:1000])  # warm the signature tables
+    quote_batch(plan, carts[:1000])  # warm-up (the compiler already built every table)
     gc.collect()
     times = []
     for _ in range(3):

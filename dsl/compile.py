@@ -42,6 +42,7 @@ from engine.plan.conditions import (
 from engine.plan.line_index import BenefitSpec, LineRule, LineRuleIndex
 from engine.plan.price_lists import build_fx, build_pricelist
 from engine.pricing.cumulative import FIELD_PREFIX, CumulativePlan
+from engine.pricing.small_path import finish
 from engine.pricing.special import build_special
 from engine.pricing.tax import build_tax
 
@@ -280,7 +281,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
     warnings = tuple(_shadow_warning(line_promotions, b, covers) for b, covers in shadowed(rules))
     line_index = LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None)
     order_checks = _order_checks(checked)
-    return Plan(
+    return finish(Plan(
         name=checked.name,
         currency=checked.currency,
         timezone=checked.timezone,
@@ -302,7 +303,7 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
         rule_caps=tuple(caps),
         order_checks=order_checks,
         customer_attrs=customer_attributes(pricelists, line_index, stages, order_checks),
-    )
+    ))
 
 
 def _order_checks(checked: CheckedRuleset) -> OrderChecks:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -68,16 +69,23 @@ class Plan:
     cumulative: tuple[CumulativePlan, ...] = ()
     #: custom customer attributes the rules read (``customer_attributes``): a cart column each
     customer_attrs: tuple[str, ...] = ()
-    #: lazily built helpers (the small-batch path's Python-side probes); not part of identity
-    scratch: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: the small-batch path's Python-side tables (``engine.pricing.small_path``), built by the
+    #: compiler's finishing step; None for a plan that was not finished. Not part of identity.
+    small: Any = field(default=None, compare=False, repr=False)
+    #: promotion name -> index in ``rules`` (derived at construction)
+    rule_positions: Mapping[str, int] = field(init=False, compare=False, repr=False)
+    #: the promotions that say ``exclusive`` (indexes into ``rules``, derived at construction)
+    exclusive_rules: frozenset[int] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # derived once, here: the plan is never written after it is constructed
+        object.__setattr__(self, "rule_positions", MappingProxyType({r.name: k for k, r in enumerate(self.rules)}))
+        exclusive = frozenset(k for k, r in enumerate(self.rules) if r.decl is not None and r.decl.stacking == "exclusive")
+        object.__setattr__(self, "exclusive_rules", exclusive)
 
     def rule_index(self, name: str) -> int:
         """The index in ``rules`` of the promotion with this (unique) name."""
-        found = self.scratch.get("rule_index")
-        if found is None:
-            found = self.scratch["rule_index"] = {r.name: k for k, r in enumerate(self.rules)}
-        index: int = found[name]
-        return index
+        return self.rule_positions[name]
 
     @property
     def rule_names(self) -> list[str]:

@@ -5,14 +5,17 @@ quantity falls in, the cell its list amount falls in): every rule boundary on ``
 ``amount`` is a cell edge. For each distinct *signature* (the set of rule alternatives
 whose cart atoms hold for a context) the index builds, once, a dense table
 ``[sku, cell] -> program``; a program is the ordered list of benefits to apply, already
-grouped into best-of slots and cut after an exclusive rule. Tables are built lazily per
-signature and cached, so the cost per line is a few array gathers whatever the number
-of rules (DESIGN principle 1).
+grouped into best-of slots and cut after an exclusive rule. The cart atoms can tell
+only finitely many contexts apart (``ContextSpace``), so ``finish`` (run by the compiler)
+enumerates them and builds every signature's table before the first quote; pricing only
+reads. The cost per line is a few array gathers whatever the number of rules (DESIGN
+principle 1). A space over the bounds falls back to ``OnDemandTables``.
 """
 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,12 +29,14 @@ from engine.plan.catalog import BoolArray
 from engine.plan.conditions import (
     HIGH,
     LOW,
+    CartAtom,
     Conjunct,
     cart_fields,
     context_classes,
     evaluate_cart,
     frame_columns,
 )
+from engine.plan.price_lists import FxRates
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -167,12 +172,14 @@ class LineRuleIndex:
         self.conj_a = (self._cell_lo(self.amount_bounds, iv[:, 2]), self._cell_hi(self.amount_bounds, iv[:, 3]))
         self.fields = sorted(cart_fields(c for r in rules for c in r.conjuncts))
         self._benefits(rules)
-        self.class_slots: dict[tuple[object, ...], int] = {}
-        self.signature_slots: dict[bytes, int] = {}
-        self.tables: list[I32] = []
-        self._table_cache: I32 | None = None
-        self._lock = threading.Lock()
-        self._converted: dict[tuple[object, ...], tuple[I64, I64]] = {}
+        #: every cart context the cart atoms tell apart (finite: see ``ContextSpace``)
+        self.space = ContextSpace.of(self.fields, self.conj_cart)
+        #: the amounts in other currencies, per (rate, from, to, rounding): built by ``finish``
+        self.converted: dict[tuple[object, ...], tuple[I64, I64]] = {}
+        #: every signature's table, built by ``finish`` (None: not finished, or over the bounds)
+        self.finished: FinishedTables | None = None
+        #: the fallback when not finished: tables built on first use, under its lock
+        self.on_demand = OnDemandTables()
 
     # ---- compile-time tables ---------------------------------------------------------------
 
@@ -230,18 +237,125 @@ class LineRuleIndex:
 
     def in_currency(self, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> tuple[I64, I64]:
         """The amount cell edges and per-unit benefit amounts converted from the ruleset
-        currency into a cart's currency at ``rate`` (each figure rounded once), cached."""
-        key = (rate, src, dst, mode)
-        found = self._converted.get(key)
-        if found is None:
-            def conv(values: I64) -> I64:
-                return np.array([convert_minor(int(v), rate, src, dst, mode) for v in values.tolist()], dtype=np.int64)
+        currency into a cart's currency at ``rate`` (each figure rounded once): built by
+        ``finish`` for every rate of the plan's fx table, computed (not kept) otherwise."""
+        found = self.converted.get((rate, src, dst, mode))
+        if found is not None:
+            return found
+        return self._convert(rate, src, dst, mode)
 
-            found = (conv(self.amount_bounds), conv(self.benefit_amount))
-            self._converted[key] = found
-        return found
+    def _convert(self, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> tuple[I64, I64]:
+        def conv(values: I64) -> I64:
+            return np.array([convert_minor(int(v), rate, src, dst, mode) for v in values.tolist()], dtype=np.int64)
+
+        return conv(self.amount_bounds), conv(self.benefit_amount)
+
+    # ---- finishing: every table, before the first quote --------------------------------------
+
+    def finish(self, fx: FxRates | None = None, currency: str | None = None, mode: Rounding | None = None) -> None:
+        """Build every table a lookup reads: the ``[sku, cell] -> program`` table of every
+        signature any cart context can produce (``ContextSpace`` enumerates them), and the
+        converted amounts for every ruleset->cart rate in ``fx``. Called once by the
+        compiler; after it, lookups only read. When the context space or its tables are
+        over ``MAX_CONTEXTS`` / ``MAX_TABLE_BYTES``, tables are left to ``OnDemandTables``."""
+        if fx is not None and currency is not None and mode is not None:
+            converted: dict[tuple[object, ...], tuple[I64, I64]] = {}
+            for (src, dst), (_, rates) in fx.rates.items():
+                if src == currency:
+                    for rate in rates:
+                        converted.setdefault((rate, src, dst, mode), self._convert(rate, src, dst, mode))
+            self.converted = converted
+        self.programs.array()
+        if not self.rules or self.finished is not None:
+            return
+        space = self.space
+        if space.size > MAX_CONTEXTS:
+            return
+        active = space.signatures(self.conj_cart)
+        packed = np.packbits(active, axis=1) if active.shape[1] else np.zeros((len(active), 1), dtype=np.uint8)
+        uniq, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        if len(uniq) * self.n_sku * self.n_cells * 4 > MAX_TABLE_BYTES:
+            return
+        entries = self._entries()
+        if entries is None:
+            tables = [self._build_table(active[i]) for i in first.tolist()]
+        else:
+            tables = [self._table_from_entries(active[i], *entries) for i in first.tolist()]
+        self.programs.array()
+        self.finished = FinishedTables(
+            context_slot=inverse.reshape(-1).astype(np.int64),
+            table=np.concatenate(tables),
+            count=len(tables),
+        )
 
     # ---- per-signature tables ------------------------------------------------------------------
+
+    def _entries(self) -> tuple[I64, I64, I64] | None:
+        """Every (slot = sku * n_cells + cell, benefit, alternative) some alternative can give,
+        sorted: what every signature's table is a filter of (None: over ``MAX_ENTRIES``)."""
+        sku, conj = np.nonzero(np.ascontiguousarray(self.conj_items.T))
+        rule = self.conj_rule[conj]
+        q_lo, q_hi = self.conj_q[0][conj], self.conj_q[1][conj]
+        a_lo, a_hi = self.conj_a[0][conj], self.conj_a[1][conj]
+        slots: list[I64] = []
+        benefits: list[I64] = []
+        conjs: list[I64] = []
+        total = 0
+        for qc in range(len(self.qty_bounds) + 1):
+            in_q = (q_lo <= qc) & (qc < q_hi)
+            for ac in range(self.n_acells):
+                cell = qc * self.n_acells + ac
+                at = np.nonzero(in_q & (a_lo <= ac) & (ac < a_hi))[0]
+                b = self.cell_benefit[rule[at], cell]
+                at, b = at[b >= 0], b[b >= 0]
+                total += len(at)
+                if total > MAX_ENTRIES:
+                    return None
+                slots.append(sku[at] * self.n_cells + cell)
+                benefits.append(b.astype(np.int64))
+                conjs.append(conj[at].astype(np.int64))
+        if not slots:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        slot, benefit, alt = np.concatenate(slots), np.concatenate(benefits), np.concatenate(conjs)
+        order = np.lexsort((alt, benefit, slot))
+        return slot[order], benefit[order], alt[order]
+
+    def _table_from_entries(self, active: BoolArray, slot: I64, benefit: I64, alt: I64) -> I32:
+        """``_build_table`` for one signature from the shared ``_entries``: the same programs
+        (a row per slot: its benefits in order), found with one filter and a row hash."""
+        table = np.zeros(self.n_sku * self.n_cells, dtype=np.int32)
+        keep = active[alt]
+        s, b = slot[keep], benefit[keep]
+        if len(s) == 0:
+            return table
+        # alternatives of one rule give one benefit per slot: keep it once
+        first = np.ones(len(s), dtype=np.bool_)
+        first[1:] = (s[1:] != s[:-1]) | (b[1:] != b[:-1])
+        s, b = s[first], b[first]
+        starts = np.nonzero(np.concatenate([[True], s[1:] != s[:-1]]))[0]
+        lengths = np.diff(np.append(starts, len(s)))
+        pos = np.arange(len(s)) - np.repeat(starts, lengths)
+        weights = np.random.default_rng(0x5EED).integers(1, 1 << 63, int(lengths.max()), dtype=np.uint64) | np.uint64(1)
+        with np.errstate(over="ignore"):
+            mixed = (b.astype(np.uint64) + np.uint64(1)) * weights[pos]
+            row_hash = np.add.reduceat(mixed, starts) ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        _, rep, inverse = np.unique(row_hash, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        # exact despite the hash: every row must equal its representative, entry by entry
+        group_rep = rep[inverse]
+        same = bool((lengths == lengths[group_rep]).all())
+        if same:
+            same = bool((b == b[np.repeat(starts[group_rep], lengths) + pos]).all())
+        if not same:
+            return self._build_table(active)
+        # only the representative rows go to Python
+        rep_lengths = lengths[rep]
+        values = b[np.repeat(starts[rep], rep_lengths) + (np.arange(int(rep_lengths.sum())) - np.repeat(np.cumsum(rep_lengths) - rep_lengths, rep_lengths))].tolist()
+        intern = self.programs.intern
+        ends = np.cumsum(rep_lengths).tolist()
+        pids = np.array([intern(tuple(values[lo:hi])) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)], dtype=np.int32)
+        table[s[starts]] = pids[inverse]
+        return table
 
     def _build_table(self, active: BoolArray) -> I32:
         table = np.zeros(self.n_sku * self.n_cells, dtype=np.int32)
@@ -290,66 +404,56 @@ class LineRuleIndex:
         padded = np.full((len(starts), width), -1, dtype=np.int64)
         pos = np.arange(len(slot)) - np.repeat(starts, lengths)
         padded[np.repeat(np.arange(len(starts)), lengths), pos] = b_all
-        uniq, inverse = np.unique(padded, axis=0, return_inverse=True)
+        base = len(self.benefit_kind) + 1  # a row's entries are -1 .. base - 2
+        if base**width < 1 << 62:
+            # rows as one integer each (most significant first: the same order as by rows),
+            # a 1-D unique being far cheaper than ``np.unique(axis=0)``
+            weights = np.array([base ** (width - 1 - k) for k in range(width)], dtype=np.int64)
+            _, first, inverse = np.unique((padded + 1) @ weights, return_index=True, return_inverse=True)
+            uniq = padded[first]
+        else:
+            uniq, inverse = np.unique(padded, axis=0, return_inverse=True)
         pids = np.array([self.programs.intern(tuple(int(x) for x in row if x >= 0)) for row in uniq], dtype=np.int32)
         table[slot[starts]] = pids[inverse.reshape(-1)]
         return table
 
-    def _slot_for(self, active: BoolArray) -> int:
-        key = np.packbits(active).tobytes()
-        slot = self.signature_slots.get(key)
-        if slot is None:
-            slot = len(self.tables)
-            self.tables.append(self._build_table(active))
-            self.signature_slots[key] = slot
-            self._table_cache = None
-        return slot
-
-    def _all_tables(self) -> I32:
-        if self._table_cache is None:
-            self._table_cache = np.concatenate(self.tables) if self.tables else np.zeros(0, dtype=np.int32)
-        return self._table_cache
-
     # ---- lookups ---------------------------------------------------------------------------------
 
-    def class_slots_for(self, classes: pl.DataFrame) -> npt.NDArray[np.int64]:
-        """The table slot of each distinct cart context (evaluating cart atoms once per context)."""
-        keys: list[tuple[object, ...]] = classes.select(self.fields).rows() if self.fields else [()] * classes.height
-        slots = np.empty(len(keys), dtype=np.int64)
-        missing = [i for i, k in enumerate(keys) if k not in self.class_slots]
-        if missing:
-            with self._lock:
-                self._add_classes(classes, keys, missing)
-        for i, k in enumerate(keys):
-            slots[i] = self.class_slots[k]
-        return slots
+    def context_codes(self, classes: pl.DataFrame) -> list[int]:
+        """The ``ContextSpace`` code of each row of a frame of cart contexts."""
+        if not self.fields:
+            return [0] * classes.height
+        code = self.space.code
+        return [code(row) for row in classes.select(self.fields).iter_rows()]
 
-    def _add_classes(self, classes: pl.DataFrame, keys: list[tuple[object, ...]], missing: list[int]) -> None:
-        missing = [i for i in missing if keys[i] not in self.class_slots]
-        if not missing:
-            return
-        columns = frame_columns(classes[missing]) if self.fields else {}
-        active = (
-            np.stack([evaluate_cart(c, columns, len(missing)) for c in self.conj_cart], axis=1)
-            if self.conj_cart
-            else np.zeros((len(missing), 0), dtype=np.bool_)
-        )
-        for row, i in enumerate(missing):
-            self.class_slots[keys[i]] = self._slot_for(active[row])
+    def slots_of_codes(self, codes: list[int]) -> npt.NDArray[np.int64]:
+        """The table slot of each context code (a read of the finished tables)."""
+        finished = self.finished
+        if finished is not None:
+            result: npt.NDArray[np.int64] = finished.context_slot[np.asarray(codes, dtype=np.int64)]
+            return result
+        return self.on_demand.slots(self, codes)
+
+    def class_slots_for(self, classes: pl.DataFrame) -> npt.NDArray[np.int64]:
+        """The table slot of each distinct cart context."""
+        return self.slots_of_codes(self.context_codes(classes))
 
     def slot_of_context(self, values: dict[str, object]) -> int:
-        """The table slot for one cart's context values (cached after the first time)."""
-        key = tuple(values.get(f) for f in self.fields)
-        slot = self.class_slots.get(key)
-        if slot is None:
-            schema = {f: (pl.Int64 if f == "date" else pl.String) for f in self.fields}
-            frame = pl.DataFrame([list(key)], schema=schema, orient="row") if self.fields else pl.DataFrame({"_": [0]})
-            slot = int(self.class_slots_for(frame)[0])
-        return slot
+        """The table slot for one cart's context values."""
+        code = self.space.code(tuple(values.get(f) for f in self.fields)) if self.fields else 0
+        finished = self.finished
+        if finished is not None:
+            return int(finished.context_slot[code])
+        return int(self.on_demand.slots(self, [code])[0])
 
     def table(self) -> I32:
-        with self._lock:
-            return self._all_tables()
+        """Every signature's table, concatenated: ``[slot, sku, cell] -> program``, flat."""
+        finished = self.finished
+        return finished.table if finished is not None else self.on_demand.table
+
+    def built_tables(self) -> int:
+        """How many signature tables exist (finished, or built on demand so far)."""
+        return self.finished.count if self.finished is not None else len(self.on_demand.tables)
 
     def programs_for(
         self, carts: pl.DataFrame, line_cart: I64, sku: I64, qty: I64, amount: I64, amount_cell: I64 | None = None
@@ -360,10 +464,172 @@ class LineRuleIndex:
             return np.zeros(len(sku), dtype=np.int32)
         class_of_cart, classes = context_classes(carts, self.fields)
         slot_of_class = self.class_slots_for(classes)
+        table = self.table()  # after the slots: an on-demand build publishes the table first
         table_slot = slot_of_class[class_of_cart][line_cart]
         qc = np.searchsorted(self.qty_bounds, qty, side="right")
         ac = np.searchsorted(self.amount_bounds, amount, side="right") if amount_cell is None else amount_cell
         cell = qc * self.n_acells + ac
         flat = (table_slot * self.n_sku + sku) * self.n_cells + cell
-        result: I32 = self.table()[flat]
+        result: I32 = table[flat]
         return result
+
+
+# ---- the cart contexts line rules can tell apart --------------------------------------------------
+
+#: the most cart contexts (product of every field's classes) ``finish`` enumerates
+MAX_CONTEXTS = 1 << 16
+#: the most bytes of signature tables ``finish`` builds
+MAX_TABLE_BYTES = 256 << 20
+#: the most (slot, benefit, alternative) entries ``finish`` shares between signatures
+MAX_ENTRIES = 1 << 24
+
+_ORDER_EDGES = {"<": (0,), ">=": (0,), "<=": (1,), ">": (1,), "==": (0, 1), "!=": (0, 1)}
+
+
+@dataclass(frozen=True)
+class ContextSpace:
+    """Every cart context the rules' cart atoms can tell apart, as a finite mixed-radix code.
+
+    A text field's classes are the values some atom names, plus one class for every other
+    value (None included: ``in`` is false and ``not in`` true for both). A date field's
+    classes are the intervals between the atoms' edges. So the space is finite whatever the
+    customer master holds; its size is the product of the fields' class counts."""
+
+    fields: tuple[str, ...]
+    #: per field: value -> class (text fields; any other value is class ``len``), or None
+    names: tuple[dict[object, int] | None, ...]
+    #: per field: sorted edges, class = number of edges <= the value (date fields), or None
+    edges: tuple[list[int] | None, ...]
+    sizes: tuple[int, ...]
+
+    @staticmethod
+    def of(fields: list[str], conj_cart: list[tuple[Conjunct, ...]]) -> ContextSpace:
+        atoms = [atom for (conj,) in conj_cart for atom in conj.cart]
+        names: list[dict[object, int] | None] = []
+        edges: list[list[int] | None] = []
+        sizes: list[int] = []
+        for name in fields:
+            mine = [a for a in atoms if a.field == name]
+            if name == "date":
+                points = {v + d for a in mine if a.op in ("in", "not in") for v in a.values if isinstance(v, int) for d in (0, 1)}
+                points |= {a.date + d for a in mine if a.op in _ORDER_EDGES for d in _ORDER_EDGES[a.op]}
+                edges.append(sorted(points))
+                names.append(None)
+                sizes.append(len(points) + 1)
+            else:
+                named = sorted({str(v) for a in mine for v in a.values})
+                names.append({v: k for k, v in enumerate(named)})
+                edges.append(None)
+                sizes.append(len(named) + 1)
+        return ContextSpace(tuple(fields), tuple(names), tuple(edges), tuple(sizes))
+
+    @property
+    def size(self) -> int:
+        total = 1
+        for n in self.sizes:
+            total *= n
+        return total
+
+    def code(self, values: tuple[object, ...] | list[object]) -> int:
+        """A context's code: its class per field, mixed radix (first field most significant)."""
+        code = 0
+        for value, named, edges, size in zip(values, self.names, self.edges, self.sizes, strict=True):
+            if named is not None:
+                found = named.get(value) if isinstance(value, str) else None
+                k = size - 1 if found is None else found
+            else:
+                assert edges is not None and isinstance(value, int), "a cart always has a date"
+                k = bisect_right(edges, value)
+            code = code * size + k
+        return code
+
+    def representatives(self, position: int) -> list[object]:
+        """One value of each class of field ``position`` (None: the unnamed class)."""
+        named, edges = self.names[position], self.edges[position]
+        if named is not None:
+            return [*named, None]
+        assert edges is not None
+        return [edges[0] - 1 if edges else 0, *edges]
+
+    def signatures(self, conj_cart: list[tuple[Conjunct, ...]]) -> BoolArray:
+        """``[code, conjunct]``: which conjuncts' cart atoms hold in each context of the space."""
+        n = self.size
+        codes = np.arange(n, dtype=np.int64)
+        digits: dict[str, I64] = {}
+        stride = 1
+        for position in range(len(self.fields) - 1, -1, -1):
+            digits[self.fields[position]] = (codes // stride) % self.sizes[position]
+            stride *= self.sizes[position]
+        truth: dict[str, dict[CartAtom, BoolArray]] = {}
+        active = np.ones((n, len(conj_cart)), dtype=np.bool_)
+        for j, (conj,) in enumerate(conj_cart):
+            for atom in conj.cart:
+                by_field = truth.setdefault(atom.field, {})
+                holds = by_field.get(atom)
+                if holds is None:
+                    reps = self.representatives(self.fields.index(atom.field))
+                    holds = by_field[atom] = np.array([atom.holds(v) for v in reps], dtype=np.bool_)
+                active[:, j] &= holds[digits[atom.field]]
+        return active
+
+
+@dataclass(frozen=True)
+class FinishedTables:
+    """What ``LineRuleIndex.finish`` built: the slot of every context code and every table."""
+
+    context_slot: npt.NDArray[np.int64]  # [code] -> slot
+    table: I32  # [slot, sku, cell] -> program, flat
+    count: int
+
+
+class OnDemandTables:
+    """The fallback for a context space over the bounds (``MAX_CONTEXTS``, ``MAX_TABLE_BYTES``):
+    a signature's table is built the first time a context that has it is priced, under
+    the lock, and kept; readers see a table only once it is complete."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.slot_of_code: dict[int, int] = {}
+        self.slot_of_signature: dict[bytes, int] = {}
+        self.tables: list[I32] = []
+        self.table: I32 = np.zeros(0, dtype=np.int32)
+
+    def slots(self, index: LineRuleIndex, codes: list[int]) -> npt.NDArray[np.int64]:
+        known = self.slot_of_code
+        if any(c not in known for c in codes):
+            with self.lock:
+                missing = sorted({c for c in codes if c not in known})
+                if missing:
+                    self._add(index, missing)
+        return np.array([known[c] for c in codes], dtype=np.int64)
+
+    def _add(self, index: LineRuleIndex, codes: list[int]) -> None:
+        space = index.space
+        values: list[list[object]] = [[] for _ in space.fields]
+        for code in codes:
+            rest = code
+            for position in range(len(space.fields) - 1, -1, -1):
+                rest, k = divmod(rest, space.sizes[position])
+                values[position].append(space.representatives(position)[k])
+        schema = {f: (pl.Int64 if f == "date" else pl.String) for f in space.fields}
+        frame = pl.DataFrame(dict(zip(space.fields, values, strict=True)), schema=schema)
+        columns = frame_columns(frame)
+        active = (
+            np.stack([evaluate_cart(c, columns, len(codes)) for c in index.conj_cart], axis=1)
+            if index.conj_cart
+            else np.zeros((len(codes), 0), dtype=np.bool_)
+        )
+        new: dict[int, int] = {}
+        added = False
+        for row, code in enumerate(codes):
+            key = np.packbits(active[row]).tobytes()
+            slot = self.slot_of_signature.get(key)
+            if slot is None:
+                slot = self.slot_of_signature[key] = len(self.tables)
+                self.tables.append(index._build_table(active[row]))
+                added = True
+            new[code] = slot
+        if added:
+            index.programs.array()
+            self.table = np.concatenate(self.tables)  # published before the slots that point into it
+        self.slot_of_code.update(new)

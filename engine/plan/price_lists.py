@@ -24,7 +24,7 @@ from engine.core.money import (
     MAX_UNIT_PRICE_MINOR,
     QTY_DIGITS,
     Rounding,
-    convert_minor,
+    convert_minor_many,
     exponent,
     parse_rate,
 )
@@ -70,16 +70,24 @@ class PriceListPlan:
         return found
 
     def prices_in(self, currency: str, rate: tuple[int, int], mode: Rounding) -> I64:
-        """Every row's unit price converted to ``currency`` (exact, rounded once), cached."""
-        cache_key = (currency, rate[0], rate[1])
-        found = self.converted.get(cache_key)
-        if found is None:
-            found = np.array(
-                [convert_minor(int(p), rate, self.currency, currency, mode) for p in self.row_price],
-                dtype=np.int64,
-            )
-            self.converted[cache_key] = found
-        return found
+        """Every row's unit price converted to ``currency`` (exact, rounded once): built by
+        ``finish`` for every rate of the plan's fx table, computed (not kept) otherwise."""
+        found = self.converted.get((currency, rate[0], rate[1]))
+        if found is not None:
+            return found
+        return convert_minor_many(self.row_price, rate, self.currency, currency, mode)
+
+    def finish(self, fx: FxRates, mode: Rounding) -> None:
+        """Convert the rows at every rate the fx table holds from this list's currency, up to
+        ``MAX_CONVERTED`` figures (past it, ``prices_in`` converts per call)."""
+        pairs = [(dst, rate) for (src, dst), (_, rates) in fx.rates.items() if src == self.currency for rate in dict.fromkeys(rates)]
+        if len(pairs) * len(self.row_price) > MAX_CONVERTED:
+            return
+        self.converted = {(dst, rate[0], rate[1]): convert_minor_many(self.row_price, rate, self.currency, dst, mode) for dst, rate in pairs}
+
+
+#: the most converted unit prices ``PriceListPlan.finish`` keeps per list
+MAX_CONVERTED = 1 << 23
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 A vectorized call costs tens of microseconds of fixed overhead per numpy/polars operation,
 which dominates a 10-line cart. This path walks the cart's few lines against the *same*
 compiled plan — the same price-list row tables, the same per-signature promotion tables,
-the same programs — through Python lists and dicts derived from it once per plan. Its
-cost does not grow with the number of rules. Property tests require it to agree with the
+the same programs — through Python lists and dicts the compiler derives once, when it
+finishes the plan (``finish``; ``Plan.small``): nothing is built while serving. Its cost
+does not grow with the number of rules. Property tests require it to agree with the
 bulk path (``engine.pricing.pipeline``) and the reference interpreter to the minor unit.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from bisect import bisect_right
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from dsl.schema import CART_TEXT_FIELDS
@@ -93,8 +95,18 @@ class SmallPath:
         self.amount = index.benefit_amount.tolist()
         self.rule = plan.line_rule_ids[index.benefit_rule].tolist() if len(index.benefit_rule) else []
         self.exclusive = index.programs.benefit_exclusive.tolist()
-        self.tax_rates: dict[tuple[Any, Any, Any], int] = {}
         self.customer_attrs = plan.customer_attrs
+        # every tax rate a line can get: a region or trade term no tax row names is looked up
+        # as None (both match only the rows that leave that key open)
+        rows = plan.tax.rows if plan.tax is not None else ()
+        self.tax_regions = frozenset(r[0] for r in rows if r[0] is not None)
+        self.tax_terms = frozenset(r[2] for r in rows if r[2] is not None)
+        self.tax_rates: dict[tuple[Any, Any, Any], int] = {
+            (region, tax_class, term): plan.tax.rate(region, tax_class, term) if plan.tax is not None else 0
+            for region in (*self.tax_regions, None)
+            for tax_class in {*self.tax_class, None}
+            for term in (*self.tax_terms, None)
+        }
 
     def factor(self, unit: str | None, sku: int) -> int:
         if unit is None or unit == self.base_units[sku]:
@@ -148,7 +160,7 @@ class SmallPath:
             if holds_for_cart(probe.plan.conjuncts, values)
         ]
         index = self.index
-        # the slot first: a first-seen context may add a table
+        # the slot first: an unfinished index may add a table
         slot_base = index.slot_of_context(values) * index.n_sku if index.rules else 0
         table = index.table().data if index.rules else None
         n_cells, n_acells = index.n_cells, index.n_acells
@@ -166,6 +178,8 @@ class SmallPath:
         sku_index, base_units, unit_factors = self.sku_index, self.base_units, self.unit_factors
         tax_class, tax_rates = self.tax_class, self.tax_rates
         region, term = values["customer.region"], values["trade_term"]
+        region = region if region in self.tax_regions else None
+        term = term if term in self.tax_terms else None
         day_ordinal = values["date"]
         records: list[Record] = []
         append = records.append
@@ -241,10 +255,7 @@ class SmallPath:
                 program = table[(slot_base + sku) * n_cells + cell]
                 if program:
                     net = self._apply(slots_of[program], net, qty, adjustments, half_even, amounts)
-            tax_key = (region, tax_class[sku], term)
-            rate_bp = tax_rates.get(tax_key)
-            if rate_bp is None:
-                rate_bp = self._tax_rate(*tax_key)
+            rate_bp = tax_rates[(region, tax_class[sku], term)]
             if probe.tax_included:
                 net_of_tax = int_round_div(net * BP_SCALE, BP_SCALE + rate_bp, half_even)
                 tax = net - net_of_tax
@@ -288,18 +299,26 @@ class SmallPath:
                 break
         return net
 
-    def _tax_rate(self, region: Any, tax_class: Any, term: Any) -> int:
-        key = (region, tax_class, term)
-        found = self.tax_rates.get(key)
-        if found is None:
-            found = self.plan.tax.rate(region, tax_class, term) if self.plan.tax is not None else 0
-            self.tax_rates[key] = found
-        return found
+
+
+def finish(plan: Plan) -> Plan:
+    """The plan with every table a quote reads built: each signature's line-promotion table
+    (every cart context the rules can tell apart), the amounts and prices at every rate of
+    the fx table, and the small-batch path's tables. The compiler calls it once; pricing
+    after it only reads."""
+    plan.line_index.finish(plan.fx, plan.currency, plan.rounding)
+    for pricelist in plan.pricelists:
+        pricelist.finish(plan.fx, plan.rounding)
+    probes = SmallPath(plan)
+    finished = replace(plan, small=probes)
+    probes.plan = finished
+    return finished
 
 
 def small_path(plan: Plan) -> SmallPath:
-    probe = plan.scratch.get("small_path")
-    if probe is None:
-        probe = SmallPath(plan)
-        plan.scratch["small_path"] = probe
-    return probe
+    """The plan's small-batch tables (built by ``finish``); a plan that was not finished
+    gets them built for this call and not kept."""
+    probes = plan.small
+    if isinstance(probes, SmallPath) and probes.plan is plan:
+        return probes
+    return SmallPath(plan)

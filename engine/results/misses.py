@@ -52,7 +52,7 @@ def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: S
     index = plan.line_index
     if not index.rules or not len(index.qty_bounds) or (currency != plan.currency and plan.money_in_promotions):
         return []
-    slot_base = index.slot_of_context(values) * index.n_sku  # first: a new context may add a table
+    slot_base = index.slot_of_context(values) * index.n_sku  # first: an unfinished index may add a table
     table = index.table()
     q_bounds = index.qty_bounds.tolist()
     a_bounds = index.amount_bounds.tolist()
@@ -291,13 +291,8 @@ def _sets_reachable(rule: CartRule, lines: Sequence[Record]) -> bool:
     return sum(r.list_amount for r in lines) >= rule.step_money
 
 
-def _exclusive_rules(plan: Plan) -> set[int]:
-    cached = plan.scratch.get("exclusive_rules")
-    if cached is None:
-        cached = {k for k, info in enumerate(plan.rules) if info.decl is not None and info.decl.stacking == "exclusive"}
-        plan.scratch["exclusive_rules"] = cached
-    result: set[int] = cached
-    return result
+def _exclusive_rules(plan: Plan) -> frozenset[int]:
+    return plan.exclusive_rules
 
 
 def _line_meets(conj: Conjunct, r: Record, same_currency: bool) -> bool:
