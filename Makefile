@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint typecheck unit bench demo-data clean
+.PHONY: install serve test lint format-check typecheck doctest unit bench demo-data clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -31,13 +31,20 @@ serve: demo-data
 lint: $(STAMP)
 	$(BIN)/ruff check dsl engine server tests bench
 
+format-check: $(STAMP)
+	$(BIN)/ruff format --check dsl engine server tests bench
+
 typecheck: $(STAMP)
 	$(BIN)/mypy dsl engine server
+
+# the examples in the docstrings of dsl/ and engine/ are run as tests
+doctest: $(STAMP)
+	$(BIN)/pytest --doctest-modules dsl engine
 
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint format-check typecheck doctest unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
 
-def demo_carts(tables: dict[str, Any], n_carts: int, seed: int, lines: int | None = None) -> list[dict[str, Any]]:
+def demo_carts(
+    tables: dict[str, Any], n_carts: int, seed: int, lines: int | None = None
+) -> list[dict[str, Any]]:
     """Carts of 1-20 lines (or exactly ``lines``) from the demo's customers and SKUs."""
     rng = random.Random(seed)
     customers = tables["demo_customers"].to_dicts()
@@ -44,14 +46,22 @@ def demo_carts(tables: dict[str, Any], n_carts: int, seed: int, lines: int | Non
         count = lines or rng.randint(1, 20)
         cart_lines = []
         for i in range(count):
-            line: dict[str, Any] = {"id": str(i + 1), "sku": rng.choice(skus), "qty": str(rng.choice((1, 2, 3, 5, 10, 12, 24, 50, 100)))}
+            line: dict[str, Any] = {
+                "id": str(i + 1),
+                "sku": rng.choice(skus),
+                "qty": str(rng.choice((1, 2, 3, 5, 10, 12, 24, 50, 100))),
+            }
             if rng.random() < 0.05:
                 line["manual_discount"] = rng.choice(("3%", "7%", "12%", "20%"))
             cart_lines.append(line)
         carts.append(
             {
                 "date": "2026-11-22",
-                "customer": {"id": customer["id"], "tier": customer["tier"], "region": customer["region"]},
+                "customer": {
+                    "id": customer["id"],
+                    "tier": customer["tier"],
+                    "region": customer["region"],
+                },
                 "lines": cart_lines,
             }
         )
@@ -82,7 +92,12 @@ def demo_frames(carts: list[dict[str, Any]]) -> tuple[pl.DataFrame, pl.DataFrame
 
 def without_manual_discounts(carts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {**c, "lines": [{k: v for k, v in line.items() if k != "manual_discount"} for line in c["lines"]]}
+        {
+            **c,
+            "lines": [
+                {k: v for k, v in line.items() if k != "manual_discount"} for line in c["lines"]
+            ],
+        }
         for c in carts
     ]
 
@@ -143,9 +158,14 @@ def run(n_carts: int = 20_000, seed: int = 7, cart_calls: int = 2_000) -> dict[s
         "frames_s": [round(t, 3) for t in frame_times],
         "frames_rows": priced.height,
         "frames_vs_batch_mismatches": frames_vs_batch,
-        "cart_us": {"p50": round(float(np.percentile(us, 50)), 1), "p99": round(float(np.percentile(us, 99)), 1)},
+        "cart_us": {
+            "p50": round(float(np.percentile(us, 50)), 1),
+            "p99": round(float(np.percentile(us, 99)), 1),
+        },
         "gifts_given": sum(len(a["gifts"]) for a in answers),
-        "adjustments": sum(len(line.get("adjustments", ())) for a in answers for line in a["lines"]),
+        "adjustments": sum(
+            len(line.get("adjustments", ())) for a in answers for line in a["lines"]
+        ),
         "note": (
             "batch = quote_batch (JSON carts in, JSON answers out, bulk path); frames = price_frames "
             "(polars frames in and out, no manual discounts; lines/s = priced rows / time); "
@@ -164,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         const=RESULTS,
         default=None,
-        help="replace \"full\" in a results JSON (default bench/results/latest.json)",
+        help='replace "full" in a results JSON (default bench/results/latest.json)',
     )
     args = parser.parse_args(argv)
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -50,16 +50,30 @@ def _orders(n: int, seed: int, prefix: str) -> list[dict[str, Any]]:
 
     tables = generate(seed=2026, n_skus=3000, n_customers=200)
     customers = tables["demo_customers"].to_dicts()
-    skus = [s for s in tables["standard_prices"]["sku"].unique().sort().to_list() if not s.startswith("KIT")]
-    packs = {r["sku"]: int(r["pack"]) for r in tables["catalog"].select("sku", "pack").drop_nulls().to_dicts()}
+    skus = [
+        s
+        for s in tables["standard_prices"]["sku"].unique().sort().to_list()
+        if not s.startswith("KIT")
+    ]
+    packs = {
+        r["sku"]: int(r["pack"])
+        for r in tables["catalog"].select("sku", "pack").drop_nulls().to_dicts()
+    }
     rng = random.Random(seed)
     out = []
     for i in range(n):
         c = rng.choice(customers)
         customer = {k: c[k] for k in ("id", "tier", "region") if c.get(k)}
-        picked = [rng.choice(skus) for _ in range(5)]  # quantities in whole packs where the catalog has them
-        lines = [{"id": str(j + 1), "sku": sku, "qty": str(rng.randint(1, 20) * packs.get(sku, 1))} for j, sku in enumerate(picked)]
-        out.append({"id": f"{prefix}-{i:06d}", "date": "2026-11-22", "customer": customer, "lines": lines})
+        picked = [
+            rng.choice(skus) for _ in range(5)
+        ]  # quantities in whole packs where the catalog has them
+        lines = [
+            {"id": str(j + 1), "sku": sku, "qty": str(rng.randint(1, 20) * packs.get(sku, 1))}
+            for j, sku in enumerate(picked)
+        ]
+        out.append(
+            {"id": f"{prefix}-{i:06d}", "date": "2026-11-22", "customer": customer, "lines": lines}
+        )
     return out
 
 
@@ -79,7 +93,10 @@ def run(n_validate: int, n_commits: int, clients: int, seed: int) -> dict[str, A
         db, rules = _prepare(Path(tmp_name))
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         env.pop("PRICER_ADMIN_TOKEN", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--rules", str(rules), "--port", str(port)],
@@ -133,7 +150,9 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
                         acknowledged.append(order["id"])
                     else:  # e.g. an order with a no_price line: order_invalid (a realistic refusal)
                         body = response.json()
-                        why = f"{response.status_code} {body.get('code')}: " + ",".join(sorted({e['code'] for e in body.get('errors', [])}))
+                        why = f"{response.status_code} {body.get('code')}: " + ",".join(
+                            sorted({e["code"] for e in body.get("errors", [])})
+                        )
                         refused[why] = refused.get(why, 0) + 1
 
     threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
@@ -153,7 +172,11 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
     ]  # fmt: skip
     ms = np.array(latencies) * 1000
     return {
-        "validate_ms": {"p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2), "n": len(ms)},
+        "validate_ms": {
+            "p50": round(float(np.percentile(ms, 50)), 2),
+            "p99": round(float(np.percentile(ms, 99)), 2),
+            "n": len(ms),
+        },
         "commits_per_s": round(len(acknowledged) / elapsed, 1),
         "commits": len(acknowledged),
         "commit_refusals": refused,
@@ -165,7 +188,9 @@ def _measure(url: str, n_validate: int, n_commits: int, clients: int, seed: int)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="orders over HTTP: validate latency, commit throughput")
+    parser = argparse.ArgumentParser(
+        description="orders over HTTP: validate latency, commit throughput"
+    )
     parser.add_argument("--validate", type=int, default=1000, help="validate requests timed")
     parser.add_argument("--commits", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
@@ -178,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         v = result["validate_ms"]
         print(f"validate: p50 {v['p50']} ms, p99 {v['p99']} ms over {v['n']} requests")
-        print(f"commit: {result['commits_per_s']} commits/s ({result['commits']} commits, {result['clients']} clients)")
+        print(
+            f"commit: {result['commits_per_s']} commits/s ({result['commits']} commits, {result['clients']} clients)"
+        )
     return 0 if not result["acknowledged_missing"] and not result["overdrawn"] else 1
 
 

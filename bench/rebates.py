@@ -119,9 +119,13 @@ def generate(path: Path, n_lines: int, n_partners: int, seed: int, chunk: int = 
                 {
                     "order_id": pl.Series(order).cast(pl.String),
                     "line_id": pl.Series(np.arange(n) % 5 + 1).cast(pl.String),
-                    "date": pl.Series((q4 + days.astype("timedelta64[D]")).astype("datetime64[D]")).cast(pl.Date),
+                    "date": pl.Series(
+                        (q4 + days.astype("timedelta64[D]")).astype("datetime64[D]")
+                    ).cast(pl.Date),
                     "customer_id": pl.Series(customer).cast(pl.String),
-                    "referrer": pl.Series(np.where(has_ref, ref, -1)).cast(pl.String).replace("-1", None),
+                    "referrer": pl.Series(np.where(has_ref, ref, -1))
+                    .cast(pl.String)
+                    .replace("-1", None),
                     "project": pl.Series([None] * n, dtype=pl.String),
                     "sku": "S" + pl.Series(rng.integers(0, n_skus, n)).cast(pl.String).str.zfill(5),
                     "qty": pl.Series(qty, dtype=pl.Int64),
@@ -154,7 +158,9 @@ def generate(path: Path, n_lines: int, n_partners: int, seed: int, chunk: int = 
     pl.DataFrame(
         {
             "event_id": pl.Series(np.arange(n_ev)).cast(pl.String),
-            "date": pl.Series((q4 + rng.integers(0, 92, n_ev).astype("timedelta64[D]")).astype("datetime64[D]")).cast(pl.Date),
+            "date": pl.Series(
+                (q4 + rng.integers(0, 92, n_ev).astype("timedelta64[D]")).astype("datetime64[D]")
+            ).cast(pl.Date),
             "partner_id": pl.Series(rng.integers(0, n_partners, n_ev)).cast(pl.String),
             "kind": pl.Series(kinds[rng.integers(0, 4, n_ev)]),
             "order_id": pl.Series([None] * n_ev, dtype=pl.String),
@@ -179,34 +185,59 @@ def run_once(path: Path) -> dict[str, Any]:
     from engine.core.data import DataSet
 
     started = time.perf_counter()
-    data = DataSet(catalog=catalog(), tables={"rebate_targets": pl.read_csv(path / "rebate_targets.csv", infer_schema=False)})
+    data = DataSet(
+        catalog=catalog(),
+        tables={"rebate_targets": pl.read_csv(path / "rebate_targets.csv", infer_schema=False)},
+    )
     policies = compile_policies({"bench.rule": RULES}, data)
     history = read_history(path, policies.currency)
     result = run_policies(policies, history, parse_period("2026-Q4"))
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1), "result_rows": result.rows.height, "policies": policies.count}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "result_rows": result.rows.height,
+        "policies": policies.count,
+    }
 
 
-def run(n_lines: int = 10_000_000, n_partners: int = 5_000, seed: int = 11, runs: int = 2) -> dict[str, Any]:
+def run(
+    n_lines: int = 10_000_000, n_partners: int = 5_000, seed: int = 11, runs: int = 2
+) -> dict[str, Any]:
     path = CACHE / f"history_{n_lines}_{n_partners}_{seed}"
     started = time.perf_counter()
     if not (path / "events.parquet").is_file():
-        print(f"[rebates] generating {n_lines:,} lines, {n_partners:,} partners -> {path}", file=sys.stderr)
+        print(
+            f"[rebates] generating {n_lines:,} lines, {n_partners:,} partners -> {path}",
+            file=sys.stderr,
+        )
         generate(path, n_lines, n_partners, seed)
     generate_s = round(time.perf_counter() - started, 1)
     best: dict[str, Any] | None = None
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-m", "bench.rebates", "--run-only", str(path)],
-            check=True, capture_output=True, text=True, cwd=BENCH_DIR.parent,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=BENCH_DIR.parent,
         )
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         if best is None or figures["seconds"] < best["seconds"]:
             best = figures
     assert best is not None
     size_mb = round(sum(f.stat().st_size for f in path.iterdir()) / 2**20, 1)
-    return {**best, "lines": n_lines, "partners": n_partners, "history_mb": size_mb, "generate_s": generate_s, "runs": runs, "target_s": 10.0, "target_met": best["seconds"] < 10.0}
+    return {
+        **best,
+        "lines": n_lines,
+        "partners": n_partners,
+        "history_mb": size_mb,
+        "generate_s": generate_s,
+        "runs": runs,
+        "target_s": 10.0,
+        "target_met": best["seconds"] < 10.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partners", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--no-save", action="store_true", help="print only; leave latest.json alone")
+    parser.add_argument(
+        "--no-save", action="store_true", help="print only; leave latest.json alone"
+    )
     parser.add_argument("--run-only", metavar="DIR", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_only:

@@ -243,9 +243,21 @@ def bench_orders(args: argparse.Namespace) -> dict[str, Any]:
     """``POST /orders/validate`` p50/p99 and ``POST /orders/commit`` per second over HTTP
     (``bench/orders_load.py``: the demo ruleset and data, a server in its own process)."""
     n = 300 if args.quick else 1000
-    cmd = [sys.executable, "-m", "bench.orders_load", "--json", "--validate", str(n), "--commits", str(n)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.orders_load",
+        "--json",
+        "--validate",
+        str(n),
+        "--commits",
+        str(n),
+    ]
     log(f"[orders] {n} validates, {n} commits over HTTP, separate processes")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         log(proc.stdout + proc.stderr)
@@ -301,11 +313,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("[full] the demo ruleset, every stage")
     from bench import full as full_bench
 
-    full = full_bench.run(n_carts=2_000 if args.quick else 20_000, cart_calls=300 if args.quick else 2_000)
+    full = full_bench.run(
+        n_carts=2_000 if args.quick else 20_000, cart_calls=300 if args.quick else 2_000
+    )
     log("[rebates] a rebate batch over a generated history")
     from bench import rebates as rebates_bench
 
-    rebates = rebates_bench.run(n_lines=1_000_000 if args.quick else 10_000_000, n_partners=5_000, runs=1 if args.quick else 2)
+    rebates = rebates_bench.run(
+        n_lines=1_000_000 if args.quick else 10_000_000,
+        n_partners=5_000,
+        runs=1 if args.quick else 2,
+    )
     log(f"generating {sizes} seed={args.seed}")
     base = generate(**sizes, n_rules=RULE_COUNTS[0], seed=args.seed)
     carts = base.carts_frame()
@@ -368,7 +386,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "compile_ms": {r: v["compile_ms"] for r, v in per_rules.items()},
         "zen_slow_lines_per_s": {
-            r: v["zen_slow_lines_per_s"] for r, v in per_rules.items() if "zen_slow_lines_per_s" in v
+            r: v["zen_slow_lines_per_s"]
+            for r, v in per_rules.items()
+            if "zen_slow_lines_per_s" in v
         },
         "zen_slow_note": (
             "not zen's fast path, not used in any ratio: ZenEngine().create_decision(content)"
@@ -473,15 +493,19 @@ def table(r: dict[str, Any]) -> str:
             f"{r['compile_ms'][k]} | {cp['p50']} / {cp['p99']} | {cz['p50']} / {cz['p99']} |"
         )
     modes = list(r["per_rules"][rules[0]].get("zen_lines_per_s_by_mode", {}))
-    lines += [] if not modes else [
-        "",
-        "zen-engine batch by mode, lines/s (`per_line`: one `engine.evaluate` per line; "
-        "`per_cart`: one `loop` evaluation per cart; `loop_chunk_n`: one `loop` evaluation per "
-        "n lines):",
-        "",
-        "| rules | " + " | ".join(f"`{m}`" for m in modes) + " |",
-        "| ---: | " + " | ".join("---:" for _ in modes) + " |",
-    ]
+    lines += (
+        []
+        if not modes
+        else [
+            "",
+            "zen-engine batch by mode, lines/s (`per_line`: one `engine.evaluate` per line; "
+            "`per_cart`: one `loop` evaluation per cart; `loop_chunk_n`: one `loop` evaluation per "
+            "n lines):",
+            "",
+            "| rules | " + " | ".join(f"`{m}`" for m in modes) + " |",
+            "| ---: | " + " | ".join("---:" for _ in modes) + " |",
+        ]
+    )
     for k in rules if modes else ():
         by_mode = r["per_rules"][k]["zen_lines_per_s_by_mode"]
         lines.append(f"| {k} | " + " | ".join(_fmt_rate(by_mode[m]) for m in modes) + " |")

@@ -91,7 +91,11 @@ class Checker:
         self.units: set[str] = set()
         if data is not None and "sku" in data.catalog.columns:
             self.skus = {s for s in data.catalog["sku"].to_list() if s}
-            self.units = set(data.catalog["base_unit"].drop_nulls().to_list()) if "base_unit" in data.catalog.columns else set()
+            self.units = (
+                set(data.catalog["base_unit"].drop_nulls().to_list())
+                if "base_unit" in data.catalog.columns
+                else set()
+            )
             if "units" in data.catalog.columns:
                 for text in data.catalog["units"].drop_nulls().to_list():
                     for part in text.split(";"):
@@ -99,7 +103,9 @@ class Checker:
                             self.units.add(part.split("=", 1)[0].strip())
 
     def error(self, code: str, message: str, span: t.Span, hint: str | None = None) -> None:
-        self.diags.append(Diagnostic(code=code, severity="error", message=message, span=span, hint=hint))
+        self.diags.append(
+            Diagnostic(code=code, severity="error", message=message, span=span, hint=hint)
+        )
 
     # ---- header and declarations ---------------------------------------------------------
 
@@ -119,23 +125,55 @@ class Checker:
         for tax in taxes:
             self._table(tax.table, required=("rate",), schema=schema)
             if tax.table.keyed_by:
-                self.error("E0206", "a tax table is not keyed; its rows match on region, tax_class and trade_term columns", tax.table.keyed_by[0].span)
+                self.error(
+                    "E0206",
+                    "a tax table is not keyed; its rows match on region, tax_class and trade_term columns",
+                    tax.table.keyed_by[0].span,
+                )
         for extra in taxes[1:]:
-            self.error("E0101", f"a ruleset has one tax declaration; '{extra.name}' is a second", extra.name_span, f"the first is '{taxes[0].name}' at {taxes[0].span}")
+            self.error(
+                "E0101",
+                f"a ruleset has one tax declaration; '{extra.name}' is a second",
+                extra.name_span,
+                f"the first is '{taxes[0].name}' at {taxes[0].span}",
+            )
         floors = [d for d in decls if isinstance(d, t.FloorDecl)]
         for floor in floors:
-            self._table(t.TableRef(name=floor.table, keyed_by=(), span=floor.span), required=("sku", "floor"), schema=schema)
+            self._table(
+                t.TableRef(name=floor.table, keyed_by=(), span=floor.span),
+                required=("sku", "floor"),
+                schema=schema,
+            )
         for extra_floor in floors[1:]:
-            self.error("E0101", "a ruleset has one floor declaration; this is a second", extra_floor.span, f"the first is at {floors[0].span}")
+            self.error(
+                "E0101",
+                "a ruleset has one floor declaration; this is a second",
+                extra_floor.span,
+                f"the first is at {floors[0].span}",
+            )
         specials = [d for d in decls if isinstance(d, t.SpecialDecl)]
         for special in specials:
-            self._table(t.TableRef(name=special.table, keyed_by=(), span=special.span), required=SPECIAL_COLUMNS, schema=schema)
+            self._table(
+                t.TableRef(name=special.table, keyed_by=(), span=special.span),
+                required=SPECIAL_COLUMNS,
+                schema=schema,
+            )
         for extra_special in specials[1:]:
-            self.error("E0101", "a ruleset has one special prices declaration; this is a second", extra_special.span, f"the first is at {specials[0].span}")
+            self.error(
+                "E0101",
+                "a ruleset has one special prices declaration; this is a second",
+                extra_special.span,
+                f"the first is at {specials[0].span}",
+            )
         if not specials:
             for promo in promotions:
                 if promo.includes_special:
-                    self.error("E0504", f"promotion '{promo.name}' includes special-price sub-lines, but the ruleset declares no special prices", promo.name_span, "add: special prices { table special_prices }")
+                    self.error(
+                        "E0504",
+                        f"promotion '{promo.name}' includes special-price sub-lines, but the ruleset declares no special prices",
+                        promo.name_span,
+                        "add: special prices { table special_prices }",
+                    )
         approvals = [d for d in decls if isinstance(d, t.ApprovalDecl)]
         for approval in approvals:
             self._approval(approval, schema)
@@ -149,8 +187,12 @@ class Checker:
             currency=self.currency,
             timezone=header.timezone or "UTC",
             rounding=(header.rounding or "half_up"),  # type: ignore[arg-type]
-            pricelists=tuple(sorted(pricelists, key=lambda d: evaluation_order(d.priority, d.name))),
-            promotions=tuple(sorted(promotions, key=lambda d: evaluation_order(d.priority, d.name))),
+            pricelists=tuple(
+                sorted(pricelists, key=lambda d: evaluation_order(d.priority, d.name))
+            ),
+            promotions=tuple(
+                sorted(promotions, key=lambda d: evaluation_order(d.priority, d.name))
+            ),
             tax=taxes[0] if taxes else None,
             floor=floors[0] if floors else None,
             approvals=tuple(sorted(approvals, key=lambda d: evaluation_order(d.priority, d.name))),
@@ -164,22 +206,44 @@ class Checker:
         if not headers:
             first = self.ruleset.files[0].path if self.ruleset.files else "<ruleset>"
             span = t.Span(file=first, line=1, col=1, end_line=1, end_col=2)
-            self.error("E0102", "the ruleset has no header", span, 'start one file with: ruleset "name" currency CNY timezone "Asia/Shanghai"')
+            self.error(
+                "E0102",
+                "the ruleset has no header",
+                span,
+                'start one file with: ruleset "name" currency CNY timezone "Asia/Shanghai"',
+            )
             return None
         for extra in headers[1:]:
-            self.error("E0102", "a second ruleset header", extra.span, f"the first is at {headers[0].span}")
+            self.error(
+                "E0102", "a second ruleset header", extra.span, f"the first is at {headers[0].span}"
+            )
         header = headers[0]
         if header.currency is None:
-            self.error("E0102", "the ruleset header does not name its currency", header.span, "add: currency CNY")
+            self.error(
+                "E0102",
+                "the ruleset header does not name its currency",
+                header.span,
+                "add: currency CNY",
+            )
         elif header.currency not in CURRENCY_EXPONENTS:
-            self.error("E0204", f"unknown currency '{header.currency}'", header.span, did_you_mean(header.currency, CURRENCY_EXPONENTS))
+            self.error(
+                "E0204",
+                f"unknown currency '{header.currency}'",
+                header.span,
+                did_you_mean(header.currency, CURRENCY_EXPONENTS),
+            )
         else:
             self.currency = header.currency
         if header.timezone is not None:
             try:
                 zoneinfo.ZoneInfo(header.timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                self.error("E0207", f"unknown time zone '{header.timezone}'", header.span, "use an IANA name such as \"Asia/Shanghai\"")
+                self.error(
+                    "E0207",
+                    f"unknown time zone '{header.timezone}'",
+                    header.span,
+                    'use an IANA name such as "Asia/Shanghai"',
+                )
         return header
 
     def _schema(self, decls: tuple[t.Declaration, ...]) -> Schema:
@@ -195,7 +259,12 @@ class Checker:
                 elif head == "item" and attr and "." not in attr:
                     item_attrs.add(attr)
                 else:
-                    self.error("E0201", f"'{d.field.name}' is not an attribute name", d.field.span, "declare customer.<name> or item.<name>")
+                    self.error(
+                        "E0201",
+                        f"'{d.field.name}' is not an attribute name",
+                        d.field.span,
+                        "declare customer.<name> or item.<name>",
+                    )
         return Schema.build(customer_attrs, item_attrs)
 
     def _duplicates(self, decls: tuple[t.Declaration, ...]) -> None:
@@ -204,8 +273,17 @@ class Checker:
             if isinstance(d, t.PriceList | t.Promotion | t.TaxRule):
                 key = (type(d).__name__, d.name)
                 if key in seen:
-                    kind = {"PriceList": "price list", "Promotion": "promotion", "TaxRule": "tax rule"}[key[0]]
-                    self.error("E0101", f"duplicate {kind} name '{d.name}'", d.name_span, f"the first is at {seen[key]}")
+                    kind = {
+                        "PriceList": "price list",
+                        "Promotion": "promotion",
+                        "TaxRule": "tax rule",
+                    }[key[0]]
+                    self.error(
+                        "E0101",
+                        f"duplicate {kind} name '{d.name}'",
+                        d.name_span,
+                        f"the first is at {seen[key]}",
+                    )
                 else:
                     seen[key] = d.name_span
 
@@ -216,9 +294,19 @@ class Checker:
             self._condition(decl.when, schema, allowed=("cart",), place="a price list's 'when'")
         self._validity(decl.valid)
         if decl.currency is not None and decl.currency not in CURRENCY_EXPONENTS:
-            self.error("E0204", f"unknown currency '{decl.currency}'", decl.span, did_you_mean(decl.currency, CURRENCY_EXPONENTS))
+            self.error(
+                "E0204",
+                f"unknown currency '{decl.currency}'",
+                decl.span,
+                did_you_mean(decl.currency, CURRENCY_EXPONENTS),
+            )
         if decl.table is None:
-            self.error("E0502", f"price list '{decl.name}' names no table", decl.name_span, "add: table <name>")
+            self.error(
+                "E0502",
+                f"price list '{decl.name}' names no table",
+                decl.name_span,
+                "add: table <name>",
+            )
         else:
             self._table(decl.table, required=("sku", "price"), schema=schema)
 
@@ -228,17 +316,32 @@ class Checker:
             if info is None:
                 self._unknown_field(key, schema)
             elif info.scope != "cart":
-                self.error("E0206", f"a table can be keyed by cart fields only; '{key.name}' is a line field", key.span)
+                self.error(
+                    "E0206",
+                    f"a table can be keyed by cart fields only; '{key.name}' is a line field",
+                    key.span,
+                )
         if self.data is None:
             return
         if ref.name not in self.data.tables:
-            self.error("E0301", f"unknown table '{ref.name}'", ref.span, did_you_mean(ref.name, self.data.tables) or "load it with: pricer load <table> <file>")
+            self.error(
+                "E0301",
+                f"unknown table '{ref.name}'",
+                ref.span,
+                did_you_mean(ref.name, self.data.tables)
+                or "load it with: pricer load <table> <file>",
+            )
             return
         columns = set(self.data.tables[ref.name].columns)
         needed = list(required) + [table_column(k.name) for k in ref.keyed_by]
         for column in needed:
             if column not in columns:
-                self.error("E0302", f"table '{ref.name}' has no column '{column}'", ref.span, f"its columns are: {', '.join(sorted(columns))}")
+                self.error(
+                    "E0302",
+                    f"table '{ref.name}' has no column '{column}'",
+                    ref.span,
+                    f"its columns are: {', '.join(sorted(columns))}",
+                )
 
     #: the columns each order check's table must have (docs/orders.md)
     ORDER_CHECK_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -246,7 +349,12 @@ class Checker:
         "sellable": ("sku",),
         "stock_plan": ("customer_id", "sku", "qty"),
     }
-    ORDER_CHECK_WORDS: ClassVar[dict[str, str]] = {"credit": "credit", "sellable": "sellable", "stock_plan": "stock plan", "rebate_payment": "rebate payment"}
+    ORDER_CHECK_WORDS: ClassVar[dict[str, str]] = {
+        "credit": "credit",
+        "sellable": "sellable",
+        "stock_plan": "stock plan",
+        "rebate_payment": "rebate payment",
+    }
 
     def _order_checks(self, decls: list[t.OrderCheckDecl], schema: Schema) -> None:
         """``credit``, ``sellable``, ``stock plan`` and ``rebate payment``: at most one each,
@@ -255,38 +363,71 @@ class Checker:
         for decl in decls:
             words = self.ORDER_CHECK_WORDS[decl.kind]
             if decl.kind in first:
-                self.error("E0101", f"a ruleset has one '{words}' declaration; this is a second", decl.span, f"the first is at {first[decl.kind].span}")
+                self.error(
+                    "E0101",
+                    f"a ruleset has one '{words}' declaration; this is a second",
+                    decl.span,
+                    f"the first is at {first[decl.kind].span}",
+                )
                 continue
             first[decl.kind] = decl
             if decl.by is not None and not decl.by.name.startswith("customer."):
-                self.error("E0206", f"the assortment is keyed by a customer field; '{decl.by.name}' is not one", decl.by.span, "write: sellable { table assortment by customer.group }")
+                self.error(
+                    "E0206",
+                    f"the assortment is keyed by a customer field; '{decl.by.name}' is not one",
+                    decl.by.span,
+                    "write: sellable { table assortment by customer.group }",
+                )
                 continue
             if decl.table is not None:
                 keyed = (decl.by,) if decl.by is not None else ()
-                self._table(t.TableRef(name=decl.table, keyed_by=keyed, span=decl.span), required=self.ORDER_CHECK_COLUMNS[decl.kind], schema=schema)
+                self._table(
+                    t.TableRef(name=decl.table, keyed_by=keyed, span=decl.span),
+                    required=self.ORDER_CHECK_COLUMNS[decl.kind],
+                    schema=schema,
+                )
             if decl.max_percent is not None:
                 value = Decimal(decl.max_percent.text)
                 if not Decimal(0) < value <= Decimal(100):
-                    self.error("E0505", "the rebate payment cap must be above 0% and at most 100%", decl.max_percent.span)
+                    self.error(
+                        "E0505",
+                        "the rebate payment cap must be above 0% and at most 100%",
+                        decl.max_percent.span,
+                    )
 
     def _validity(self, valid: t.Validity | None) -> None:
         if valid is not None and valid.start > valid.end:
-            self.error("E0501", f"validity window ends ({valid.end}) before it starts ({valid.start})", valid.span)
+            self.error(
+                "E0501",
+                f"validity window ends ({valid.end}) before it starts ({valid.start})",
+                valid.span,
+            )
 
     def _promotion(self, decl: t.Promotion, schema: Schema) -> None:
         if decl.when is not None:
-            place = "a promotion's 'when'" if decl.scope is None or isinstance(decl.scope, t.LineScope) else "a cart promotion's 'when'"
+            place = (
+                "a promotion's 'when'"
+                if decl.scope is None or isinstance(decl.scope, t.LineScope)
+                else "a cart promotion's 'when'"
+            )
             self._condition(decl.when, schema, allowed=("cart",), place=place)
         self._validity(decl.valid)
         for cumulative in decl.cumulative:
             self._cumulative(cumulative, schema)
         scope = decl.scope
         if scope is None:
-            self.error("E0502", f"promotion '{decl.name}' has no scope", decl.name_span, "add: each line where <condition>: <benefit>")
+            self.error(
+                "E0502",
+                f"promotion '{decl.name}' has no scope",
+                decl.name_span,
+                "add: each line where <condition>: <benefit>",
+            )
             return
         if isinstance(scope, t.LineScope):
             if scope.where is not None:
-                self._condition(scope.where, schema, allowed=("cart", "item", "line"), place="a line condition")
+                self._condition(
+                    scope.where, schema, allowed=("cart", "item", "line"), place="a line condition"
+                )
             action = scope.action
             if isinstance(action, t.Tiers):
                 self._tiers(action)
@@ -305,10 +446,23 @@ class Checker:
                     self.error("E0505", "a pool's step must be above zero", scope.every.span)
             elif isinstance(scope.every, t.NumberLit):
                 if self._whole(scope.every, "a pool's step in units", quiet=True) is None:
-                    money_hint = f"to count money, write its currency: every {scope.every.text} {self.currency}" if "." in scope.every.text else None
-                    self.error("E0505", "a pool's step in units must be a positive whole number", scope.every.span, money_hint)
+                    money_hint = (
+                        f"to count money, write its currency: every {scope.every.text} {self.currency}"
+                        if "." in scope.every.text
+                        else None
+                    )
+                    self.error(
+                        "E0505",
+                        "a pool's step in units must be a positive whole number",
+                        scope.every.span,
+                        money_hint,
+                    )
             else:
-                self.error("E0202", f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {describe_literal(scope.every)}", scope.every.span)
+                self.error(
+                    "E0202",
+                    f"a pool counts units (every 10) or money (every 500.00 {self.currency}), not {describe_literal(scope.every)}",
+                    scope.every.span,
+                )
             self._set_benefit(scope.benefit)
         else:
             self._order_scope(scope)
@@ -320,7 +474,12 @@ class Checker:
         if cumulative.measure == "amount":
             self._money_literal(threshold, allow_negative=False)
         elif isinstance(threshold, t.QtyLit):
-            self.error("E0304", f"a cumulative quantity is counted in the base unit, not in '{threshold.unit}'", threshold.span, "write it as a number of base units")
+            self.error(
+                "E0304",
+                f"a cumulative quantity is counted in the base unit, not in '{threshold.unit}'",
+                threshold.span,
+                "write it as a number of base units",
+            )
         else:
             self._quantity_literal(threshold)
 
@@ -338,7 +497,11 @@ class Checker:
             self._unknown_field(selector.field, schema)
             return
         if info.scope != "item":
-            self.error("E0206", f"a combo part or pool selects lines by an item field (sku, category, brand, item.*), not '{selector.field.name}'", selector.field.span)
+            self.error(
+                "E0206",
+                f"a combo part or pool selects lines by an item field (sku, category, brand, item.*), not '{selector.field.name}'",
+                selector.field.span,
+            )
             return
         for value in selector.values:
             self._value(info, value, "in")
@@ -352,7 +515,12 @@ class Checker:
     def _gift(self, gift: t.Gift) -> None:
         self._whole(gift.qty, "a gift's quantity")
         if self.data is not None and gift.sku.value not in self.skus:
-            self.error("E0303", f"gift '{gift.sku.value}' is not in the catalog", gift.sku.span, did_you_mean(gift.sku.value, self.skus))
+            self.error(
+                "E0303",
+                f"gift '{gift.sku.value}' is not in the catalog",
+                gift.sku.span,
+                did_you_mean(gift.sku.value, self.skus),
+            )
 
     def _order_scope(self, scope: t.OrderScope) -> None:
         previous: tuple[int, t.Span] | None = None
@@ -367,7 +535,12 @@ class Checker:
             if scope.kind == "every" and value <= 0:
                 self.error("E0505", "'order every' needs an amount above zero", step.threshold.span)
             if scope.kind == "every" and not isinstance(step.benefit, t.AmountOff | t.Gift):
-                self.error("E0504", "'order every' gives an amount (or gifts) per full step", step.benefit.span, "for a percentage of the order, write: order subtotal >= X: percent_off P")
+                self.error(
+                    "E0504",
+                    "'order every' gives an amount (or gifts) per full step",
+                    step.benefit.span,
+                    "for a percentage of the order, write: order subtotal >= X: percent_off P",
+                )
             previous = self.next_step(previous, value, step.threshold.span)
 
     def _caps(self, decl: t.Promotion) -> None:
@@ -380,14 +553,36 @@ class Checker:
                 value = self._money_literal(cap.value, allow_negative=False)
                 if value is not None and value <= 0:
                     self.error("E0505", "a cap on money must be above zero", cap.value.span)
-            if cap.kind == "applications" and not (isinstance(scope, t.ComboScope | t.PoolScope) or (isinstance(scope, t.OrderScope) and scope.kind == "every")):
-                self.error("E0504", "'max N per order' counts combo sets, pool applications or 'order every' steps", cap.span, "for a line promotion, cap the money: max discount 50.00 per order")
+            if cap.kind == "applications" and not (
+                isinstance(scope, t.ComboScope | t.PoolScope)
+                or (isinstance(scope, t.OrderScope) and scope.kind == "every")
+            ):
+                self.error(
+                    "E0504",
+                    "'max N per order' counts combo sets, pool applications or 'order every' steps",
+                    cap.span,
+                    "for a line promotion, cap the money: max discount 50.00 per order",
+                )
             if cap.kind in ("gifts", "gift_stock") and not gives_gifts:
-                self.error("E0504", f"'{CAP_WORDS[cap.kind]}' caps gifts, and this promotion gives none", cap.span, "to cap its discount: max discount 50.00 per order")
+                self.error(
+                    "E0504",
+                    f"'{CAP_WORDS[cap.kind]}' caps gifts, and this promotion gives none",
+                    cap.span,
+                    "to cap its discount: max discount 50.00 per order",
+                )
             if cap.kind == "discount" and gives_gifts:
-                self.error("E0504", "a gift promotion gives no discount to cap", cap.span, "cap its gifts: max 2 gifts per order, or gift stock 500")
+                self.error(
+                    "E0504",
+                    "a gift promotion gives no discount to cap",
+                    cap.span,
+                    "cap its gifts: max 2 gifts per order, or gift stock 500",
+                )
         if decl.cheapest_first and not isinstance(scope, t.ComboScope | t.PoolScope):
-            self.error("E0504", "'cheapest first' says which units a combo or pool consumes; this promotion consumes none", decl.span)
+            self.error(
+                "E0504",
+                "'cheapest first' says which units a combo or pool consumes; this promotion consumes none",
+                decl.span,
+            )
 
     def _approval(self, decl: t.ApprovalDecl, schema: Schema) -> None:
         if decl.when is not None:
@@ -396,7 +591,12 @@ class Checker:
         for i, band in enumerate(decl.bands):
             if band.limit is None:
                 if i != len(decl.bands) - 1:
-                    self.error("E0506", "'above' must be the last band", band.span, "the bands after it can never be reached; move it to the end")
+                    self.error(
+                        "E0506",
+                        "'above' must be the last band",
+                        band.span,
+                        "the bands after it can never be reached; move it to the end",
+                    )
                 continue
             try:
                 bp = parse_percent(band.limit.text)
@@ -404,7 +604,12 @@ class Checker:
                 self.error("E0205", str(err), band.limit.span)
                 continue
             if previous is not None and bp <= previous[0]:
-                self.error("E0506", "approval bands must go up from band to band", band.limit.span, f"the previous band is at {previous[1]}")
+                self.error(
+                    "E0506",
+                    "approval bands must go up from band to band",
+                    band.limit.span,
+                    f"the previous band is at {previous[1]}",
+                )
             previous = (bp, band.limit.span)
 
     def _benefit(self, benefit: t.Benefit) -> None:
@@ -415,7 +620,11 @@ class Checker:
                 self.error("E0205", str(err), benefit.percent.span)
                 return
             if not 0 < bp <= 10_000:
-                self.error("E0205", f"percent_off must be above 0% and at most 100%, not {benefit.percent.text}%", benefit.percent.span)
+                self.error(
+                    "E0205",
+                    f"percent_off must be above 0% and at most 100%, not {benefit.percent.text}%",
+                    benefit.percent.span,
+                )
             return
         lit = benefit.amount if isinstance(benefit, t.AmountOff) else benefit.price
         self._money_literal(lit, allow_negative=False)
@@ -423,13 +632,27 @@ class Checker:
     def _money_literal(self, lit: t.Literal_, allow_negative: bool) -> int | None:
         """The literal in minor units of the ruleset currency, or None after reporting why."""
         if not isinstance(lit, t.MoneyLit | t.NumberLit):
-            self.error("E0202", f"expected an amount of money, found {describe_literal(lit)}", lit.span, f"write it as 10.00 or 10.00 {self.currency}")
+            self.error(
+                "E0202",
+                f"expected an amount of money, found {describe_literal(lit)}",
+                lit.span,
+                f"write it as 10.00 or 10.00 {self.currency}",
+            )
             return None
         if isinstance(lit, t.MoneyLit) and lit.currency != self.currency:
             if lit.currency not in CURRENCY_EXPONENTS:
-                self.error("E0204", f"unknown currency '{lit.currency}'", lit.span, did_you_mean(lit.currency, CURRENCY_EXPONENTS))
+                self.error(
+                    "E0204",
+                    f"unknown currency '{lit.currency}'",
+                    lit.span,
+                    did_you_mean(lit.currency, CURRENCY_EXPONENTS),
+                )
             else:
-                self.error("E0203", f"amount in {lit.currency}, but the ruleset's currency is {self.currency}", lit.span)
+                self.error(
+                    "E0203",
+                    f"amount in {lit.currency}, but the ruleset's currency is {self.currency}",
+                    lit.span,
+                )
             return None
         try:
             value = money_value(lit, self.currency)
@@ -447,7 +670,12 @@ class Checker:
             value: int | None
             if tiers.measure == "qty":
                 if isinstance(step.threshold, t.QtyLit):
-                    self.error("E0304", f"a 'tiers by qty' threshold is counted in the base unit, not in '{step.threshold.unit}'", step.threshold.span, "write it as a number of base units")
+                    self.error(
+                        "E0304",
+                        f"a 'tiers by qty' threshold is counted in the base unit, not in '{step.threshold.unit}'",
+                        step.threshold.span,
+                        "write it as a number of base units",
+                    )
                     continue
                 value = self._quantity_literal(step.threshold)
             else:
@@ -456,19 +684,36 @@ class Checker:
                 continue
             previous = self.next_step(previous, value, step.threshold.span)
 
-    def next_step(self, previous: tuple[int, t.Span] | None, value: int, span: t.Span) -> tuple[int, t.Span]:
+    def next_step(
+        self, previous: tuple[int, t.Span] | None, value: int, span: t.Span
+    ) -> tuple[int, t.Span]:
         """Tier thresholds strictly increase: ``E0402`` for a repeat, ``E0401`` for a
         step below the one before. Returns the step to compare the next one with."""
         if previous is not None:
             if value == previous[0]:
-                self.error("E0402", "two tier steps have the same threshold", span, f"the other is at {previous[1]}")
+                self.error(
+                    "E0402",
+                    "two tier steps have the same threshold",
+                    span,
+                    f"the other is at {previous[1]}",
+                )
             elif value < previous[0]:
-                self.error("E0401", "tier thresholds must increase from step to step", span, f"this one is below the step at {previous[1]}")
+                self.error(
+                    "E0401",
+                    "tier thresholds must increase from step to step",
+                    span,
+                    f"this one is below the step at {previous[1]}",
+                )
         return (value, span)
 
     def _quantity_literal(self, lit: t.Literal_) -> int | None:
         if not isinstance(lit, t.QtyLit | t.NumberLit):
-            self.error("E0202", f"expected a quantity, found {describe_literal(lit)}", lit.span, "write it as 10 or 10 box")
+            self.error(
+                "E0202",
+                f"expected a quantity, found {describe_literal(lit)}",
+                lit.span,
+                "write it as 10 or 10 box",
+            )
             return None
         try:
             milli, unit = quantity_value(lit)
@@ -485,7 +730,9 @@ class Checker:
 
     # ---- conditions ---------------------------------------------------------------------
 
-    def _condition(self, cond: t.Condition, schema: Schema, allowed: tuple[str, ...], place: str) -> None:
+    def _condition(
+        self, cond: t.Condition, schema: Schema, allowed: tuple[str, ...], place: str
+    ) -> None:
         for atom in atoms(cond):
             info = schema.get(atom.field.name)
             if info is None:
@@ -493,7 +740,12 @@ class Checker:
                 continue
             if info.scope not in allowed:
                 hint = WHEN_HINTS.get(place, "move it into: each line where ...")
-                self.error("E0206", f"'{atom.field.name}' is a line field; {place} can only read cart fields", atom.field.span, hint)
+                self.error(
+                    "E0206",
+                    f"'{atom.field.name}' is a line field; {place} can only read cart fields",
+                    atom.field.span,
+                    hint,
+                )
                 continue
             if isinstance(atom, t.Compare):
                 self._compare(atom, info)
@@ -513,7 +765,11 @@ class Checker:
 
     def _compare(self, atom: t.Compare, info: FieldInfo) -> None:
         if info.type == "text" and atom.op in ORDERING_OPS:
-            self.error("E0202", f"'{atom.field.name}' is text; it can be compared with == != in, not {atom.op}", atom.span)
+            self.error(
+                "E0202",
+                f"'{atom.field.name}' is text; it can be compared with == != in, not {atom.op}",
+                atom.span,
+            )
             return
         self._value(info, atom.value, atom.op)
 
@@ -521,15 +777,35 @@ class Checker:
         expected: FieldType = info.type
         if expected == "text":
             if not isinstance(lit, t.StringLit):
-                self.error("E0202", f"'{info.name}' is text, compared with {describe_literal(lit)}", lit.span, "quote it: \"...\"")
+                self.error(
+                    "E0202",
+                    f"'{info.name}' is text, compared with {describe_literal(lit)}",
+                    lit.span,
+                    'quote it: "..."',
+                )
                 return
             if info.name == "sku" and self.data is not None and lit.value not in self.skus:
-                self.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, self.skus))
+                self.error(
+                    "E0303",
+                    f"unknown SKU '{lit.value}'",
+                    lit.span,
+                    did_you_mean(lit.value, self.skus),
+                )
             elif info.name == "currency" and lit.value not in CURRENCY_EXPONENTS:
-                self.error("E0204", f"unknown currency '{lit.value}'", lit.span, did_you_mean(lit.value, CURRENCY_EXPONENTS))
+                self.error(
+                    "E0204",
+                    f"unknown currency '{lit.value}'",
+                    lit.span,
+                    did_you_mean(lit.value, CURRENCY_EXPONENTS),
+                )
         elif expected == "date":
             if not isinstance(lit, t.DateLit):
-                self.error("E0202", f"'{info.name}' is a date, compared with {describe_literal(lit)}", lit.span, "write a date as 2026-11-30")
+                self.error(
+                    "E0202",
+                    f"'{info.name}' is a date, compared with {describe_literal(lit)}",
+                    lit.span,
+                    "write a date as 2026-11-30",
+                )
         elif expected == "quantity":
             self._quantity_literal(lit)
         else:
@@ -558,7 +834,9 @@ def describe_literal(lit: t.Literal_) -> str:
     }[type(lit)]
 
 
-def check(ruleset: t.Ruleset, data: DataSet | None) -> tuple[CheckedRuleset | None, list[Diagnostic]]:
+def check(
+    ruleset: t.Ruleset, data: DataSet | None
+) -> tuple[CheckedRuleset | None, list[Diagnostic]]:
     checker = Checker(ruleset, data)
     checked = checker.run()
     return checked, checker.diags

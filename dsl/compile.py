@@ -93,14 +93,26 @@ def _benefit(benefit: t.Benefit, currency: str) -> BenefitSpec:
     if isinstance(benefit, t.PercentOff):
         return BenefitSpec(kind=BenefitKind.PERCENT_OFF, bp=parse_percent(benefit.percent.text))
     if isinstance(benefit, t.AmountOff):
-        return BenefitSpec(kind=BenefitKind.AMOUNT_OFF, amount=money_value(benefit.amount, currency))
+        return BenefitSpec(
+            kind=BenefitKind.AMOUNT_OFF, amount=money_value(benefit.amount, currency)
+        )
     return BenefitSpec(kind=BenefitKind.FIXED_PRICE, amount=money_value(benefit.price, currency))
 
 
-def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str, cumulative: tuple[Conjunct, ...] = TRUE) -> LineRule:
+def _line_rule(
+    promo: t.Promotion,
+    conditions: ConditionCompiler,
+    currency: str,
+    cumulative: tuple[Conjunct, ...] = TRUE,
+) -> LineRule:
     scope = promo.scope
     assert isinstance(scope, t.LineScope)
-    parts = [conditions.validity(promo.valid), conditions.compile(promo.when), conditions.compile(scope.where), cumulative]
+    parts = [
+        conditions.validity(promo.valid),
+        conditions.compile(promo.when),
+        conditions.compile(scope.where),
+        cumulative,
+    ]
     action = scope.action
     if isinstance(action, t.Tiers):
         thresholds = []
@@ -113,7 +125,12 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str,
             else:
                 thresholds.append(money_value(step.threshold, currency))
         lowest = (thresholds[0], FULL[1])
-        floor = Conjunct(item=None, cart=(), qty=lowest if action.measure == "qty" else FULL, amount=lowest if action.measure == "amount" else FULL)
+        floor = Conjunct(
+            item=None,
+            cart=(),
+            qty=lowest if action.measure == "qty" else FULL,
+            amount=lowest if action.measure == "amount" else FULL,
+        )
         parts.append((floor,))
         conjuncts = conditions.and_all(parts, promo.span)
         return LineRule(
@@ -138,18 +155,29 @@ def _line_rule(promo: t.Promotion, conditions: ConditionCompiler, currency: str,
     )
 
 
-def _cumulative(promo: t.Promotion, catalog: CatalogIndex, currency: str, plans: list[CumulativePlan]) -> tuple[Conjunct, ...]:
+def _cumulative(
+    promo: t.Promotion, catalog: CatalogIndex, currency: str, plans: list[CumulativePlan]
+) -> tuple[Conjunct, ...]:
     """The promotion's cumulative conditions as cart atoms on synthetic fields (their plans
     are appended to ``plans``)."""
     atoms = []
     for c in promo.cumulative:
         mask = selector_mask(c.selector, catalog)
-        threshold = quantity_value(c.threshold)[0] if c.measure == "qty" else money_value(c.threshold, currency)
+        threshold = (
+            quantity_value(c.threshold)[0]
+            if c.measure == "qty"
+            else money_value(c.threshold, currency)
+        )
         field = f"{FIELD_PREFIX}{len(plans)}"
         plans.append(
             CumulativePlan(
-                field=field, measure=c.measure, mask=mask, skus=tuple(s for s, m in zip(catalog.skus, mask.tolist(), strict=True) if m),
-                threshold=threshold, start=promo.valid.start if promo.valid else None, end=promo.valid.end if promo.valid else None,
+                field=field,
+                measure=c.measure,
+                mask=mask,
+                skus=tuple(s for s, m in zip(catalog.skus, mask.tolist(), strict=True) if m),
+                threshold=threshold,
+                start=promo.valid.start if promo.valid else None,
+                end=promo.valid.end if promo.valid else None,
                 items=selector(c.selector),
             )  # fmt: skip
         )
@@ -203,9 +231,15 @@ def _reads_amount(cond: t.Condition) -> bool:
     return any(_reads_amount(item) for item in cond.items)
 
 
-def _shadow_warning(promotions: list[t.Promotion], shadowed_index: int, covers: tuple[int, ...]) -> Diagnostic:
+def _shadow_warning(
+    promotions: list[t.Promotion], shadowed_index: int, covers: tuple[int, ...]
+) -> Diagnostic:
     names = " and ".join(f"'{promotions[a].name}' ({promotions[a].span})" for a in covers)
-    verb = "is exclusive, comes first and applies" if len(covers) == 1 else "are exclusive, come first and together apply"
+    verb = (
+        "is exclusive, comes first and applies"
+        if len(covers) == 1
+        else "are exclusive, come first and together apply"
+    )
     return Diagnostic(
         code="W0501",
         severity="warning",
@@ -223,15 +257,28 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
     pricelists = []
     for decl in checked.pricelists:
         try:
-            conj = conditions.and_all([conditions.validity(decl.valid), conditions.compile(decl.when)], decl.span)
+            conj = conditions.and_all(
+                [conditions.validity(decl.valid), conditions.compile(decl.when)], decl.span
+            )
             pricelists.append(build_pricelist(decl, conj, checked.currency, catalog, data))
         except ConditionTooComplex as err:
-            diagnostics.append(Diagnostic(code="E0503", severity="error", message=str(err), span=err.span))
+            diagnostics.append(
+                Diagnostic(code="E0503", severity="error", message=str(err), span=err.span)
+            )
         except DataError as err:
-            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"price list '{decl.name}': {err}", span=decl.span))
+            diagnostics.append(
+                Diagnostic(
+                    code="E0302",
+                    severity="error",
+                    message=f"price list '{decl.name}': {err}",
+                    span=decl.span,
+                )
+            )
     rules: list[LineRule] = []
     line_ids: list[int] = []
-    infos = [RuleInfo(name=p.name, kind="promotion", span=p.span, decl=p) for p in checked.promotions]
+    infos = [
+        RuleInfo(name=p.name, kind="promotion", span=p.span, decl=p) for p in checked.promotions
+    ]
     cart_rules = []
     cumulative: list[CumulativePlan] = []
     for rule_id, promo in enumerate(checked.promotions):
@@ -241,17 +288,32 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
                 rules.append(_line_rule(promo, conditions, checked.currency, held))
                 line_ids.append(rule_id)
             else:
-                cart_rules.append(build_cart_rule(rule_id, promo, conditions, catalog, checked.currency, held))
+                cart_rules.append(
+                    build_cart_rule(rule_id, promo, conditions, catalog, checked.currency, held)
+                )
         except ConditionTooComplex as err:
             diagnostics.append(
-                Diagnostic(code="E0503", severity="error", message=str(err), span=err.span, hint="split the rule, or write tier thresholds in the base unit")
+                Diagnostic(
+                    code="E0503",
+                    severity="error",
+                    message=str(err),
+                    span=err.span,
+                    hint="split the rule, or write tier thresholds in the base unit",
+                )
             )
     tax = None
     if checked.tax is not None:
         try:
             tax = build_tax(checked.tax, data)
         except DataError as err:
-            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"tax '{checked.tax.name}': {err}", span=checked.tax.span))
+            diagnostics.append(
+                Diagnostic(
+                    code="E0302",
+                    severity="error",
+                    message=f"tax '{checked.tax.name}': {err}",
+                    span=checked.tax.span,
+                )
+            )
     try:
         fx = build_fx(data)
     except DataError as err:
@@ -261,59 +323,82 @@ def compile_checked(checked: CheckedRuleset, data: DataSet) -> Plan:
     try:
         stages = CartStages(
             rules=tuple(cart_rules),
-            floor=build_floor(checked.floor, checked.currency, catalog, data) if checked.floor is not None else None,
+            floor=build_floor(checked.floor, checked.currency, catalog, data)
+            if checked.floor is not None
+            else None,
             approvals=tuple(build_approval(a, conditions) for a in checked.approvals),
             bundles=build_bundles(data, catalog),
         )
     except DataError as err:
-        span = checked.floor.span if checked.floor is not None else t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
+        span = (
+            checked.floor.span
+            if checked.floor is not None
+            else t.Span(file="<data>", line=0, col=0, end_line=0, end_col=0)
+        )
         diagnostics.append(Diagnostic(code="E0302", severity="error", message=str(err), span=span))
     special = None
     if checked.special is not None:
         try:
             special = build_special(checked.special.table, checked.currency, catalog, data)
         except DataError as err:
-            diagnostics.append(Diagnostic(code="E0302", severity="error", message=f"special prices: {err}", span=checked.special.span))
+            diagnostics.append(
+                Diagnostic(
+                    code="E0302",
+                    severity="error",
+                    message=f"special prices: {err}",
+                    span=checked.special.span,
+                )
+            )
     if diagnostics:
         raise CompileError(diagnostics)
     caps = [caps_of(p, checked.currency) for p in checked.promotions]
     line_promotions = [checked.promotions[i] for i in line_ids]
     warnings = tuple(_shadow_warning(line_promotions, b, covers) for b, covers in shadowed(rules))
-    line_index = LineRuleIndex(rules, catalog.size, [caps[i] for i in line_ids], special=special is not None)
+    line_index = LineRuleIndex(
+        rules, catalog.size, [caps[i] for i in line_ids], special=special is not None
+    )
     order_checks = _order_checks(checked)
-    return finish(Plan(
-        name=checked.name,
-        currency=checked.currency,
-        timezone=checked.timezone,
-        rounding=checked.rounding,
-        version=ruleset_version(checked.sources, data),
-        catalog=catalog,
-        pricelists=tuple(pricelists),
-        rules=tuple(infos),
-        line_rule_ids=np.array(line_ids, dtype=np.int64),
-        line_index=line_index,
-        special=special,
-        cumulative=tuple(cumulative),
-        stages=stages,
-        tax=tax,
-        fx=fx,
-        money_in_promotions=any(names_money(p) for p in checked.promotions),
-        warnings=warnings,
-        sources=checked.sources,
-        rule_caps=tuple(caps),
-        order_checks=order_checks,
-        customer_attrs=customer_attributes(pricelists, line_index, stages, order_checks),
-    ))
+    return finish(
+        Plan(
+            name=checked.name,
+            currency=checked.currency,
+            timezone=checked.timezone,
+            rounding=checked.rounding,
+            version=ruleset_version(checked.sources, data),
+            catalog=catalog,
+            pricelists=tuple(pricelists),
+            rules=tuple(infos),
+            line_rule_ids=np.array(line_ids, dtype=np.int64),
+            line_index=line_index,
+            special=special,
+            cumulative=tuple(cumulative),
+            stages=stages,
+            tax=tax,
+            fx=fx,
+            money_in_promotions=any(names_money(p) for p in checked.promotions),
+            warnings=warnings,
+            sources=checked.sources,
+            rule_caps=tuple(caps),
+            order_checks=order_checks,
+            customer_attrs=customer_attributes(pricelists, line_index, stages, order_checks),
+        )
+    )
 
 
 def _order_checks(checked: CheckedRuleset) -> OrderChecks:
     found = {d.kind: d for d in checked.order_checks}
-    credit, sellable, stock, rebate = (found.get(k) for k in ("credit", "sellable", "stock_plan", "rebate_payment"))
+    credit, sellable, stock, rebate = (
+        found.get(k) for k in ("credit", "sellable", "stock_plan", "rebate_payment")
+    )
     return OrderChecks(
         credit_table=credit.table if credit else None,
         sellable_table=sellable.table if sellable else None,
-        sellable_by=sellable.by.name.removeprefix("customer.") if sellable and sellable.by else None,
+        sellable_by=sellable.by.name.removeprefix("customer.")
+        if sellable and sellable.by
+        else None,
         stock_table=stock.table if stock else None,
         stock_policy=(stock.policy or "warn") if stock else "warn",
-        rebate_max_bp=parse_percent(rebate.max_percent.text) if rebate and rebate.max_percent else None,
+        rebate_max_bp=parse_percent(rebate.max_percent.text)
+        if rebate and rebate.max_percent
+        else None,
     )

@@ -17,7 +17,9 @@ from engine.plan.conditions import TRUE, ConditionCompiler, Conjunct
 def caps_of(promo: t.Promotion, currency: str) -> Caps:
     def whole(kind: t.CapKind) -> int | None:
         cap = promo.cap(kind)
-        return int(cap.value.text) if cap is not None and isinstance(cap.value, t.NumberLit) else None
+        return (
+            int(cap.value.text) if cap is not None and isinstance(cap.value, t.NumberLit) else None
+        )
 
     def money(kind: t.CapKind) -> int | None:
         cap = promo.cap(kind)
@@ -35,7 +37,11 @@ def caps_of(promo: t.Promotion, currency: str) -> Caps:
 
 def _benefit(benefit: t.SetBenefit, currency: str, catalog: CatalogIndex) -> SetBenefit:
     if isinstance(benefit, t.Gift):
-        return SetBenefit(kind="gift", gift_sku=catalog.sku_index[benefit.sku.value], gift_qty=int(benefit.qty.text))
+        return SetBenefit(
+            kind="gift",
+            gift_sku=catalog.sku_index[benefit.sku.value],
+            gift_qty=int(benefit.qty.text),
+        )
     if isinstance(benefit, t.PercentOff):
         return SetBenefit(kind="percent", bp=parse_percent(benefit.percent.text))
     if isinstance(benefit, t.AmountOff):
@@ -52,10 +58,17 @@ def selector_mask(selector: t.ItemSelector, catalog: CatalogIndex) -> BoolArray:
 
 
 def build_cart_rule(
-    rule_id: int, promo: t.Promotion, conditions: ConditionCompiler, catalog: CatalogIndex, currency: str, cumulative: tuple[Conjunct, ...] = TRUE
+    rule_id: int,
+    promo: t.Promotion,
+    conditions: ConditionCompiler,
+    catalog: CatalogIndex,
+    currency: str,
+    cumulative: tuple[Conjunct, ...] = TRUE,
 ) -> CartRule:
     scope = promo.scope
-    conjuncts = conditions.and_all([conditions.validity(promo.valid), conditions.compile(promo.when), cumulative], promo.span)
+    conjuncts = conditions.and_all(
+        [conditions.validity(promo.valid), conditions.compile(promo.when), cumulative], promo.span
+    )
     common = {
         "rule_id": rule_id,
         "name": promo.name,
@@ -74,13 +87,20 @@ def build_cart_rule(
             mask = selector_mask(part.selector, catalog) & ~claimed
             claimed |= mask
             parts.append((int(part.count.text), mask))
-        return CartRule(form="combo", benefit=_benefit(scope.benefit, currency, catalog), parts=tuple(parts), **common)  # type: ignore[arg-type]
+        return CartRule(
+            form="combo",
+            benefit=_benefit(scope.benefit, currency, catalog),
+            parts=tuple(parts),
+            **common,
+        )  # type: ignore[arg-type]
     if isinstance(scope, t.PoolScope):
         step_units = step_money = 0
         if isinstance(scope.every, t.MoneyLit):
             step_money = money_value(scope.every, currency)
         else:
-            step_units = parse_quantity(scope.every.text) if isinstance(scope.every, t.NumberLit) else 0
+            step_units = (
+                parse_quantity(scope.every.text) if isinstance(scope.every, t.NumberLit) else 0
+            )
         return CartRule(
             form="pool",
             benefit=_benefit(scope.benefit, currency, catalog),
@@ -99,7 +119,9 @@ def build_cart_rule(
     )
 
 
-def build_floor(decl: t.FloorDecl, currency: str, catalog: CatalogIndex, data: DataSet) -> FloorPlan:
+def build_floor(
+    decl: t.FloorDecl, currency: str, catalog: CatalogIndex, data: DataSet
+) -> FloorPlan:
     frame = data.table(decl.table)
     per_unit = np.full(catalog.size, -1, dtype=np.int64)
     for i, sku in enumerate(frame["sku"].to_list()):
@@ -108,7 +130,11 @@ def build_floor(decl: t.FloorDecl, currency: str, catalog: CatalogIndex, data: D
     values, ok = scaled_column(frame["floor"], exponent(currency))
     if not ok.all():
         bad = int(np.argmax(~ok))
-        raise DataError(f"floor {frame['floor'][bad]!r} is not an amount of {currency}", table=decl.table, row=bad + 1)
+        raise DataError(
+            f"floor {frame['floor'][bad]!r} is not an amount of {currency}",
+            table=decl.table,
+            row=bad + 1,
+        )
     skus = np.array([catalog.sku_index[s] for s in frame["sku"].to_list()], dtype=np.int64)
     per_unit[skus] = values
     return FloorPlan(policy=decl.policy, per_unit=per_unit)
@@ -130,17 +156,24 @@ def build_bundles(data: DataSet, catalog: CatalogIndex) -> dict[int, tuple[tuple
     if "components" not in data.catalog.columns:
         return {}
     bundles: dict[int, tuple[tuple[int, int], ...]] = {}
-    for row, (sku, text) in enumerate(zip(data.catalog["sku"].to_list(), data.catalog["components"].to_list(), strict=True)):
+    for row, (sku, text) in enumerate(
+        zip(data.catalog["sku"].to_list(), data.catalog["components"].to_list(), strict=True)
+    ):
         if not text:
             continue
         parts = []
         for part in text.split(";"):
             name, _, ratio = part.partition(":")
-            if name.strip() not in catalog.sku_index or not ratio.strip().isdigit() or int(ratio) <= 0:
-                raise DataError(f"bad component {part!r} (expected SKU:positive ratio)", table="catalog", row=row + 1)
+            if (
+                name.strip() not in catalog.sku_index
+                or not ratio.strip().isdigit()
+                or int(ratio) <= 0
+            ):
+                raise DataError(
+                    f"bad component {part!r} (expected SKU:positive ratio)",
+                    table="catalog",
+                    row=row + 1,
+                )
             parts.append((catalog.sku_index[name.strip()], int(ratio)))
         bundles[catalog.sku_index[sku]] = tuple(parts)
     return bundles
-
-
-

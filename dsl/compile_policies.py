@@ -36,7 +36,9 @@ def _threshold(lit: t.Literal_, d: t.RebateDecl, currency: str) -> tuple[int, st
     return value, format_money(value, currency)
 
 
-def compile_policies_checked(ruleset: t.Ruleset, checked: CheckedRuleset, data: DataSet | None) -> PolicySet:
+def compile_policies_checked(
+    ruleset: t.Ruleset, checked: CheckedRuleset, data: DataSet | None
+) -> PolicySet:
     """The ruleset's rebate, commission, tier and fund declarations as plain values; the
     ruleset has passed the checker (``engine.api.compile_policies`` parses and checks)."""
     cur = checked.currency
@@ -47,7 +49,10 @@ def compile_policies_checked(ruleset: t.Ruleset, checked: CheckedRuleset, data: 
         if isinstance(d, t.RebateDecl):
             assert d.basis is not None
             if d.tiers is not None:
-                steps = [(_threshold(s.threshold, d, cur), _payout_value(s.payout, cur)) for s in d.tiers.steps]
+                steps = [
+                    (_threshold(s.threshold, d, cur), _payout_value(s.payout, cur))
+                    for s in d.tiers.steps
+                ]
                 mode, by = d.tiers.mode, d.tiers.by
             else:
                 assert d.flat is not None
@@ -56,31 +61,62 @@ def compile_policies_checked(ruleset: t.Ruleset, checked: CheckedRuleset, data: 
                 mode, by = "retroactive", "basis"
             target: int | None = None
             if d.target_value is not None:
-                target = quantity_value(d.target_value)[0] if d.basis.measure == "qty" else money_value(d.target_value, cur)
+                target = (
+                    quantity_value(d.target_value)[0]
+                    if d.basis.measure == "qty"
+                    else money_value(d.target_value, cur)
+                )
             cap = next((money_value(c.value, cur) for c in d.caps if c.per == "customer"), None)
             rates.append(
                 RatePolicy(
-                    name=d.name, kind=d.kind, period=d.period, measure=d.basis.measure, where=d.basis.where,
-                    minus_returns=d.basis.minus_returns, includes_special=d.basis.includes_special,
-                    target_table=d.target_table, target_value=target, mode=mode, by=by,
-                    thresholds=tuple(s[0][0] for s in steps), threshold_texts=tuple(s[0][1] for s in steps),
-                    rates=tuple(s[1][0] for s in steps), rate_texts=tuple(s[1][1] for s in steps),
-                    cap=cap, minimum=money_value(d.minimum_payout, cur) if d.minimum_payout is not None else None,
-                    accrual=d.accrual, source=_src(d.span),
+                    name=d.name,
+                    kind=d.kind,
+                    period=d.period,
+                    measure=d.basis.measure,
+                    where=d.basis.where,
+                    minus_returns=d.basis.minus_returns,
+                    includes_special=d.basis.includes_special,
+                    target_table=d.target_table,
+                    target_value=target,
+                    mode=mode,
+                    by=by,
+                    thresholds=tuple(s[0][0] for s in steps),
+                    threshold_texts=tuple(s[0][1] for s in steps),
+                    rates=tuple(s[1][0] for s in steps),
+                    rate_texts=tuple(s[1][1] for s in steps),
+                    cap=cap,
+                    minimum=money_value(d.minimum_payout, cur)
+                    if d.minimum_payout is not None
+                    else None,
+                    accrual=d.accrual,
+                    source=_src(d.span),
                 )
             )
         elif isinstance(d, t.CommissionDecl):
             caps = {c.per: money_value(c.value, cur) for c in d.caps}
             commissions.append(
                 CommissionPolicy(
-                    name=d.name, period=d.period, beneficiary=d.beneficiary,
-                    percent=parse_percent(d.percent.text) if d.percent is not None else None, where=d.where,
+                    name=d.name,
+                    period=d.period,
+                    beneficiary=d.beneficiary,
+                    percent=parse_percent(d.percent.text) if d.percent is not None else None,
+                    where=d.where,
                     rewards=tuple((r.event, money_value(r.amount, cur)) for r in d.rewards),
-                    cap_order=caps.get("order"), cap_period=caps.get("period"), source=_src(d.span),
+                    cap_order=caps.get("order"),
+                    cap_period=caps.get("period"),
+                    source=_src(d.span),
                 )
             )
         elif isinstance(d, t.PartnerTiersDecl):
-            tiers.append(TierPolicy(name=d.name, period=d.period, levels=tuple((lv.name, lv.when) for lv in d.levels), default=d.default, source=_src(d.span)))
+            tiers.append(
+                TierPolicy(
+                    name=d.name,
+                    period=d.period,
+                    levels=tuple((lv.name, lv.when) for lv in d.levels),
+                    default=d.default,
+                    source=_src(d.span),
+                )
+            )
     return PolicySet(
         version=ruleset_version(checked.sources, data),
         currency=cur,
@@ -91,5 +127,3 @@ def compile_policies_checked(ruleset: t.Ruleset, checked: CheckedRuleset, data: 
         tiers=tuple(tiers),
         data=data if data is not None else DataSet.from_rows([], {}),
     )
-
-

@@ -97,16 +97,22 @@ def _scope_lines(scope: t.Scope) -> list[str]:
         where = f" where {condition(scope.where)}" if scope.where is not None else ""
         action = scope.action
         if isinstance(action, t.Tiers):
-            steps = [f"{INDENT}>= {literal(s.threshold)}: {benefit(s.benefit)}" for s in action.steps]
+            steps = [
+                f"{INDENT}>= {literal(s.threshold)}: {benefit(s.benefit)}" for s in action.steps
+            ]
             return [f"each line{where}: tiers by {action.measure} {{", *steps, "}"]
         return [f"each line{where}: {benefit(action)}"]
     if isinstance(scope, t.ComboScope):
         parts = ", ".join(f"{p.count.text} of {selector(p.selector)}" for p in scope.parts)
         return [f"combo {parts}: {set_benefit(scope.benefit)}"]
     if isinstance(scope, t.PoolScope):
-        return [f"pool {selector(scope.selector)} every {literal(scope.every)}: {set_benefit(scope.benefit)}"]
+        return [
+            f"pool {selector(scope.selector)} every {literal(scope.every)}: {set_benefit(scope.benefit)}"
+        ]
     if scope.kind == "tiers":
-        steps = [f"{INDENT}>= {literal(s.threshold)}: {order_benefit(s.benefit)}" for s in scope.steps]
+        steps = [
+            f"{INDENT}>= {literal(s.threshold)}: {order_benefit(s.benefit)}" for s in scope.steps
+        ]
         return ["order subtotal tiers {", *steps, "}"]
     step = scope.steps[0]
     head = "order subtotal >=" if scope.kind == "threshold" else "order every"
@@ -155,7 +161,11 @@ def declaration(d: t.Declaration) -> str:
     if isinstance(d, t.ApprovalDecl):
         lines = [f"when {condition(d.when)}"] if d.when is not None else []
         for band in d.bands:
-            lines.append(f"up to {band.limit.text}%: {band.outcome}" if band.limit is not None else f"above: {band.outcome}")
+            lines.append(
+                f"up to {band.limit.text}%: {band.outcome}"
+                if band.limit is not None
+                else f"above: {band.outcome}"
+            )
         head = f"approval {quote_name(d.name)} priority {d.priority}"
         return head + " {\n" + "".join(f"{INDENT}{line}\n" for line in lines) + "}"
     if isinstance(d, t.TaxRule):
@@ -185,7 +195,9 @@ def declaration(d: t.Declaration) -> str:
     if d.when is not None:
         body.append(f"when {condition(d.when)}")
     for cumulative in d.cumulative:
-        body.append(f"cumulative {cumulative.measure} of {selector(cumulative.selector)} >= {literal(cumulative.threshold)}")
+        body.append(
+            f"cumulative {cumulative.measure} of {selector(cumulative.selector)} >= {literal(cumulative.threshold)}"
+        )
     if d.scope is not None:
         body.extend(_scope_lines(d.scope))
     body.extend(cap(c) for c in d.caps)
@@ -214,7 +226,9 @@ def format_ruleset(rule_file: t.RuleFile) -> str:
         text = declaration(d)
         chunks.append("\n".join([*comments, text]))
         previous_end = d.span.end_line
-    trailing = _leading_comments(rule_file.source, len(rule_file.source.splitlines()) + 1, previous_end)
+    trailing = _leading_comments(
+        rule_file.source, len(rule_file.source.splitlines()) + 1, previous_end
+    )
     if trailing:
         chunks.append("\n".join(trailing))
     return "\n\n".join(chunks) + "\n" if chunks else ""

@@ -71,7 +71,9 @@ def _whole_word_keywords(grammar: str) -> str:
     rules = _WORD_LITERAL.sub(lambda m: f"_KW_{m.group(1).upper()}", rules)
     terminals = re.sub(
         r'^([A-Z_]+)(\.\d+)?: ((?:"[a-z_]+"(?: \| )?)+)$',
-        lambda m: f"{m.group(1)}{m.group(2) or ''}: /({'|'.join(_WORD_LITERAL.findall(m.group(3)))}){_WORD_END}/",
+        lambda m: (
+            f"{m.group(1)}{m.group(2) or ''}: /({'|'.join(_WORD_LITERAL.findall(m.group(3)))}){_WORD_END}/"
+        ),
         terminals,
         flags=re.M,
     )
@@ -238,7 +240,9 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
 
     def combo_scope(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
         parts = tuple(x for x in c if isinstance(x, t.ComboPart))
-        benefit = next(x for x in c if isinstance(x, t.PercentOff | t.AmountOff | t.FixedPrice | t.Gift))
+        benefit = next(
+            x for x in c if isinstance(x, t.PercentOff | t.AmountOff | t.FixedPrice | t.Gift)
+        )
         return self._scope(t.ComboScope(parts=parts, benefit=benefit, span=self.s(meta)), c)
 
     def pool_scope(self, meta: Meta, c: list[Any]) -> tuple[str, Any, tuple[t.Cap, ...]]:
@@ -301,14 +305,19 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         return t.OrderCheckDecl(kind="credit", table=str(c[0]), span=self.s(meta))
 
     def sellable_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
-        return t.OrderCheckDecl(kind="sellable", table=str(c[0]), by=self._field(c[1]), span=self.s(meta))
+        return t.OrderCheckDecl(
+            kind="sellable", table=str(c[0]), by=self._field(c[1]), span=self.s(meta)
+        )
 
     def stock_plan_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
-        return t.OrderCheckDecl(kind="stock_plan", table=str(c[0]), policy=str(c[1]), span=self.s(meta))  # type: ignore[arg-type]
+        return t.OrderCheckDecl(
+            kind="stock_plan", table=str(c[0]), policy=str(c[1]), span=self.s(meta)
+        )  # type: ignore[arg-type]
 
     def rebate_payment_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
         pct = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))
         return t.OrderCheckDecl(kind="rebate_payment", max_percent=pct, span=self.s(meta))
+
     def special_decl(self, meta: Meta, c: list[Token]) -> t.SpecialDecl:
         return t.SpecialDecl(table=str(c[0]), span=self.s(meta))
 
@@ -325,7 +334,12 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         for key in ("stacking", "group"):
             if key in opts:
                 self.repeats.append(
-                    Diagnostic(code="E0206", severity="error", message=f"'{key}' does not apply to approval bands", span=opts[key][1])
+                    Diagnostic(
+                        code="E0206",
+                        severity="error",
+                        message=f"'{key}' does not apply to approval bands",
+                        span=opts[key][1],
+                    )
                 )
         return t.ApprovalDecl(
             name=_unquote(c[0]),
@@ -346,7 +360,13 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
 
     def valid_stmt(self, meta: Meta, c: list[Token]) -> tuple[str, Any, t.Span]:
         span = self.s(meta)
-        return ("valid", t.Validity(start=date_token(c[0], self.path), end=date_token(c[1], self.path), span=span), span)
+        return (
+            "valid",
+            t.Validity(
+                start=date_token(c[0], self.path), end=date_token(c[1], self.path), span=span
+            ),
+            span,
+        )
 
     def table_stmt(self, meta: Meta, c: list[Any]) -> tuple[str, Any, t.Span]:
         keys: tuple[t.FieldRef, ...] = c[1] if len(c) > 1 else ()
@@ -472,7 +492,13 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         for cap in caps:
             if cap.kind in seen:
                 self.repeats.append(
-                    Diagnostic(code="E0103", severity="error", message="this cap is given twice in one promotion", span=cap.span, hint=f"the first one is at {seen[cap.kind].span}")
+                    Diagnostic(
+                        code="E0103",
+                        severity="error",
+                        message="this cap is given twice in one promotion",
+                        span=cap.span,
+                        hint=f"the first one is at {seen[cap.kind].span}",
+                    )
                 )
             seen.setdefault(cap.kind, cap)
         return t.Promotion(
@@ -492,7 +518,9 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
         )
 
     def tax_decl(self, meta: Meta, c: list[Any]) -> t.TaxRule:
-        return t.TaxRule(name=_unquote(c[0]), table=c[1][1], span=self.s(meta), name_span=self.s(c[0]))
+        return t.TaxRule(
+            name=_unquote(c[0]), table=c[1][1], span=self.s(meta), name_span=self.s(c[0])
+        )
 
     def start(self, meta: Meta, c: list[t.Declaration]) -> tuple[t.Declaration, ...]:
         return tuple(c)
@@ -563,7 +591,12 @@ def _syntax_diagnostic(err: UnexpectedInput, path: str) -> Diagnostic:
         )
     assert isinstance(err, UnexpectedEOF)
     span = t.Span(file=path, line=line, col=col, end_line=line, end_col=col + 1)
-    return Diagnostic(code="E0003", severity="error", message="the file ends in the middle of a declaration", span=span)
+    return Diagnostic(
+        code="E0003",
+        severity="error",
+        message="the file ends in the middle of a declaration",
+        span=span,
+    )
 
 
 def parse_source(source: str, path: str) -> t.RuleFile:
@@ -587,7 +620,9 @@ def parse_collect(source: str, path: str) -> tuple[list[Diagnostic], t.RuleFile 
     except Exception as err:  # lark wraps errors raised inside callbacks
         inner = getattr(err, "orig_exc", err)
         if isinstance(inner, _LiteralProblem):
-            return [Diagnostic(code="E0205", severity="error", message=str(inner), span=inner.span)], None
+            return [
+                Diagnostic(code="E0205", severity="error", message=str(inner), span=inner.span)
+            ], None
         raise
     return transformer.repeats, t.RuleFile(path=path, source=source, declarations=decls)
 
@@ -620,7 +655,11 @@ def parse_sources(files: dict[str, str]) -> t.Ruleset:
             parsed.append(rule_file)
     if not files:
         span = t.Span(file="<ruleset>", line=0, col=0, end_line=0, end_col=0)
-        diagnostics.append(Diagnostic(code="E0601", severity="error", message="the ruleset has no .rule files", span=span))
+        diagnostics.append(
+            Diagnostic(
+                code="E0601", severity="error", message="the ruleset has no .rule files", span=span
+            )
+        )
     if diagnostics:
         raise RuleError(diagnostics, dict(files))
     return t.Ruleset(files=tuple(parsed), sources=dict(files))

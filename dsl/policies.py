@@ -28,7 +28,6 @@ EVENT_KINDS = ("lead_submitted", "lead_converted", "merchant_referred", "partner
 LINE_FIELDS = ("sku", "category", "brand", "project", "customer.id", "referrer")
 
 
-
 # ---- parsing ---------------------------------------------------------------------------
 
 
@@ -51,7 +50,13 @@ class PolicyTransformer:
 
     def _repeat(self, key: str, span: t.Span, first: t.Span) -> None:
         self.repeats.append(
-            Diagnostic(code="E0103", severity="error", message=f"'{key}' is given twice in one declaration", span=span, hint=f"the first one is at {first}")
+            Diagnostic(
+                code="E0103",
+                severity="error",
+                message=f"'{key}' is given twice in one declaration",
+                span=span,
+                hint=f"the first one is at {first}",
+            )
         )
 
     def _collect(self, items: list[Any]) -> dict[str, tuple[Any, t.Span]]:
@@ -89,7 +94,13 @@ class PolicyTransformer:
                 if x[0] in opts:
                     self._repeat(x[0].replace("_", " "), x[1], opts[x[0]])
                 opts.setdefault(x[0], x[1])
-        basis = t.Basis(measure=str(c[0]), where=where, minus_returns="minus_returns" in opts, includes_special="includes_special" in opts, span=span)  # type: ignore[arg-type]
+        basis = t.Basis(
+            measure=str(c[0]),
+            where=where,
+            minus_returns="minus_returns" in opts,
+            includes_special="includes_special" in opts,
+            span=span,
+        )  # type: ignore[arg-type]
         return ("basis", basis, span)
 
     def target_table(self, meta: Any, c: list[Any]) -> tuple[str, Any, t.Span]:
@@ -180,7 +191,9 @@ class PolicyTransformer:
         return ("earn percent", (pct, c[1] if len(c) > 1 else None), self.s(meta))
 
     def earn_event(self, meta: Any, c: list[Any]) -> t.EventReward:
-        return t.EventReward(amount=c[0], event=str(c[1]), span=self.s(meta), event_span=self.s(c[1]))
+        return t.EventReward(
+            amount=c[0], event=str(c[1]), span=self.s(meta), event_span=self.s(c[1])
+        )
 
     def commission_decl(self, meta: Any, c: list[Any]) -> t.CommissionDecl:
         caps, rest = self._caps(c[1:])
@@ -220,7 +233,11 @@ class PolicyTransformer:
 
 # ---- checks ----------------------------------------------------------------------------
 
-KIND_WORD = {t.RebateDecl: "rebate", t.CommissionDecl: "commission", t.PartnerTiersDecl: "partner tiers"}
+KIND_WORD = {
+    t.RebateDecl: "rebate",
+    t.CommissionDecl: "commission",
+    t.PartnerTiersDecl: "partner tiers",
+}
 
 
 def _kind(d: t.PolicyDecl) -> str:
@@ -229,16 +246,33 @@ def _kind(d: t.PolicyDecl) -> str:
 
 def check_policies(ck: Checker, decls: tuple[t.Declaration, ...]) -> None:
     """Every check of the policy declarations, reported through the checker ``ck``."""
-    policies = [d for d in decls if isinstance(d, t.RebateDecl | t.CommissionDecl | t.PartnerTiersDecl)]
+    policies = [
+        d for d in decls if isinstance(d, t.RebateDecl | t.CommissionDecl | t.PartnerTiersDecl)
+    ]
     seen: dict[tuple[str, str], t.Span] = {}
     for d in policies:
         key = (_kind(d), d.name)
         if key in seen:
-            ck.error("E0101", f"duplicate {key[0]} name '{d.name}'", d.name_span, f"the first is at {seen[key]}")
+            ck.error(
+                "E0101",
+                f"duplicate {key[0]} name '{d.name}'",
+                d.name_span,
+                f"the first is at {seen[key]}",
+            )
         seen.setdefault(key, d.name_span)
         if d.period is None:
-            ck.error("E0502", f"{_kind(d)} '{d.name}' has no period", d.name_span, "add: period month, period quarter, period year or period 2026-01-01 .. 2026-06-30")
-        elif d.period.kind == "range" and d.period.start is not None and d.period.end is not None and d.period.start > d.period.end:
+            ck.error(
+                "E0502",
+                f"{_kind(d)} '{d.name}' has no period",
+                d.name_span,
+                "add: period month, period quarter, period year or period 2026-01-01 .. 2026-06-30",
+            )
+        elif (
+            d.period.kind == "range"
+            and d.period.start is not None
+            and d.period.end is not None
+            and d.period.start > d.period.end
+        ):
             ck.error("E0501", "the period starts after it ends", d.period.span)
         if isinstance(d, t.RebateDecl):
             _rebate(ck, d)
@@ -255,17 +289,37 @@ def _line_condition(ck: Checker, cond: t.Condition) -> None:
     for atom in t.atoms(cond):
         name = atom.field.name
         if name not in allowed and not (ck.data is None and name.startswith("item.")):
-            ck.error("E0201", f"unknown field '{name}'", atom.field.span, did_you_mean(name, allowed) or f"a basis reads: {', '.join(LINE_FIELDS)}, item.<column>")
+            ck.error(
+                "E0201",
+                f"unknown field '{name}'",
+                atom.field.span,
+                did_you_mean(name, allowed)
+                or f"a basis reads: {', '.join(LINE_FIELDS)}, item.<column>",
+            )
             continue
         if isinstance(atom, t.Compare) and atom.op not in ("==", "!="):
-            ck.error("E0202", f"'{name}' is text; it can be compared with == != in, not {atom.op}", atom.span)
+            ck.error(
+                "E0202",
+                f"'{name}' is text; it can be compared with == != in, not {atom.op}",
+                atom.span,
+            )
             continue
         values = (atom.value,) if isinstance(atom, t.Compare) else atom.values
         for lit in values:
             if not isinstance(lit, t.StringLit):
-                ck.error("E0202", f"'{name}' is text, compared with {describe_literal(lit)}", lit.span, 'quote it: "..."')
+                ck.error(
+                    "E0202",
+                    f"'{name}' is text, compared with {describe_literal(lit)}",
+                    lit.span,
+                    'quote it: "..."',
+                )
             elif name == "sku" and ck.data is not None and lit.value not in ck.skus:
-                ck.error("E0303", f"unknown SKU '{lit.value}'", lit.span, did_you_mean(lit.value, ck.skus))
+                ck.error(
+                    "E0303",
+                    f"unknown SKU '{lit.value}'",
+                    lit.span,
+                    did_you_mean(lit.value, ck.skus),
+                )
 
 
 def describe_literal(lit: t.Literal_) -> str:
@@ -291,13 +345,23 @@ def _percent(ck: Checker, lit: t.PercentLit, what: str) -> int | None:
 def _payout(ck: Checker, payout: t.Payout, basis: t.Basis | None) -> None:
     if payout.percent is not None:
         if basis is not None and basis.measure == "qty":
-            ck.error("E0202", "a percentage of a quantity basis is not money", payout.span, "pay an amount per unit: >= 100: 2.00 per unit")
+            ck.error(
+                "E0202",
+                "a percentage of a quantity basis is not money",
+                payout.span,
+                "pay an amount per unit: >= 100: 2.00 per unit",
+            )
             return
         _percent(ck, payout.percent, "a rate")
     else:
         assert payout.per_unit is not None
         if basis is not None and basis.measure == "net_amount":
-            ck.error("E0202", "an amount per unit needs a qty basis", payout.span, "pay a percentage of the basis: >= 100000.00: 2%")
+            ck.error(
+                "E0202",
+                "an amount per unit needs a qty basis",
+                payout.span,
+                "pay a percentage of the basis: >= 100000.00: 2%",
+            )
             return
         ck._money_literal(payout.per_unit, allow_negative=False)
 
@@ -305,17 +369,35 @@ def _payout(ck: Checker, payout: t.Payout, basis: t.Basis | None) -> None:
 def _rebate(ck: Checker, d: t.RebateDecl) -> None:
     what = f"{d.kind} '{d.name}'"
     if d.basis is None:
-        ck.error("E0502", f"{what} has no basis", d.name_span, "add: basis net_amount (where ...) (minus returns)")
+        ck.error(
+            "E0502",
+            f"{what} has no basis",
+            d.name_span,
+            "add: basis net_amount (where ...) (minus returns)",
+        )
     elif d.basis.where is not None:
         _line_condition(ck, d.basis.where)
     if d.tiers is None and d.flat is None:
-        ck.error("E0502", f"{what} pays nothing", d.name_span, "add: earn 2%, or tiers retroactive by basis { >= 100000.00: 1% }")
+        ck.error(
+            "E0502",
+            f"{what} pays nothing",
+            d.name_span,
+            "add: earn 2%, or tiers retroactive by basis { >= 100000.00: 1% }",
+        )
     if d.tiers is not None and d.flat is not None:
         ck.error("E0504", f"{what} has both tiers and a flat rate", d.flat.span, "keep one of them")
     if d.kind == "fund":
-        for span, word in ((d.tiers.span if d.tiers else None, "tiers"), (d.target_value.span if d.target_value else None, "a target")):
+        for span, word in (
+            (d.tiers.span if d.tiers else None, "tiers"),
+            (d.target_value.span if d.target_value else None, "a target"),
+        ):
             if span is not None:
-                ck.error("E0504", f"a fund accrues a flat percentage; {word} do not apply", span, "write: earn 2%")
+                ck.error(
+                    "E0504",
+                    f"a fund accrues a flat percentage; {word} do not apply",
+                    span,
+                    "write: earn 2%",
+                )
     if d.flat is not None:
         _payout(ck, d.flat, d.basis)
     if d.target_value is not None:
@@ -325,17 +407,33 @@ def _rebate(ck: Checker, d: t.RebateDecl) -> None:
             ck._money_literal(d.target_value, allow_negative=False)
     if d.target_table is not None and ck.data is not None:
         if d.target_table not in ck.data.tables:
-            ck.error("E0301", f"unknown table '{d.target_table}'", d.span, did_you_mean(d.target_table, ck.data.tables) or "load it with: pricer load <table> <file>")
+            ck.error(
+                "E0301",
+                f"unknown table '{d.target_table}'",
+                d.span,
+                did_you_mean(d.target_table, ck.data.tables)
+                or "load it with: pricer load <table> <file>",
+            )
         else:
             columns = set(ck.data.tables[d.target_table].columns)
             for column in ("customer_id", "period", "target"):
                 if column not in columns:
-                    ck.error("E0302", f"table '{d.target_table}' has no column '{column}'", d.span, f"its columns are: {', '.join(sorted(columns))}")
+                    ck.error(
+                        "E0302",
+                        f"table '{d.target_table}' has no column '{column}'",
+                        d.span,
+                        f"its columns are: {', '.join(sorted(columns))}",
+                    )
     if d.tiers is not None:
         _policy_tiers(ck, d)
     for cap in d.caps:
         if cap.per != "customer":
-            ck.error("E0504", f"a {d.kind} is capped per customer (per period), not per {cap.per}", cap.span, "write: cap 5000.00 per customer")
+            ck.error(
+                "E0504",
+                f"a {d.kind} is capped per customer (per period), not per {cap.per}",
+                cap.span,
+                "write: cap 5000.00 per customer",
+            )
         else:
             ck._money_literal(cap.value, allow_negative=False)
     if d.minimum_payout is not None:
@@ -346,14 +444,24 @@ def _policy_tiers(ck: Checker, d: t.RebateDecl) -> None:
     assert d.tiers is not None
     tiers = d.tiers
     if tiers.by == "attainment" and d.target_table is None and d.target_value is None:
-        ck.error("E0502", f"tiers by attainment need a target in rebate '{d.name}'", tiers.span, "add: target table rebate_targets, or target 1000000.00")
+        ck.error(
+            "E0502",
+            f"tiers by attainment need a target in rebate '{d.name}'",
+            tiers.span,
+            "add: target table rebate_targets, or target 1000000.00",
+        )
     previous: tuple[int, t.Span] | None = None
     for step in tiers.steps:
         _payout(ck, step.payout, d.basis)
         value: int | None = None
         if tiers.by == "attainment":
             if not isinstance(step.threshold, t.PercentLit):
-                ck.error("E0202", f"an attainment threshold is a percentage of the target, not {describe_literal(step.threshold)}", step.threshold.span, "write it as >= 100%")
+                ck.error(
+                    "E0202",
+                    f"an attainment threshold is a percentage of the target, not {describe_literal(step.threshold)}",
+                    step.threshold.span,
+                    "write it as >= 100%",
+                )
                 continue
             from engine.core.money import MoneyError, parse_percent
 
@@ -364,12 +472,22 @@ def _policy_tiers(ck: Checker, d: t.RebateDecl) -> None:
                 continue
         elif d.basis is not None and d.basis.measure == "qty":
             if isinstance(step.threshold, t.QtyLit):
-                ck.error("E0304", "a qty basis is counted in base units", step.threshold.span, "write it as a number of base units")
+                ck.error(
+                    "E0304",
+                    "a qty basis is counted in base units",
+                    step.threshold.span,
+                    "write it as a number of base units",
+                )
                 continue
             value = ck._quantity_literal(step.threshold)
         else:
             if isinstance(step.threshold, t.PercentLit):
-                ck.error("E0202", "a basis threshold is an amount of money, not a percentage", step.threshold.span, "write it as >= 100000.00, or tier by attainment")
+                ck.error(
+                    "E0202",
+                    "a basis threshold is an amount of money, not a percentage",
+                    step.threshold.span,
+                    "write it as >= 100000.00, or tier by attainment",
+                )
                 continue
             value = ck._money_literal(step.threshold, allow_negative=False)
         if value is None:
@@ -379,26 +497,54 @@ def _policy_tiers(ck: Checker, d: t.RebateDecl) -> None:
 
 def _commission(ck: Checker, d: t.CommissionDecl) -> None:
     if d.percent is None and not d.rewards:
-        ck.error("E0502", f"commission '{d.name}' earns nothing", d.name_span, "add: earn 3% of order, or earn 50.00 per lead_converted")
+        ck.error(
+            "E0502",
+            f"commission '{d.name}' earns nothing",
+            d.name_span,
+            "add: earn 3% of order, or earn 50.00 per lead_converted",
+        )
     if d.percent is not None:
         _percent(ck, d.percent, "a commission rate")
     if d.where is not None:
         if d.percent is None:
-            ck.error("E0504", "'where' selects order lines; this commission pays per event", d.where.span)
+            ck.error(
+                "E0504", "'where' selects order lines; this commission pays per event", d.where.span
+            )
         _line_condition(ck, d.where)
     seen: dict[str, t.Span] = {}
     for reward in d.rewards:
         if reward.event not in EVENT_KINDS:
-            ck.error("E0701", f"unknown event kind '{reward.event}'", reward.event_span, did_you_mean(reward.event, EVENT_KINDS) or f"the kinds are: {', '.join(EVENT_KINDS)}")
+            ck.error(
+                "E0701",
+                f"unknown event kind '{reward.event}'",
+                reward.event_span,
+                did_you_mean(reward.event, EVENT_KINDS)
+                or f"the kinds are: {', '.join(EVENT_KINDS)}",
+            )
         elif reward.event in seen:
-            ck.error("E0103", f"'{reward.event}' is rewarded twice", reward.span, f"the first one is at {seen[reward.event]}")
+            ck.error(
+                "E0103",
+                f"'{reward.event}' is rewarded twice",
+                reward.span,
+                f"the first one is at {seen[reward.event]}",
+            )
         seen.setdefault(reward.event, reward.span)
         ck._money_literal(reward.amount, allow_negative=False)
     for cap in d.caps:
         if cap.per == "customer":
-            ck.error("E0504", "a commission is capped per order or per period, not per customer", cap.span, "write: cap 500.00 per order, or cap 5000.00 per period")
+            ck.error(
+                "E0504",
+                "a commission is capped per order or per period, not per customer",
+                cap.span,
+                "write: cap 500.00 per order, or cap 5000.00 per period",
+            )
         elif cap.per == "order" and d.percent is None:
-            ck.error("E0504", "a cap per order needs a commission on orders", cap.span, "add: earn 3% of order")
+            ck.error(
+                "E0504",
+                "a cap per order needs a commission on orders",
+                cap.span,
+                "add: earn 3% of order",
+            )
         else:
             ck._money_literal(cap.value, allow_negative=False)
 
@@ -406,32 +552,61 @@ def _commission(ck: Checker, d: t.CommissionDecl) -> None:
 def _partner_tiers(ck: Checker, d: t.PartnerTiersDecl) -> None:
 
     if not d.levels:
-        ck.error("E0502", f"partner tiers '{d.name}' have no levels", d.name_span, 'add: level "Gold" when purchases >= 1000000.00')
+        ck.error(
+            "E0502",
+            f"partner tiers '{d.name}' have no levels",
+            d.name_span,
+            'add: level "Gold" when purchases >= 1000000.00',
+        )
     names: dict[str, t.Span] = {}
     metrics = dict(METRICS) | {m: "count" for m in FACT_METRICS}
     for level in d.levels:
         if level.name in names or level.name == d.default:
-            ck.error("E0101", f"duplicate level name '{level.name}'", level.span, f"the first is at {names.get(level.name, d.span)}")
+            ck.error(
+                "E0101",
+                f"duplicate level name '{level.name}'",
+                level.span,
+                f"the first is at {names.get(level.name, d.span)}",
+            )
         names.setdefault(level.name, level.span)
         for atom in t.atoms(level.when):
             name = atom.field.name
             kind = metrics.get(name)
             if kind is None:
-                ck.error("E0201", f"unknown metric '{name}'", atom.field.span, did_you_mean(name, metrics) or f"the metrics are: {', '.join(metrics)}")
+                ck.error(
+                    "E0201",
+                    f"unknown metric '{name}'",
+                    atom.field.span,
+                    did_you_mean(name, metrics) or f"the metrics are: {', '.join(metrics)}",
+                )
                 continue
             values = (atom.value,) if isinstance(atom, t.Compare) else atom.values
             for lit in values:
                 if kind == "money":
                     if isinstance(lit, t.PercentLit):
-                        ck.error("E0202", f"'{name}' is money, compared with a percentage", lit.span)
+                        ck.error(
+                            "E0202", f"'{name}' is money, compared with a percentage", lit.span
+                        )
                     else:
                         ck._money_literal(lit, allow_negative=False)
-                elif not isinstance(lit, t.NumberLit) or "." in lit.text or lit.text.startswith("-"):
-                    ck.error("E0202", f"'{name}' is a count, compared with {describe_literal(lit)}", lit.span, "write a whole number: leads_submitted >= 200")
+                elif (
+                    not isinstance(lit, t.NumberLit) or "." in lit.text or lit.text.startswith("-")
+                ):
+                    ck.error(
+                        "E0202",
+                        f"'{name}' is a count, compared with {describe_literal(lit)}",
+                        lit.span,
+                        "write a whole number: leads_submitted >= 200",
+                    )
         if ck.data is not None and any(a.field.name in FACT_METRICS for a in t.atoms(level.when)):
             facts = ck.data.tables.get("partner_facts")
             if facts is None:
-                ck.error("E0301", "certified_staff is read from table 'partner_facts', which is not loaded", level.span, "load it with: pricer load partner_facts <file> (partner_id, period, certified_staff)")
+                ck.error(
+                    "E0301",
+                    "certified_staff is read from table 'partner_facts', which is not loaded",
+                    level.span,
+                    "load it with: pricer load partner_facts <file> (partner_id, period, certified_staff)",
+                )
 
 
 # ---- formatting ------------------------------------------------------------------------
@@ -476,7 +651,10 @@ def format_policy(d: t.PolicyDecl) -> str:
             body.append(f"target {literal(d.target_value)}")
         if d.tiers is not None:
             body.append(f"tiers {d.tiers.mode} by {d.tiers.by} {{")
-            body.extend(f"{INDENT}>= {literal(s.threshold)}: {_payout_text(s.payout)}" for s in d.tiers.steps)
+            body.extend(
+                f"{INDENT}>= {literal(s.threshold)}: {_payout_text(s.payout)}"
+                for s in d.tiers.steps
+            )
             body.append("}")
         if d.flat is not None:
             body.append(f"earn {_payout_text(d.flat)}")

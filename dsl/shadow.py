@@ -30,10 +30,17 @@ def _always_applies(rule: LineRule) -> bool:
 
 def _wider(a: Conjunct, b: Conjunct) -> bool:
     """A's quantity and amount intervals contain B's."""
-    return a.qty[0] <= b.qty[0] and b.qty[1] <= a.qty[1] and a.amount[0] <= b.amount[0] and b.amount[1] <= a.amount[1]
+    return (
+        a.qty[0] <= b.qty[0]
+        and b.qty[1] <= a.qty[1]
+        and a.amount[0] <= b.amount[0]
+        and b.amount[1] <= a.amount[1]
+    )
 
 
-def _covering(by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]], conj: Conjunct) -> list[tuple[int, Conjunct]]:
+def _covering(
+    by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]], conj: Conjunct
+) -> list[tuple[int, Conjunct]]:
     """Earlier alternatives whose cart atoms are a subset of ``conj``'s, whose intervals
     contain its intervals, and which share at least one of its SKUs."""
     atoms = list(dict.fromkeys(conj.cart))
@@ -43,7 +50,11 @@ def _covering(by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]], c
             for earlier, candidate in by_atoms.get(frozenset(subset), ()):
                 if not _wider(candidate, conj):
                     continue
-                if candidate.item is None or conj.item is None or bool((conj.item & candidate.item).any()):
+                if (
+                    candidate.item is None
+                    or conj.item is None
+                    or bool((conj.item & candidate.item).any())
+                ):
                     found.append((earlier, candidate))
     return found
 
@@ -61,7 +72,9 @@ def _all_covered(covers: list[Conjunct], conj: Conjunct) -> bool:
 def shadowed(rules: list[LineRule]) -> list[tuple[int, tuple[int, ...]]]:
     """(shadowed rule, the earlier rules that together cover it), in evaluation order."""
     by_atoms: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]] = {}
-    by_atoms_special: dict[frozenset[CartAtom], list[tuple[int, Conjunct]]] = {}  # rules that include special
+    by_atoms_special: dict[
+        frozenset[CartAtom], list[tuple[int, Conjunct]]
+    ] = {}  # rules that include special
     found: list[tuple[int, tuple[int, ...]]] = []
     for index, rule in enumerate(rules):
         if rule.conjuncts:

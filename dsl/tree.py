@@ -503,7 +503,18 @@ class PartnerTiersDecl:
 PolicyDecl = RebateDecl | CommissionDecl | PartnerTiersDecl
 
 
-Declaration = Header | AttributeDecl | PriceList | Promotion | TaxRule | FloorDecl | SpecialDecl | ApprovalDecl | OrderCheckDecl | PolicyDecl
+Declaration = (
+    Header
+    | AttributeDecl
+    | PriceList
+    | Promotion
+    | TaxRule
+    | FloorDecl
+    | SpecialDecl
+    | ApprovalDecl
+    | OrderCheckDecl
+    | PolicyDecl
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -80,7 +80,9 @@ def check_ruleset(sources: dict[str, str], data: DataSet | None) -> list[Diagnos
 def _data_diagnostic(err: DataError) -> Diagnostic:
     from dsl.tree import Span
 
-    span = Span(file=f"<table {err.table or 'catalog'}>", line=err.row or 0, col=0, end_line=0, end_col=0)
+    span = Span(
+        file=f"<table {err.table or 'catalog'}>", line=err.row or 0, col=0, end_line=0, end_col=0
+    )
     return Diagnostic(code="E0302", severity="error", message=str(err), span=span)
 
 
@@ -138,7 +140,9 @@ def _decode(plan: Plan, carts: Sequence[Any], max_lines: int) -> Any:
     )
 
 
-def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None) -> dict[str, Any]:
+def quote(
+    plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
+) -> dict[str, Any]:
     """Price one cart; line problems are line errors, a malformed cart raises ``CartError``.
 
     Rulesets with only list prices, line promotions and tax take the small-batch path
@@ -147,25 +151,40 @@ def quote(plan: Plan, cart: Any, max_lines: int = MAX_LINES_PER_CART, ledger: Le
     a batch of one, so those stages have a single implementation. Both give the answer
     ``quote_batch`` gives. ``ledger``: what committed orders consumed (None: nothing)."""
     ledger_counts = ledger is not None and bool(plan.line_index.ledger_capped)
-    if plan.stages.active or plan.line_index.money_capped or plan.special is not None or plan.cumulative or ledger_counts or _asks_manual_discount(cart):
+    if (
+        plan.stages.active
+        or plan.line_index.money_capped
+        or plan.special is not None
+        or plan.cumulative
+        or ledger_counts
+        or _asks_manual_discount(cart)
+    ):
         return quote_batch(plan, [cart], max_lines=max_lines, ledger=ledger)[0]
     return small_path(plan).quote(cart, max_lines=max_lines)
 
 
 def _asks_manual_discount(cart: Any) -> bool:
     lines = cart.get("lines") if isinstance(cart, dict) else None
-    return isinstance(lines, list) and any(isinstance(line, dict) and line.get("manual_discount") is not None for line in lines)
+    return isinstance(lines, list) and any(
+        isinstance(line, dict) and line.get("manual_discount") is not None for line in lines
+    )
 
 
 def quote_batch(
-    plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
+    plan: Plan,
+    carts: Sequence[Any],
+    max_lines: int = MAX_LINES_PER_CART,
+    ledger: LedgerView | None = None,
 ) -> list[dict[str, Any]]:
     """Price many carts in one vectorized pass; the same answers as ``quote`` one by one."""
     return [write_response(plan, cart) for cart in price_carts(plan, carts, max_lines, ledger)]
 
 
 def price_carts(
-    plan: Plan, carts: Sequence[Any], max_lines: int = MAX_LINES_PER_CART, ledger: LedgerView | None = None
+    plan: Plan,
+    carts: Sequence[Any],
+    max_lines: int = MAX_LINES_PER_CART,
+    ledger: LedgerView | None = None,
 ) -> list[PricedCart]:
     """Price many carts in one vectorized pass into typed results (``PricedCart``: figures
     in minor units, rule ids): what ``quote_batch`` writes as JSON, and what order
@@ -179,7 +198,9 @@ def price_carts(
     return priced_carts(plan, batch, price(plan, batch, ledger), explain)
 
 
-def price_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: LedgerView | None = None) -> pl.DataFrame:
+def price_frames(
+    plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame, ledger: LedgerView | None = None
+) -> pl.DataFrame:
     """The columnar bulk path: one row per line in, one priced row per line out.
 
     ``carts``: ``cart_id`` (unique), ``date`` (pl.Date or ISO text), optional ``currency``

@@ -260,7 +260,12 @@ def cmd_quote(args: argparse.Namespace) -> int:
         raise CliError(_validation_message(args.cart, exc)) from None
     plan = _plan(settings, args.rules is not None)
     try:
-        response = quote(plan, cart.to_engine(), max_lines=settings.max_lines_per_cart, ledger=_ledger_view(settings, plan))
+        response = quote(
+            plan,
+            cart.to_engine(),
+            max_lines=settings.max_lines_per_cart,
+            ledger=_ledger_view(settings, plan),
+        )
     except CartError as exc:
         raise CliError(f"{args.cart}: {exc.code}: {exc.message}") from None
     sys.stdout.write(dumps(response, pretty=True).decode() + "\n")
@@ -361,7 +366,9 @@ def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{args.file}: not JSON: {exc}") from None
     block = content.get("ledger", content) if isinstance(content, dict) else None
     if not isinstance(block, dict):
-        raise CliError(f"{args.file}: expected a JSON object with budget_used, uses, gift_stock_used, special_consumed or committed_lines")
+        raise CliError(
+            f"{args.file}: expected a JSON object with budget_used, uses, gift_stock_used, special_consumed or committed_lines"
+        )
     currency = _plan(settings, args.rules is not None).currency
     if block.get("currency") not in (None, "", currency):
         # the ledger keeps bare minor units of the ruleset currency: no conversion on import
@@ -374,7 +381,9 @@ def _load_ledger(args: argparse.Namespace, settings: Settings) -> int:
             rows = store.ledger.seed(block, str(currency))
         except LedgerError as exc:
             raise CliError(f"{args.file}: {exc}") from None
-    print(f"loaded {plural(rows, 'ledger row')} into the ledger (imported history, amounts in {currency})")
+    print(
+        f"loaded {plural(rows, 'ledger row')} into the ledger (imported history, amounts in {currency})"
+    )
     return 0
 
 
@@ -386,7 +395,9 @@ def _table_text(frame: pl.DataFrame) -> str:
     right = [frame.schema[c].is_numeric() or c in ("total", "delta", "amount") for c in cols]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ).rstrip()
 
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
@@ -422,7 +433,9 @@ class _ProgressBar:
         filled = width * done // max(total, 1)
         elapsed = time.monotonic() - self.started
         end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:6.1f}s {name[:40]:<40}{end}")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:6.1f}s {name[:40]:<40}{end}"
+        )
         sys.stderr.flush()
 
 
@@ -446,7 +459,9 @@ def cmd_rebates(args: argparse.Namespace) -> int:
         except RuleError as exc:
             raise CliError(f"the ruleset does not check:\n{exc.render()}", status=1) from None
         if not policies.count:
-            raise CliError(f"{args.ruleset}: no rebate, commission, partner tiers or fund declarations")
+            raise CliError(
+                f"{args.ruleset}: no rebate, commission, partner tiers or fund declarations"
+            )
         try:
             period = parse_period(args.period)
             as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
@@ -460,15 +475,25 @@ def cmd_rebates(args: argparse.Namespace) -> int:
         except ValueError:
             raise CliError(f"--as-of {args.as_of!r} is not a date (YYYY-MM-DD)") from None
         try:
-            history = read_history(args.history, policies.currency) if args.history else store_history(store, policies.currency)
+            history = (
+                read_history(args.history, policies.currency)
+                if args.history
+                else store_history(store, policies.currency)
+            )
             progress = _ProgressBar(args.progress or sys.stderr.isatty())
-            result = run_policies(policies, history, period, as_of=as_of, partner=args.partner, progress=progress)
+            result = run_policies(
+                policies, history, period, as_of=as_of, partner=args.partner, progress=progress
+            )
         except RebateError as exc:
             raise CliError(f"{exc.code}: {exc.message}") from None
         except DataError as exc:
             raise CliError(str(exc)) from None
         rows = with_deltas(store, result, policies.currency)
-        run_id = save_run(store, result, rows, policies.version, history.source) if not args.no_store else None
+        run_id = (
+            save_run(store, result, rows, policies.version, history.source)
+            if not args.no_store
+            else None
+        )
     finally:
         store.close()
     out_rows = rows.drop("amount_minor")
@@ -477,11 +502,29 @@ def cmd_rebates(args: argparse.Namespace) -> int:
     for name, why in result.skipped:
         print(f"skipped {name}: {why}", file=sys.stderr)
     kind = f"accrual as of {result.as_of}" if result.accrual else "final"
-    print(f"{period.label} ({period.start}..{period.end}), {kind}: {plural(rows.height, 'row')}" + (f", run {run_id}" if run_id else "") + (f" -> {args.out}" if args.out else ""))
+    print(
+        f"{period.label} ({period.start}..{period.end}), {kind}: {plural(rows.height, 'row')}"
+        + (f", run {run_id}" if run_id else "")
+        + (f" -> {args.out}" if args.out else "")
+    )
     print(_table_text(summary(rows, policies.currency)))
     if args.show:
         print()
-        print(_table_text(out_rows.select("partner", "policy", "basis", "target", "attainment", "step", "rate", "amount", "explanation")))
+        print(
+            _table_text(
+                out_rows.select(
+                    "partner",
+                    "policy",
+                    "basis",
+                    "target",
+                    "attainment",
+                    "step",
+                    "rate",
+                    "amount",
+                    "explanation",
+                )
+            )
+        )
     return 0
 
 
@@ -491,7 +534,16 @@ def _money_columns(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
 
     out = []
     for col in columns:
-        out.append(pl.Series(col, [format_money(int(v), c) for v, c in zip(frame[col].to_list(), frame["currency"].to_list(), strict=True)], dtype=pl.String))
+        out.append(
+            pl.Series(
+                col,
+                [
+                    format_money(int(v), c)
+                    for v, c in zip(frame[col].to_list(), frame["currency"].to_list(), strict=True)
+                ],
+                dtype=pl.String,
+            )
+        )
     return frame.with_columns(out)
 
 
@@ -514,7 +566,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 raise CliError(f"{directory} does not compile:\n{exc.render()}", status=1) from None
         old, new = plans
         try:
-            history = read_history(args.history, old.currency) if args.history else store_history(store, old.currency)
+            history = (
+                read_history(args.history, old.currency)
+                if args.history
+                else store_history(store, old.currency)
+            )
             lines = history.lines
             label = "all dates"
             if args.period:
@@ -529,14 +585,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
         customers = None
         if args.customers:
             if args.customers not in data.tables:
-                raise CliError(f"--customers {args.customers}: no such table (load it with pricer load)")
+                raise CliError(
+                    f"--customers {args.customers}: no such table (load it with pricer load)"
+                )
             customers = data.tables[args.customers]
     if frame.height == 0:
         raise CliError(f"no order lines in the history for {label}")
     report = diff(old, new, frame, customers)
     money = [f"{f}_{t}" for f in FIGURES for t in ("old", "new")] + ["net_delta"]
     orders = frame["order_id"].n_unique()
-    print(f"what-if on {plural(orders, 'order')}, {plural(frame.height, 'line')} ({label}): {old.version} -> {new.version}")
+    print(
+        f"what-if on {plural(orders, 'order')}, {plural(frame.height, 'line')} ({label}): {old.version} -> {new.version}"
+    )
     print()
     print("totals")
     print(_table_text(_money_columns(report.totals, money)))
@@ -546,15 +606,46 @@ def cmd_diff(args: argparse.Namespace) -> int:
     ):
         print()
         print(f"{title} (top {args.top} by net change)")
-        shown = _money_columns(table.head(args.top), ["net_old", "net_new", "net_delta", "discount_old", "discount_new"])
-        print(_table_text(shown.select(key, "currency", "lines", "changed", "discount_old", "discount_new", "net_old", "net_new", "net_delta")))
+        shown = _money_columns(
+            table.head(args.top),
+            ["net_old", "net_new", "net_delta", "discount_old", "discount_new"],
+        )
+        print(
+            _table_text(
+                shown.select(
+                    key,
+                    "currency",
+                    "lines",
+                    "changed",
+                    "discount_old",
+                    "discount_new",
+                    "net_old",
+                    "net_new",
+                    "net_delta",
+                )
+            )
+        )
     print()
     print("discount by rule")
-    print(_table_text(_money_columns(report.by_rule, ["discount_old", "discount_new", "discount_delta"])))
+    print(
+        _table_text(
+            _money_columns(report.by_rule, ["discount_old", "discount_new", "discount_delta"])
+        )
+    )
     print()
     print(f"lines whose net changed most (top {args.top})")
-    top = report.lines.filter(pl.col("net_delta") != 0).sort(pl.col("net_delta").abs(), "order_id", "line_id", descending=[True, False, False]).head(args.top)
-    print(_table_text(_money_columns(top, ["net_old", "net_new", "net_delta"]).select("order_id", "line_id", "customer_id", "sku", "net_old", "net_new", "net_delta")))
+    top = (
+        report.lines.filter(pl.col("net_delta") != 0)
+        .sort(pl.col("net_delta").abs(), "order_id", "line_id", descending=[True, False, False])
+        .head(args.top)
+    )
+    print(
+        _table_text(
+            _money_columns(top, ["net_old", "net_new", "net_delta"]).select(
+                "order_id", "line_id", "customer_id", "sku", "net_old", "net_new", "net_delta"
+            )
+        )
+    )
     if args.out:
         _write_frame(report.lines, Path(args.out))
         print(f"\nevery line -> {args.out}")
@@ -619,28 +710,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PRICED.parquet", default=None)
 
     p = add("load", cmd_load, "load a CSV or Parquet file as a data table (all rows or none)")
-    p.add_argument("table", metavar="TABLE", help="catalog, fx_rates, tax_rates, order_lines, returns, events, a table name, or 'ledger' (imported ledger state, JSON)")
+    p.add_argument(
+        "table",
+        metavar="TABLE",
+        help="catalog, fx_rates, tax_rates, order_lines, returns, events, a table name, or 'ledger' (imported ledger state, JSON)",
+    )
     p.add_argument("file", metavar="FILE")
 
-    p = add("rebates", cmd_rebates, "compute rebates, commissions, partner tiers and funds for a period")
+    p = add(
+        "rebates", cmd_rebates, "compute rebates, commissions, partner tiers and funds for a period"
+    )
     p.add_argument("ruleset", metavar="RULESET_DIR")
-    p.add_argument("--history", metavar="H", default=None, help="order_lines file, or a directory with order_lines, returns, events (default: the store's)")
-    p.add_argument("--period", required=True, help="2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30")
-    p.add_argument("--as-of", dest="as_of", metavar="DATE", default=None, help="cut an open period at DATE (an accrual run); default: the period's end")
+    p.add_argument(
+        "--history",
+        metavar="H",
+        default=None,
+        help="order_lines file, or a directory with order_lines, returns, events (default: the store's)",
+    )
+    p.add_argument(
+        "--period", required=True, help="2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30"
+    )
+    p.add_argument(
+        "--as-of",
+        dest="as_of",
+        metavar="DATE",
+        default=None,
+        help="cut an open period at DATE (an accrual run); default: the period's end",
+    )
     p.add_argument("--partner", default=None, help="only this partner")
-    p.add_argument("--out", metavar="R.parquet", default=None, help="write every result row (.parquet or .csv)")
+    p.add_argument(
+        "--out", metavar="R.parquet", default=None, help="write every result row (.parquet or .csv)"
+    )
     p.add_argument("--show", action="store_true", help="print every result row after the summary")
-    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
-    p.add_argument("--no-store", dest="no_store", action="store_true", help="do not keep the run in the store")
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
+    p.add_argument(
+        "--no-store", dest="no_store", action="store_true", help="do not keep the run in the store"
+    )
 
     p = add("diff", cmd_diff, "re-price historical orders under two rulesets and compare")
     p.add_argument("old", metavar="OLD_RULESET_DIR")
     p.add_argument("new", metavar="NEW_RULESET_DIR")
-    p.add_argument("--history", metavar="H", default=None, help="order_lines file, or a directory with order_lines (default: the store's)")
-    p.add_argument("--period", default=None, help="only orders in 2026-Q4, 2026-11, 2026 or a date range")
-    p.add_argument("--customers", metavar="TABLE", default=None, help="a data table (id, tier, region, group) giving each order's customer attributes")
+    p.add_argument(
+        "--history",
+        metavar="H",
+        default=None,
+        help="order_lines file, or a directory with order_lines (default: the store's)",
+    )
+    p.add_argument(
+        "--period", default=None, help="only orders in 2026-Q4, 2026-11, 2026 or a date range"
+    )
+    p.add_argument(
+        "--customers",
+        metavar="TABLE",
+        default=None,
+        help="a data table (id, tier, region, group) giving each order's customer attributes",
+    )
     p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
-    p.add_argument("--out", metavar="DIFF.parquet", default=None, help="write every line's old and new figures (.parquet or .csv)")
+    p.add_argument(
+        "--out",
+        metavar="DIFF.parquet",
+        default=None,
+        help="write every line's old and new figures (.parquet or .csv)",
+    )
     return parser
 
 

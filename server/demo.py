@@ -98,7 +98,9 @@ def _catalog(rng: random.Random, n_skus: int) -> tuple[pl.DataFrame, dict[str, D
 KIT = ("KIT-0001", "TL-0001:2;EL-0001:1;SF-0001:1")
 
 
-def _with_bundle(catalog: pl.DataFrame, standard: pl.DataFrame, price: dict[str, Decimal]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _with_bundle(
+    catalog: pl.DataFrame, standard: pl.DataFrame, price: dict[str, Decimal]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Append the installer kit (no random draws, so the other rows stay as they were)."""
     sku, components = KIT
     kit_price = 2 * price["TL-0001"] + price["EL-0001"] + price["SF-0001"]
@@ -106,7 +108,11 @@ def _with_bundle(catalog: pl.DataFrame, standard: pl.DataFrame, price: dict[str,
         "sku": sku, "name": "Installer kit", "base_unit": "kit", "category": "kits",
         "brand": "Acme", "tax_class": "standard", "components": components,
     }  # fmt: skip
-    catalog = catalog.with_columns(pl.lit(None, dtype=pl.String).alias("components")) if "components" not in catalog.columns else catalog
+    catalog = (
+        catalog.with_columns(pl.lit(None, dtype=pl.String).alias("components"))
+        if "components" not in catalog.columns
+        else catalog
+    )
     catalog = pl.concat([catalog, pl.DataFrame([row], schema=catalog.schema)])
     price_row = {"sku": sku, "min_qty": "0", "price": _money(kit_price * Decimal("0.9"))}
     return catalog, pl.concat([standard, pl.DataFrame([price_row], schema=standard.schema)])
@@ -208,12 +214,25 @@ def _tax() -> pl.DataFrame:
 
 
 def history(
-    seed: int, catalog: pl.DataFrame, standard: pl.DataFrame, customers: pl.DataFrame, n_orders: int = 4000
+    seed: int,
+    catalog: pl.DataFrame,
+    standard: pl.DataFrame,
+    customers: pl.DataFrame,
+    n_orders: int = 4000,
 ) -> dict[str, pl.DataFrame]:
     """Seeded order history for 2026 (order_lines, returns, events) and 2026-Q4 rebate
     targets: what ``pricer rebates rules/ --period 2026-Q4`` runs over in the demo."""
     rng = random.Random(seed * 7 + 1)
-    price = {r[0]: Decimal(r[1]) for r in standard.filter(pl.col("min_qty").is_null() | (pl.col("min_qty") == "0")).select("sku", "price").iter_rows()} if "min_qty" in standard.columns else {r[0]: Decimal(r[1]) for r in standard.select("sku", "price").iter_rows()}
+    price = (
+        {
+            r[0]: Decimal(r[1])
+            for r in standard.filter(pl.col("min_qty").is_null() | (pl.col("min_qty") == "0"))
+            .select("sku", "price")
+            .iter_rows()
+        }
+        if "min_qty" in standard.columns
+        else {r[0]: Decimal(r[1]) for r in standard.select("sku", "price").iter_rows()}
+    )
     skus = sorted(s for s in catalog["sku"].to_list() if s in price and s != "KIT-0001")
     ids = customers["id"].to_list()
     lines: list[dict[str, str]] = []
@@ -227,25 +246,49 @@ def history(
             special = rng.random() < 0.05
             off = Decimal(rng.choice((0, 0, 3, 5, 10))) / 100
             net = price[sku] * qty * (1 - off)
-            lines.append({
-                "order_id": f"H{o:05d}", "line_id": str(line), "date": day.isoformat(), "customer_id": customer,
-                "referrer": referrer, "project": "", "sku": sku, "qty": str(qty),
-                "list_amount": _money(price[sku] * qty), "net_amount": _money(net), "currency": "CNY",
-                "special": "true" if special else "false",
-            })
+            lines.append(
+                {
+                    "order_id": f"H{o:05d}",
+                    "line_id": str(line),
+                    "date": day.isoformat(),
+                    "customer_id": customer,
+                    "referrer": referrer,
+                    "project": "",
+                    "sku": sku,
+                    "qty": str(qty),
+                    "list_amount": _money(price[sku] * qty),
+                    "net_amount": _money(net),
+                    "currency": "CNY",
+                    "special": "true" if special else "false",
+                }
+            )
     returns = []
     for i, ln in enumerate(rng.sample(lines, len(lines) // 50), start=1):
-        returns.append({
-            "return_id": f"X{i:05d}", "order_id": ln["order_id"], "date": ln["date"], "customer_id": ln["customer_id"],
-            "sku": ln["sku"], "qty": "1", "net_amount": _money(Decimal(ln["net_amount"]) / Decimal(ln["qty"])),
-        })
+        returns.append(
+            {
+                "return_id": f"X{i:05d}",
+                "order_id": ln["order_id"],
+                "date": ln["date"],
+                "customer_id": ln["customer_id"],
+                "sku": ln["sku"],
+                "qty": "1",
+                "net_amount": _money(Decimal(ln["net_amount"]) / Decimal(ln["qty"])),
+            }
+        )
     kinds = ("lead_submitted", "lead_converted", "merchant_referred", "partner_recruited")
     events = [
-        {"event_id": f"E{i:05d}", "date": (dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(365))).isoformat(),
-         "partner_id": rng.choice(ids), "kind": rng.choice(kinds)}
+        {
+            "event_id": f"E{i:05d}",
+            "date": (dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(365))).isoformat(),
+            "partner_id": rng.choice(ids),
+            "kind": rng.choice(kinds),
+        }
         for i in range(1, 3001)
     ]
-    targets = [{"customer_id": c, "period": "2026-Q4", "target": f"{rng.randrange(20, 200) * 1000}.00"} for c in ids]
+    targets = [
+        {"customer_id": c, "period": "2026-Q4", "target": f"{rng.randrange(20, 200) * 1000}.00"}
+        for c in ids
+    ]
     return {
         "order_lines": pl.DataFrame(lines, schema={k: pl.String for k in lines[0]}),
         "returns": pl.DataFrame(returns, schema={k: pl.String for k in returns[0]}),

@@ -29,7 +29,9 @@ from server.schemas import ErrorOut, OrderIn
 if TYPE_CHECKING:
     from server.app import Runtime
 
-_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (400, 404, 409, 413, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 404, 409, 413, 422, 503)
+}
 
 
 class OrderInvalid(ApiError):
@@ -64,7 +66,9 @@ def _check_rebate_payment(order: OrderIn) -> None:
     except (InvalidOperation, ValueError):
         return  # not a figure at all: the money parser refuses it (invalid_value)
     if negative:
-        raise BadRebatePayment(f"rebate_payment {text} is negative: a payment from the rebate balance is zero or more")
+        raise BadRebatePayment(
+            f"rebate_payment {text} is negative: a payment from the rebate balance is zero or more"
+        )
 
 
 class CommitCurrency(ApiError):
@@ -139,12 +143,16 @@ _PRESENTATION = ("explain",)
 
 def _digest(order: dict[str, Any]) -> str:
     body = {k: v for k, v in order.items() if k not in _PRESENTATION}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def _replay_or_refuse(stored: StoredOrder, digest: str) -> OrjsonResponse:
     if stored.status == "imported" or stored.request_digest is None:
-        raise OrderIdReused(f"order id {stored.order_id!r} belongs to imported history; a new order needs a new id")
+        raise OrderIdReused(
+            f"order id {stored.order_id!r} belongs to imported history; a new order needs a new id"
+        )
     if stored.request_digest is not None and stored.request_digest != digest:
         raise OrderIdReused(
             f"order {stored.order_id!r} was committed with another body; a retry must send the same order, a new order needs a new id"
@@ -156,17 +164,24 @@ def _commit(runtime: Runtime, order: dict[str, Any]) -> OrjsonResponse:
     ledger = runtime.store.ledger
     digest = _digest(order)
     with ledger.write_lock:
-        plan = runtime.require().plan  # read under the lock: a commit queued behind a publish uses the new ruleset
+        plan = (
+            runtime.require().plan
+        )  # read under the lock: a commit queued behind a publish uses the new ruleset
         stored = ledger.find(str(order["id"]))
         if stored is not None:
             return _replay_or_refuse(stored, digest)
         data = runtime.store.snapshot()
         checked = validate_order(plan, data, ledger.view(plan), order)
         if not checked.ok:
-            raise OrderInvalid(f"order {order['id']} has {len(checked.errors)} error(s); nothing was committed", errors=checked.errors)
+            raise OrderInvalid(
+                f"order {order['id']} has {len(checked.errors)} error(s); nothing was committed",
+                errors=checked.errors,
+            )
         currency = checked.priced.currency
         if currency != plan.currency:
-            raise CommitCurrency(f"orders are committed in the ruleset currency {plan.currency}; this one is in {currency}")
+            raise CommitCurrency(
+                f"orders are committed in the ruleset currency {plan.currency}; this one is in {currency}"
+            )
         record = order_record(plan, order, checked.priced, checked)
         response = {
             "order_id": record.order_id,
@@ -208,8 +223,12 @@ def cancel(order_id: str, request: Request) -> OrjsonResponse:
         raise OrderNotFound(f"no committed order {order_id!r} in the ledger")
     stored, released = runtime.store.ledger.cancel(order_id)
     assert stored is not None
-    currency = str(stored.response.get("quote", {}).get("currency", "")) or runtime.require().plan.currency
-    items = _consumed(stored.consumption, currency) if released else []  # a second cancel releases nothing
+    currency = (
+        str(stored.response.get("quote", {}).get("currency", "")) or runtime.require().plan.currency
+    )
+    items = (
+        _consumed(stored.consumption, currency) if released else []
+    )  # a second cancel releases nothing
     return OrjsonResponse({"order_id": order_id, "status": stored.status, "released": items})
 
 
@@ -234,18 +253,28 @@ def promotion_quotas(request: Request, customer_id: str | None = None) -> Orjson
                              "remaining": format_money(max(0, caps.budget - spent), plan.currency)}  # fmt: skip
         if caps.gift_stock is not None:
             given = used.get(("gift_stock", rule.name, None, None, None), (0, 0))[0]
-            row["gift_stock"] = {"limit": str(caps.gift_stock), "used": str(given), "remaining": str(max(0, caps.gift_stock - given))}
+            row["gift_stock"] = {
+                "limit": str(caps.gift_stock),
+                "used": str(given),
+                "remaining": str(max(0, caps.gift_stock - given)),
+            }
         if caps.uses_per_customer is not None:
             row["uses_per_customer"] = str(caps.uses_per_customer)
             if customer_id is not None:
                 n = used.get(("use", rule.name, customer_id, None, None), (0, 0))[0]
-                row["uses"] = {"customer_id": customer_id, "used": str(n), "remaining": str(max(0, caps.uses_per_customer - n))}
+                row["uses"] = {
+                    "customer_id": customer_id,
+                    "used": str(n),
+                    "remaining": str(max(0, caps.uses_per_customer - n)),
+                }
         out.append(row)
     return OrjsonResponse({"promotions": out})
 
 
 @quotas.get("/special/{customer_id}", responses=_ERRORS)
-def special_quotas(customer_id: str, request: Request, project: str | None = None, sku: str | None = None) -> OrjsonResponse:
+def special_quotas(
+    customer_id: str, request: Request, project: str | None = None, sku: str | None = None
+) -> OrjsonResponse:
     """The customer's special prices with their quotas, consumed and remaining."""
     import polars as pl
 
@@ -259,7 +288,9 @@ def special_quotas(customer_id: str, request: Request, project: str | None = Non
     if sku is not None:
         table = table.filter(pl.col("sku") == sku)
     if project is not None and "project" in table.columns:
-        table = table.filter((pl.col("project") == project) | pl.col("project").is_null() | (pl.col("project") == ""))
+        table = table.filter(
+            (pl.col("project") == project) | pl.col("project").is_null() | (pl.col("project") == "")
+        )
     used = runtime.store.ledger.used_totals()
     out = []
     from engine.core.money import parse_money, parse_quantity

@@ -24,9 +24,17 @@ router = APIRouter(tags=["rebates"])
 class RebateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    partner: str = Field(min_length=1, max_length=200, description="the partner (customer id, referrer or event partner)")
-    period: str = Field(min_length=1, max_length=40, description="2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30")
-    as_of: dt.date | None = Field(default=None, description="cut an open period here (an accrual); default: the period's end")
+    partner: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the partner (customer id, referrer or event partner)",
+    )
+    period: str = Field(
+        min_length=1, max_length=40, description="2026-Q4, 2026-11, 2026 or 2026-01-01..2026-06-30"
+    )
+    as_of: dt.date | None = Field(
+        default=None, description="cut an open period here (an accrual); default: the period's end"
+    )
 
 
 class RebateRow(BaseModel):
@@ -101,15 +109,27 @@ def calculate(runtime: Any, body: RebateRequest) -> dict[str, Any]:
     loaded = runtime.require()
     policies = _policies(runtime, loaded.sources, loaded.plan.version)
     if not policies.count:
-        raise NoPolicies("the ruleset being served has no rebate, commission, partner tiers or fund declarations")
+        raise NoPolicies(
+            "the ruleset being served has no rebate, commission, partner tiers or fund declarations"
+        )
     try:
         period = parse_period(body.period)
-        history = store_history(runtime.store, policies.currency, partner=body.partner, start=period.start, end=period.end)
+        history = store_history(
+            runtime.store,
+            policies.currency,
+            partner=body.partner,
+            start=period.start,
+            end=period.end,
+        )
         result = run_policies(policies, history, period, as_of=body.as_of, partner=body.partner)
     except RebateError as exc:
-        raise RebateInputError(exc.message, errors=[{"code": exc.code, "message": exc.message}]) from None
+        raise RebateInputError(
+            exc.message, errors=[{"code": exc.code, "message": exc.message}]
+        ) from None
     except DataError as exc:
-        raise RebateInputError(str(exc), errors=[{"code": "bad_history", "message": str(exc)}]) from None
+        raise RebateInputError(
+            str(exc), errors=[{"code": "bad_history", "message": str(exc)}]
+        ) from None
     rows = result.rows.drop("partner").to_dicts()
     orders = result.details.drop("partner").to_dicts()
     return {
@@ -131,7 +151,9 @@ async def _runtime(request: Request) -> Any:
 
 
 @router.post("/rebates/calculate", response_model=RebateResponse)
-async def rebates_calculate(body: RebateRequest, runtime: Annotated[Any, Depends(_runtime)]) -> dict[str, Any]:
+async def rebates_calculate(
+    body: RebateRequest, runtime: Annotated[Any, Depends(_runtime)]
+) -> dict[str, Any]:
     """One partner's rebates, commissions, partner tier and fund accruals for a period, each
     with its basis, target, attainment, step or rate, amount and a one-line explanation."""
     return await run_in_threadpool(calculate, runtime, body)

@@ -58,7 +58,8 @@ class LineIn(BaseModel):
     qty: DecimalText = Field(description='decimal string, at most 3 fractional digits: "2", "1.5"')
     unit: StrictStr | None = Field(None, description="defaults to the SKU's base unit")
     manual_discount: StrictStr | None = Field(
-        None, description='a discount requested by an agent, as a percentage: "7%" (checked against approval bands)'
+        None,
+        description='a discount requested by an agent, as a percentage: "7%" (checked against approval bands)',
     )
 
 
@@ -91,7 +92,8 @@ class CartIn(BaseModel):
     project: StrictStr | None = None
     trade_term: StrictStr | None = None
     explain: StrictBool | None = Field(
-        None, description="true: also list the promotions that were candidates but did not apply, with the reason"
+        None,
+        description="true: also list the promotions that were candidates but did not apply, with the reason",
     )
     lines: list[LineIn]
 
@@ -102,16 +104,21 @@ class CartIn(BaseModel):
 
 class OrderLineIn(LineIn):
     expected_net: DecimalText | None = Field(
-        None, description="the net the client showed for this line; a different one is price_changed"
+        None,
+        description="the net the client showed for this line; a different one is price_changed",
     )
 
 
 class OrderIn(CartIn):
     """An order: a cart with an id (the idempotency key of a commit), see docs/orders.md."""
 
-    id: IdText = Field(min_length=1, max_length=200, description="the order id; committing it twice commits once")
+    id: IdText = Field(
+        min_length=1, max_length=200, description="the order id; committing it twice commits once"
+    )
     referrer: StrictStr | None = Field(None, description="who referred the order (commissions)")
-    rebate_payment: DecimalText | None = Field(None, description="rebate balance used as payment, within the ruleset's cap")
+    rebate_payment: DecimalText | None = Field(
+        None, description="rebate balance used as payment, within the ruleset's cap"
+    )
     expected_total: DecimalText | None = Field(None, description="the net total the client showed")
     lines: list[OrderLineIn]  # type: ignore[assignment]
 
@@ -191,7 +198,10 @@ class LineOut(BaseModel):
     tax: str | None = None
     gross_amount: str | None = None
     error: LineErrorOut | None = None
-    sublines: list[SubLineOut] | None = Field(default=None, description="only on a line split by a special price; the line's figures are their sums")
+    sublines: list[SubLineOut] | None = Field(
+        default=None,
+        description="only on a line split by a special price; the line's figures are their sums",
+    )
 
 
 class TotalsOut(BaseModel):

@@ -317,7 +317,9 @@ class NoSuchUnit(Exception):
     """A quantity written in a unit the line's SKU does not have."""
 
 
-def literal_value(lit: t.Literal_, kind: str, ctx: Context, rules: Rules, line: Line | None) -> object:
+def literal_value(
+    lit: t.Literal_, kind: str, ctx: Context, rules: Rules, line: Line | None
+) -> object:
     """A literal as a value of the field's kind (thousandths, minor units, date, text)."""
     if kind == "text":
         if isinstance(lit, t.StringLit):
@@ -433,7 +435,9 @@ def holds(
     return truth != negated
 
 
-def comparison_holds(cond: t.Compare | t.InSet, ctx: Context, rules: Rules, line: Line | None) -> bool:
+def comparison_holds(
+    cond: t.Compare | t.InSet, ctx: Context, rules: Rules, line: Line | None
+) -> bool:
     kind = field_kind(cond.field.name)
     value = field_value(cond.field.name, ctx, line)
     if isinstance(cond, t.Compare):
@@ -578,11 +582,24 @@ def list_price(rules: Rules, ctx: Context, line: Line, data: DataSet) -> ListPri
 
 def item_selected(selector: t.ItemSelector, item: Item) -> bool:
     name = selector.field.name
-    value = item.columns.get(name.removeprefix("item.")) if name.startswith("item.") else item.columns.get(name)
-    return value is not None and value in [v.value for v in selector.values if isinstance(v, t.StringLit)]
+    value = (
+        item.columns.get(name.removeprefix("item."))
+        if name.startswith("item.")
+        else item.columns.get(name)
+    )
+    return value is not None and value in [
+        v.value for v in selector.values if isinstance(v, t.StringLit)
+    ]
 
 
-def cumulative_holds(promo: t.Promotion, ctx: Context, rules: Rules, lines: list[Line], ledger: Ledger, catalog: dict[str, Item]) -> bool:
+def cumulative_holds(
+    promo: t.Promotion,
+    ctx: Context,
+    rules: Rules,
+    lines: list[Line],
+    ledger: Ledger,
+    catalog: dict[str, Item],
+) -> bool:
     """Every ``cumulative`` condition of the promotion: the customer's committed lines
     dated inside its window (all of them without a window) plus this cart's priced lines,
     whole (before any special-price split): base quantity, or net amount committed and
@@ -592,7 +609,12 @@ def cumulative_holds(promo: t.Promotion, ctx: Context, rules: Rules, lines: list
         past = 0
         for row in ledger.committed_lines:
             item = catalog.get(str(row["sku"]))
-            if customer is None or row["customer_id"] != customer or item is None or not item_selected(c.selector, item):
+            if (
+                customer is None
+                or row["customer_id"] != customer
+                or item is None
+                or not item_selected(c.selector, item)
+            ):
                 continue
             if not in_window(promo.valid, dt.date.fromisoformat(str(row["date"]))):
                 continue
@@ -608,7 +630,9 @@ def cumulative_holds(promo: t.Promotion, ctx: Context, rules: Rules, lines: list
                 if ctx.money_rate is None:
                     return False  # its lines are no_fx_rate anyway
                 past = convert(past, ctx.money_rate, rules.currency, ctx.currency, rules.rounding)
-            now = sum(line.list_amount or 0 for line in lines if item_selected(c.selector, line.item))
+            now = sum(
+                line.list_amount or 0 for line in lines if item_selected(c.selector, line.item)
+            )
             threshold = money_literal(c.threshold, ctx, rules)
         assert isinstance(threshold, int)
         if past + now < threshold:
@@ -627,7 +651,9 @@ def special_row(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict |
     project = (ctx.cart.get("project") or "").strip()
     found: dict[str, dict] = {}
     for row in rows_of(data, rules.special.table):
-        if (row.get("customer_id") or "").strip() != customer or (row.get("sku") or "").strip() != line.item.sku:
+        if (row.get("customer_id") or "").strip() != customer or (
+            row.get("sku") or ""
+        ).strip() != line.item.sku:
             continue
         start = (row.get("valid_from") or "").strip()
         end = (row.get("valid_to") or "").strip()
@@ -643,7 +669,9 @@ def special_row(rules: Rules, ctx: Context, line: Line, data: DataSet) -> dict |
     return found.get("project") or found.get("any")
 
 
-def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: dict, ledger: Ledger) -> list[Line]:
+def split_special(
+    rules: Rules, ctx: Context, line: Line, data: DataSet, left: dict, ledger: Ledger
+) -> list[Line]:
     """Stage 3 on one priced line: itself, or its special-price sub-line (within what is
     left of the quotas) and its list-price sub-line (the rest). ``left`` carries what is
     left of each row's quotas from line to line of the cart."""
@@ -652,17 +680,25 @@ def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: d
     row = special_row(rules, ctx, line, data)
     if row is None:
         return [line]
-    key = ((row.get("customer_id") or "").strip(), (row.get("project") or "").strip(), line.item.sku)
+    key = (
+        (row.get("customer_id") or "").strip(),
+        (row.get("project") or "").strip(),
+        line.item.sku,
+    )
     if key not in left:
         used_qty, used_amount = ledger.special_used.get(key, (0, 0))
         qty_quota = (row.get("qty_quota") or "").strip()
         amount_quota = (row.get("amount_quota") or "").strip()
         left[key] = [
             max(0, parse_quantity(qty_quota) - used_qty) if qty_quota else None,
-            max(0, parse_money(amount_quota, rules.currency) - used_amount) if amount_quota else None,
+            max(0, parse_money(amount_quota, rules.currency) - used_amount)
+            if amount_quota
+            else None,
         ]
     qty_left, amount_left = left[key]
-    price = parse_money(str(row["price"]).strip(), rules.currency)  # per base unit, ruleset currency
+    price = parse_money(
+        str(row["price"]).strip(), rules.currency
+    )  # per base unit, ruleset currency
     take = line.base_milli
     if qty_left is not None:
         take = min(take, qty_left)
@@ -674,7 +710,10 @@ def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: d
     if ctx.currency != rules.currency:
         rate = fx_rate(data, rules.currency, ctx.currency, ctx.date)
         if rate is None:
-            raise LineError("no_fx_rate", f"line {line.id}: no {rules.currency}->{ctx.currency} rate for its special price")
+            raise LineError(
+                "no_fx_rate",
+                f"line {line.id}: no {rules.currency}->{ctx.currency} rate for its special price",
+            )
         cart_price = convert(price, rate, rules.currency, ctx.currency, rules.rounding)
     if qty_left is not None:
         left[key][0] = qty_left - take
@@ -694,9 +733,18 @@ def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: d
     if rest > 0:
         subs.append(
             Line(
-                id=line.id, item=line.item, unit=line.unit, qty_text=line.qty_text, base_milli=rest,
-                list_amount=rounded(Fraction(line.price.unit_price * rest, line.price.factor * 1000), rules.rounding),
-                price=line.price, tax_included=line.tax_included, whole=whole, parent_price=line.price,
+                id=line.id,
+                item=line.item,
+                unit=line.unit,
+                qty_text=line.qty_text,
+                base_milli=rest,
+                list_amount=rounded(
+                    Fraction(line.price.unit_price * rest, line.price.factor * 1000), rules.rounding
+                ),
+                price=line.price,
+                tax_included=line.tax_included,
+                whole=whole,
+                parent_price=line.price,
             )  # fmt: skip
         )
     return subs
@@ -709,8 +757,12 @@ def split_special(rules: Rules, ctx: Context, line: Line, data: DataSet, left: d
 class Ledger:
     """What committed orders already consumed (SPEC §5). Without one, nothing was."""
 
-    budget_used: dict[str, int] = field(default_factory=dict)  # promotion -> minor units (ruleset currency)
-    uses: dict[tuple[str, str | None], int] = field(default_factory=dict)  # (promotion, customer id) -> orders
+    budget_used: dict[str, int] = field(
+        default_factory=dict
+    )  # promotion -> minor units (ruleset currency)
+    uses: dict[tuple[str, str | None], int] = field(
+        default_factory=dict
+    )  # (promotion, customer id) -> orders
     gift_stock_used: dict[str, int] = field(default_factory=dict)  # promotion -> gift units
     #: (customer id, project or "", sku) -> (thousandths, minor units of the ruleset currency)
     special_used: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
@@ -790,7 +842,10 @@ def allocate(amount: int, weights: list[int], run: Run | None = None) -> list[in
         order = sorted(range(len(weights)), key=lambda i: -remainders[i])  # stable: earlier first
         for i in order[:leftover]:
             shares[i] += 1
-        tie = 0 < leftover < len(weights) and remainders[order[leftover - 1]] == remainders[order[leftover]]
+        tie = (
+            0 < leftover < len(weights)
+            and remainders[order[leftover - 1]] == remainders[order[leftover]]
+        )
         if run is not None and tie:
             run.order_sensitive = True
     assert sum(shares) == whole
@@ -816,7 +871,9 @@ def budget_remaining(promo: t.Promotion, run: Run) -> int | None:
     remaining = budget - run.ledger.budget_used.get(promo.name, 0)
     if run.ctx.currency != run.rules.currency:
         assert run.ctx.money_rate is not None
-        return convert(remaining, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding)
+        return convert(
+            remaining, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding
+        )
     return remaining
 
 
@@ -1032,7 +1089,9 @@ def commit(outcome: Outcome, run: Run) -> None:
 # ---- stage 7: gifts (given at the promotion's step, so best-of groups can value them) -----
 
 
-def give_gift(promo: t.Promotion, gift: t.Gift, count: int, run: Run) -> tuple[dict | None, int, list[dict]]:
+def give_gift(
+    promo: t.Promotion, gift: t.Gift, count: int, run: Run
+) -> tuple[dict | None, int, list[dict]]:
     """The gift line for ``count`` sets/applications/steps, its list value, and warnings."""
     earned = int(gift.qty.text) * count
     given = earned
@@ -1059,14 +1118,20 @@ def give_gift(promo: t.Promotion, gift: t.Gift, count: int, run: Run) -> tuple[d
     item = run.catalog.get(gift.sku.value)
     if item is None:
         raise ValueError(f"gift {gift.sku.value!r} is not in the catalog (E0303)")
-    line = Line(id="gift", item=item, unit=item.base_unit, qty_text=str(given), base_milli=given * 1000)
+    line = Line(
+        id="gift", item=item, unit=item.base_unit, qty_text=str(given), base_milli=given * 1000
+    )
     try:
         price = list_price(run.rules, run.ctx, line, run.data)
     except LineError as err:
         # decided: a gift that cannot be priced (no_price, or no_fx_rate) warns with that code.
-        warnings.append({"code": err.code, "rule": promo.name, "sku": item.sku, "message": err.message})
+        warnings.append(
+            {"code": err.code, "rule": promo.name, "sku": item.sku, "message": err.message}
+        )
         return None, 0, warnings
-    list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), run.rules.rounding)
+    list_amount = rounded(
+        Fraction(price.unit_price * line.base_milli, price.factor * 1000), run.rules.rounding
+    )
     money = run.ctx.currency
     gift_line = {
         "sku": item.sku,
@@ -1096,7 +1161,9 @@ def available(line: Line) -> int:
 
 def selects(selector: t.ItemSelector, line: Line, run: Run) -> bool:
     value = field_value(selector.field.name, run.ctx, line)
-    return value is not None and value in [v.value for v in selector.values if isinstance(v, t.StringLit)]
+    return value is not None and value in [
+        v.value for v in selector.values if isinstance(v, t.StringLit)
+    ]
 
 
 def net_unit_price(line: Line) -> int:
@@ -1104,7 +1171,9 @@ def net_unit_price(line: Line) -> int:
     return line.net * 1000 // line.base_milli
 
 
-def consume(entries: list[tuple[Line, int]], need: int, cheapest_first: bool, run: Run) -> list[tuple[Line, int]]:
+def consume(
+    entries: list[tuple[Line, int]], need: int, cheapest_first: bool, run: Run
+) -> list[tuple[Line, int]]:
     """Take ``need`` thousandths from (line, available) entries in unit order: the highest
     net unit price first (``cheapest first``: the lowest); ties by cart order."""
     sign = 1 if cheapest_first else -1
@@ -1117,8 +1186,16 @@ def consume(entries: list[tuple[Line, int]], need: int, cheapest_first: bool, ru
     assert need == 0
     # a tie matters when the walk stops inside a run of equal prices
     for price in {net_unit_price(line) for line, _ in ordered}:
-        tied = [(take, avail) for (line, take), (_, avail) in zip(taken, ordered, strict=True) if net_unit_price(line) == price]
-        if len(tied) > 1 and not all(take == avail for take, avail in tied) and not all(take == 0 for take, _ in tied):
+        tied = [
+            (take, avail)
+            for (line, take), (_, avail) in zip(taken, ordered, strict=True)
+            if net_unit_price(line) == price
+        ]
+        if (
+            len(tied) > 1
+            and not all(take == avail for take, avail in tied)
+            and not all(take == 0 for take, _ in tied)
+        ):
             run.order_sensitive = True
     return sorted([(line, take) for line, take in taken if take > 0], key=lambda e: e[0].position)
 
@@ -1128,13 +1205,17 @@ def consumed_net(line: Line, milli: int, run: Run) -> int:
     return rounded(Fraction(line.net * milli, line.base_milli), run.rules.rounding)
 
 
-def set_outcome(promo: t.Promotion, stage: str, count: int, consumed: list[tuple[Line, int]], run: Run) -> Outcome:
+def set_outcome(
+    promo: t.Promotion, stage: str, count: int, consumed: list[tuple[Line, int]], run: Run
+) -> Outcome:
     """The benefit of ``count`` sets (combo) or applications (pool), summed and allocated once."""
     scope = promo.scope
     assert isinstance(scope, t.ComboScope | t.PoolScope)
     benefit = scope.benefit
     lines = [line for line, _ in consumed]
-    outcome = Outcome(promo=promo, stage=stage, kind=None, offs=[], consumed=consumed, touched=lines)
+    outcome = Outcome(
+        promo=promo, stage=stage, kind=None, offs=[], consumed=consumed, touched=lines
+    )
     if isinstance(benefit, t.Gift):
         outcome.gift, outcome.gift_value, outcome.warnings = give_gift(promo, benefit, count, run)
         return outcome
@@ -1146,7 +1227,9 @@ def set_outcome(promo: t.Promotion, stage: str, count: int, consumed: list[tuple
         offs = allocate(run.money(benefit.amount) * count, weights, run)
     else:  # fixed_price X per set: the set costs X
         offs = allocate(max(0, sum(weights) - run.money(benefit.price) * count), weights, run)
-    offs = [min(off, line.net) for line, off in zip(lines, offs, strict=True)]  # never above the net
+    offs = [
+        min(off, line.net) for line, off in zip(lines, offs, strict=True)
+    ]  # never above the net
     offs = clip(promo, offs, run)
     outcome.kind = BENEFIT_KIND[type(benefit)]
     outcome.offs = list(zip(lines, offs, strict=True))
@@ -1184,7 +1267,11 @@ def evaluate_pool(promo: t.Promotion, run: Run) -> Outcome | None:
     assert isinstance(scope, t.PoolScope)
     if not cart_promotion_holds(promo, run):
         return None
-    entries = [(line, available(line)) for line in counted_lines(promo, run) if available(line) > 0 and selects(scope.selector, line, run)]
+    entries = [
+        (line, available(line))
+        for line in counted_lines(promo, run)
+        if available(line) > 0 and selects(scope.selector, line, run)
+    ]
     if isinstance(scope.every, t.MoneyLit):
         # every X CNY: the available units' value; consumes every available unit it counted
         value = sum(consumed_net(line, units, run) for line, units in entries)
@@ -1193,7 +1280,9 @@ def evaluate_pool(promo: t.Promotion, run: Run) -> Outcome | None:
     else:
         step = int(scope.every.text) * 1000
         applications = capped_applications(promo, sum(units for _, units in entries) // step)
-        consumed = consume(entries, applications * step, promo.cheapest_first, run) if applications else []
+        consumed = (
+            consume(entries, applications * step, promo.cheapest_first, run) if applications else []
+        )
     if applications == 0:
         return None
     return set_outcome(promo, "pool", applications, consumed, run)
@@ -1201,7 +1290,10 @@ def evaluate_pool(promo: t.Promotion, run: Run) -> Outcome | None:
 
 def stage_combos_and_pools(run: Run) -> None:
     for members in waterfall_steps(promotions_of(run, "combo", "pool")):
-        outcomes = [evaluate_combo(p, run) if stage_of(p) == "combo" else evaluate_pool(p, run) for p in members]
+        outcomes = [
+            evaluate_combo(p, run) if stage_of(p) == "combo" else evaluate_pool(p, run)
+            for p in members
+        ]
         best = best_outcome(outcomes)  # per cart; only the kept member consumes units
         if best is not None:
             commit(best, run)
@@ -1216,7 +1308,9 @@ def order_thresholds(promo: t.Promotion, run: Run) -> list[tuple[int, t.OrderTie
     return [(run.money(step.threshold), step) for step in scope.steps]
 
 
-def evaluate_order(promo: t.Promotion, subtotal: int, eligible: list[Line], run: Run) -> Outcome | None:
+def evaluate_order(
+    promo: t.Promotion, subtotal: int, eligible: list[Line], run: Run
+) -> Outcome | None:
     scope = promo.scope
     assert isinstance(scope, t.OrderScope)
     if not cart_promotion_holds(promo, run):
@@ -1233,7 +1327,9 @@ def evaluate_order(promo: t.Promotion, subtotal: int, eligible: list[Line], run:
             return None
         _, step = max(reached, key=lambda r: r[0])  # the highest step reached
         count = 1
-    outcome = Outcome(promo=promo, stage="order", kind=None, offs=[], consumed=[], touched=list(eligible))
+    outcome = Outcome(
+        promo=promo, stage="order", kind=None, offs=[], consumed=[], touched=list(eligible)
+    )
     benefit = step.benefit
     if isinstance(benefit, t.Gift):
         outcome.gift, outcome.gift_value, outcome.warnings = give_gift(promo, benefit, count, run)
@@ -1275,15 +1371,22 @@ def spend_more_hint(promo: t.Promotion, subtotal: int, run: Run) -> dict | None:
         if not above:
             return None
         target = min(above)
-    return {"rule": promo.name, "kind": "spend_more", "missing_amount": format_money(target - subtotal, run.ctx.currency)}
+    return {
+        "rule": promo.name,
+        "kind": "spend_more",
+        "missing_amount": format_money(target - subtotal, run.ctx.currency),
+    }
 
 
 def stage_order_promotions(run: Run) -> None:
     # gifts are never lines; special-price sub-lines count only where a promotion includes them
     eligible = {
-        special: [line for line in run.lines if not line.stopped and (special or not line.special)] for special in (False, True)
+        special: [line for line in run.lines if not line.stopped and (special or not line.special)]
+        for special in (False, True)
     }
-    subtotal = {special: sum(line.net for line in lines) for special, lines in eligible.items()}  # taken once
+    subtotal = {
+        special: sum(line.net for line in lines) for special, lines in eligible.items()
+    }  # taken once
     promos = promotions_of(run, "order")
     for promo in promos:
         hint = spend_more_hint(promo, subtotal[promo.includes_special], run)
@@ -1291,7 +1394,15 @@ def stage_order_promotions(run: Run) -> None:
             run.hints.append(hint)
     for members in waterfall_steps(promos):
         best = best_outcome(
-            [evaluate_order(p, subtotal[p.includes_special], [line for line in eligible[p.includes_special] if not line.stopped], run) for p in members]
+            [
+                evaluate_order(
+                    p,
+                    subtotal[p.includes_special],
+                    [line for line in eligible[p.includes_special] if not line.stopped],
+                    run,
+                )
+                for p in members
+            ]
         )
         if best is None:
             continue
@@ -1323,7 +1434,9 @@ def floor_amount(line: Line, run: Run) -> int | None:
         return None
     if run.ctx.currency != run.rules.currency:
         assert run.ctx.money_rate is not None, "list_stage refuses a floor line without a rate"
-        per_unit = convert(per_unit, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding)
+        per_unit = convert(
+            per_unit, run.ctx.money_rate, run.rules.currency, run.ctx.currency, run.rules.rounding
+        )
     return amount_for(per_unit, line.base_milli, run.rules.rounding)
 
 
@@ -1435,7 +1548,10 @@ def bundle_components(line: Line, net: int, currency: str) -> list[dict] | None:
             parts.append((sku.strip(), Fraction(ratio.strip() or "1")))
     scale = math.lcm(*(ratio.denominator for _, ratio in parts))
     shares = allocate(net, [int(ratio * scale) for _, ratio in parts])
-    return [{"sku": sku, "amount": format_money(share, currency)} for (sku, _), share in zip(parts, shares, strict=True)]
+    return [
+        {"sku": sku, "amount": format_money(share, currency)}
+        for (sku, _), share in zip(parts, shares, strict=True)
+    ]
 
 
 # ---- the whole quote -------------------------------------------------------------------
@@ -1444,18 +1560,31 @@ def bundle_components(line: Line, net: int, currency: str) -> list[dict] | None:
 def list_stage(rules: Rules, ctx: Context, line: Line, data: DataSet) -> None:
     """Stage 2 on one line: its price list, unit price and list amount."""
     price = list_price(rules, ctx, line, data)
-    if ctx.currency != rules.currency and ctx.money_rate is None and any(names_money(p) for p in rules.promotions):
+    if (
+        ctx.currency != rules.currency
+        and ctx.money_rate is None
+        and any(names_money(p) for p in rules.promotions)
+    ):
         raise LineError(
             "no_fx_rate",
             f"line {line.id}: no {rules.currency}->{ctx.currency} rate on {ctx.date} for the promotions' amounts",
         )
-    list_amount = rounded(Fraction(price.unit_price * line.base_milli, price.factor * 1000), rules.rounding)
+    list_amount = rounded(
+        Fraction(price.unit_price * line.base_milli, price.factor * 1000), rules.rounding
+    )
     if abs(list_amount) >= MAX_LINE_AMOUNT_MINOR:
         raise LineError("amount_too_large", f"line {line.id}: the line amount is too large")
-    if ctx.currency != rules.currency and ctx.money_rate is None and floor_per_unit(rules, data, line.item.sku) is not None:
+    if (
+        ctx.currency != rules.currency
+        and ctx.money_rate is None
+        and floor_per_unit(rules, data, line.item.sku) is not None
+    ):
         # decided: its floor cannot be put in the cart's currency; a wrong floor is worse
         # than no quote (as for the promotions' money). Lines without a floor are priced.
-        raise LineError("no_fx_rate", f"line {line.id}: no {rules.currency}->{ctx.currency} rate on {ctx.date} for its floor")
+        raise LineError(
+            "no_fx_rate",
+            f"line {line.id}: no {rules.currency}->{ctx.currency} rate on {ctx.date} for its floor",
+        )
     line.price = price
     line.list_amount = list_amount
     line.tax_included = price.price_list.tax_included
@@ -1492,7 +1621,12 @@ def line_response(line: Line, run: Run) -> tuple[dict, dict[str, int]]:
             "pricing_unit": line.price.pricing_unit,
             "list_amount": format_money(line.list_amount, money),
             "adjustments": [
-                {"rule": a["rule"], "kind": a["kind"], "stage": a["stage"], "amount": format_money(a["amount"], money)}
+                {
+                    "rule": a["rule"],
+                    "kind": a["kind"],
+                    "stage": a["stage"],
+                    "amount": format_money(a["amount"], money),
+                }
                 for a in line.adjustments
             ],
             "net_amount": format_money(net, money),
@@ -1534,7 +1668,9 @@ def split_line_response(subs: list[Line], run: Run) -> tuple[dict, dict[str, int
     merged: dict[tuple[str, str, str], int] = {}
     for sub in subs:
         for a in sub.adjustments:
-            merged[(a["rule"], a["kind"], a["stage"])] = merged.get((a["rule"], a["kind"], a["stage"]), 0) + a["amount"]
+            merged[(a["rule"], a["kind"], a["stage"])] = (
+                merged.get((a["rule"], a["kind"], a["stage"]), 0) + a["amount"]
+            )
     worst = max(parts, key=lambda p: STATUS_SEVERITY[p[0]["status"]])[0]
     whole = subs[0].whole
     assert whole is not None and price is not None
@@ -1605,7 +1741,9 @@ def reference_quote(
     ledger_state = read_ledger(ledger, rules.currency)
     quota_left: dict = {}  # stage 3: what is left of each special price's quotas
     whole_lines: list[Line] = []  # the priced lines before any split (cumulative conditions)
-    slots: list[list[Line] | dict] = []  # a priced line (its sub-lines), or an error line, in cart order
+    slots: list[
+        list[Line] | dict
+    ] = []  # a priced line (its sub-lines), or an error line, in cart order
     errors: list[dict] = []
     priced: list[Line] = []
     for position, raw in enumerate(cart["lines"], start=1):
@@ -1634,13 +1772,19 @@ def reference_quote(
         slots.append(subs)
 
     ctx.cumulative_off = {
-        p.name for p in rules.promotions if p.cumulative and not cumulative_holds(p, ctx, rules, whole_lines, ledger_state, catalog)
+        p.name
+        for p in rules.promotions
+        if p.cumulative and not cumulative_holds(p, ctx, rules, whole_lines, ledger_state, catalog)
     }
     run = Run(rules=rules, ctx=ctx, data=data, catalog=catalog, ledger=ledger_state, lines=priced)
     # A cart whose lines all failed still meets an order threshold of 0.00 (docs/promotions.md
     # says subtotal >= X); only a cart in another currency without a rate for the rules'
     # money cannot evaluate them (its lines are all no_fx_rate then).
-    if ctx.currency == rules.currency or ctx.money_rate is not None or not any(names_money(p) for p in rules.promotions):
+    if (
+        ctx.currency == rules.currency
+        or ctx.money_rate is not None
+        or not any(names_money(p) for p in rules.promotions)
+    ):
         stage_line_promotions(run)  # 4
         stage_combos_and_pools(run)  # 5 (gifts, stage 7, and caps, stage 8, at each step)
         stage_order_promotions(run)  # 6

@@ -37,7 +37,11 @@ RULESET_CURRENCIES = ("CNY", "CNY", "JPY", "BHD")
 FOREIGN_CURRENCY = "USD"
 #: Rates both ways between the foreign currency and each ruleset currency.
 FX_FROM_FOREIGN = {"CNY": ("7.1234", "6.9"), "JPY": ("150.25", "149.5"), "BHD": ("0.376",)}
-FX_TO_FOREIGN = {"CNY": ("0.1385", "0.14", "0.1407"), "JPY": ("0.0067", "0.00665"), "BHD": ("2.6596",)}
+FX_TO_FOREIGN = {
+    "CNY": ("0.1385", "0.14", "0.1407"),
+    "JPY": ("0.0067", "0.00665"),
+    "BHD": ("2.6596",),
+}
 
 SKU_NAMES = ("A", "B", "C", "D", "E", "F", "G", "H")
 CUSTOMER_IDS = ("D1", "D2", "D3")
@@ -70,10 +74,31 @@ CART_DATES = (
     "2026-11-15T01:00:00+08:00",
 )
 AWKWARD_QTYS = (
-    "1", "2", "3", "0.001", "3.333", "12", "24", "100", "0.5", "10.250", "144",
-    "999999", "1000000000", "1000000000.001",  # the one-billion limit
-    "05", ".5", "+2", " 3 ", "2.500", "1e3",  # odd but decimal
-    "0", "-1", "1.0005", "abc", "",  # bad quantities
+    "1",
+    "2",
+    "3",
+    "0.001",
+    "3.333",
+    "12",
+    "24",
+    "100",
+    "0.5",
+    "10.250",
+    "144",
+    "999999",
+    "1000000000",
+    "1000000000.001",  # the one-billion limit
+    "05",
+    ".5",
+    "+2",
+    " 3 ",
+    "2.500",
+    "1e3",  # odd but decimal
+    "0",
+    "-1",
+    "1.0005",
+    "abc",
+    "",  # bad quantities
 )
 
 # Money pools in minor units, written out in whatever currency the case uses.
@@ -128,7 +153,9 @@ def string_set(values: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join(quote_text(v) for v in values) + ")"
 
 
-def lay_out(blocks: tuple[str, ...] | list[str], assignment: list[int], names: list[str]) -> dict[str, str]:
+def lay_out(
+    blocks: tuple[str, ...] | list[str], assignment: list[int], names: list[str]
+) -> dict[str, str]:
     """Put block i in file ``names[assignment[i]]``, keeping the blocks' order in each file."""
     files: dict[str, list[str]] = {}
     for block, index in zip(blocks, assignment, strict=True):
@@ -178,7 +205,9 @@ def catalogs(draw: st.DrawFn, bundles: bool = False) -> tuple[dict[str, Any], ..
         bundle = rows[draw(st.integers(0, n - 1))]
         others = [r["sku"] for r in rows if r is not bundle]
         parts = draw(st.lists(st.sampled_from(others), min_size=2, max_size=3, unique=True))
-        bundle["components"] = [{"sku": sku, "ratio": draw(st.sampled_from((1, 1, 2, 3)))} for sku in parts]
+        bundle["components"] = [
+            {"sku": sku, "ratio": draw(st.sampled_from((1, 1, 2, 3)))} for sku in parts
+        ]
     return tuple(rows)
 
 
@@ -241,7 +270,9 @@ def line_atoms(catalog: tuple[dict[str, Any], ...], currency: str) -> st.SearchS
         st.sampled_from(TAX_CLASSES).map(lambda v: f"tax_class == {quote_text(v)}"),
         st.sampled_from(COLORS).map(lambda v: f"item.color == {quote_text(v)}"),
         st.sampled_from(COLORS).map(lambda v: f"item.color != {quote_text(v)}"),
-        st.lists(qty_values, min_size=1, max_size=3, unique=True).map(lambda vs: f"qty in ({', '.join(vs)})"),
+        st.lists(qty_values, min_size=1, max_size=3, unique=True).map(
+            lambda vs: f"qty in ({', '.join(vs)})"
+        ),
         st.tuples(qty_ops, qty_values).map(lambda p: f"qty {p[0]} {p[1]}"),
         st.tuples(
             st.sampled_from(("<", ">=")),
@@ -252,9 +283,9 @@ def line_atoms(catalog: tuple[dict[str, Any], ...], currency: str) -> st.SearchS
     ]
     if some_sku_has_box(catalog):  # a SKU without boxes never matches these, even under `not`
         atoms.append(
-            st.tuples(st.sampled_from(("<", ">=", "==", "!=")), st.sampled_from(("1", "2", "0.5"))).map(
-                lambda p: f"qty {p[0]} {p[1]} box"
-            )
+            st.tuples(
+                st.sampled_from(("<", ">=", "==", "!=")), st.sampled_from(("1", "2", "0.5"))
+            ).map(lambda p: f"qty {p[0]} {p[1]} box")
         )
         atoms.append(st.just("qty in (1 box, 2 box)"))
     return st.one_of(*atoms)
@@ -305,11 +336,18 @@ def price_rows(
         key_values: tuple[str | None, ...] = (None,)
         if key is not None:
             key_values = tuple(
-                draw(st.lists(st.sampled_from(KEY_FIELDS[key]), min_size=1, max_size=2, unique=True))
+                draw(
+                    st.lists(st.sampled_from(KEY_FIELDS[key]), min_size=1, max_size=2, unique=True)
+                )
             )
         for key_value in key_values:
             breaks = draw(
-                st.lists(st.sampled_from(("0", "2.5", "10", "24", "120")), min_size=1, max_size=3, unique=True)
+                st.lists(
+                    st.sampled_from(("0", "2.5", "10", "24", "120")),
+                    min_size=1,
+                    max_size=3,
+                    unique=True,
+                )
             )
             if from_zero and "0" not in breaks:
                 breaks.insert(0, "0")  # every quantity finds a row
@@ -381,7 +419,9 @@ def tiers(draw: st.DrawFn, currency: str) -> str:
         picked.sort(key=float)
     else:
         suffix = draw(money_text(currency))
-        minors = sorted(draw(st.lists(st.sampled_from(TIER_AMOUNTS), min_size=1, max_size=3, unique=True)))
+        minors = sorted(
+            draw(st.lists(st.sampled_from(TIER_AMOUNTS), min_size=1, max_size=3, unique=True))
+        )
         picked = [format_money(m, currency) + suffix for m in minors]
     steps = " ".join(f">= {v}: {draw(benefits(currency))}" for v in picked)
     return f"tiers by {measure} {{ {steps} }}"
@@ -443,9 +483,13 @@ def money_caps(draw: st.DrawFn, currency: str) -> list[str]:
     """Caps on a promotion that gives money: per-order discount, budget, uses (no ledger)."""
     out = []
     if draw(st.integers(0, 3)) == 0:
-        out.append(f"max discount {format_money(draw(st.sampled_from(CAP_DISCOUNTS)), currency)}{draw(money_text(currency))} per order")
+        out.append(
+            f"max discount {format_money(draw(st.sampled_from(CAP_DISCOUNTS)), currency)}{draw(money_text(currency))} per order"
+        )
     if draw(st.integers(0, 4)) == 0:
-        out.append(f"budget {format_money(draw(st.sampled_from(BUDGETS)), currency)}{draw(money_text(currency))}")
+        out.append(
+            f"budget {format_money(draw(st.sampled_from(BUDGETS)), currency)}{draw(money_text(currency))}"
+        )
     if draw(st.integers(0, 5)) == 0:
         out.append(f"uses {draw(st.sampled_from((1, 3)))} per customer")
     return out
@@ -467,7 +511,9 @@ def selectors(catalog: tuple[dict[str, Any], ...]) -> st.SearchStrategy[str]:
     categories = sorted({r["category"] for r in catalog})
     return st.one_of(
         st.sampled_from(skus).map(lambda v: f"sku {quote_text(v)}"),
-        st.lists(st.sampled_from(skus), min_size=1, max_size=3, unique=True).map(lambda vs: f"sku in {string_set(vs)}"),
+        st.lists(st.sampled_from(skus), min_size=1, max_size=3, unique=True).map(
+            lambda vs: f"sku in {string_set(vs)}"
+        ),
         st.sampled_from(categories).map(lambda v: f"category {quote_text(v)}"),
         st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True).map(
             lambda vs: f"category in {string_set(vs)}"
@@ -480,11 +526,15 @@ def selectors(catalog: tuple[dict[str, Any], ...]) -> st.SearchStrategy[str]:
 
 def gift_text(catalog: tuple[dict[str, Any], ...]) -> st.SearchStrategy[str]:
     skus = [r["sku"] for r in catalog]
-    return st.tuples(st.sampled_from((1, 1, 2)), st.sampled_from(skus)).map(lambda p: f"gift {p[0]} of {quote_text(p[1])}")
+    return st.tuples(st.sampled_from((1, 1, 2)), st.sampled_from(skus)).map(
+        lambda p: f"gift {p[0]} of {quote_text(p[1])}"
+    )
 
 
 @st.composite
-def set_benefits(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> tuple[str, str]:
+def set_benefits(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str
+) -> tuple[str, str]:
     """A combo/pool benefit and what it gives: "percent", "money" or "gift"."""
     kind = draw(st.sampled_from(("percent", "amount", "fixed", "gift")))
     if kind == "percent":
@@ -493,13 +543,22 @@ def set_benefits(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency:
         return draw(gift_text(catalog)), "gift"
     per_set = draw(st.sampled_from(("", " per set")))
     if kind == "amount":
-        return f"amount_off {format_money(draw(st.sampled_from(SET_AMOUNTS)), currency)}{draw(money_text(currency))}{per_set}", "money"
-    return f"fixed_price {format_money(draw(st.sampled_from(SET_PRICES)), currency)}{draw(money_text(currency))}{per_set}", "money"
+        return (
+            f"amount_off {format_money(draw(st.sampled_from(SET_AMOUNTS)), currency)}{draw(money_text(currency))}{per_set}",
+            "money",
+        )
+    return (
+        f"fixed_price {format_money(draw(st.sampled_from(SET_PRICES)), currency)}{draw(money_text(currency))}{per_set}",
+        "money",
+    )
 
 
 @st.composite
 def promotion_head(draw: st.DrawFn, name: str, groups: tuple[str, ...]) -> str:
-    head = [f"promotion {quote_text(name)}", f"priority {draw(st.sampled_from((0, 50, 100, 100, 200, -5)))}"]
+    head = [
+        f"promotion {quote_text(name)}",
+        f"priority {draw(st.sampled_from((0, 50, 100, 100, 200, -5)))}",
+    ]
     head.append(draw(st.sampled_from(("stacking exclusive", "stacking stackable", "", "", "", ""))))
     if draw(st.integers(0, 2)) == 0:
         head.append(f"group {quote_text(draw(st.sampled_from(groups)))}")
@@ -524,13 +583,21 @@ def with_caps(draw: st.DrawFn, scope: str, caps: list[str]) -> list[str]:
 
 
 @st.composite
-def set_promotions(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, name: str) -> str:
+def set_promotions(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, name: str
+) -> str:
     """A combo (1-3 parts) or a pool (every N units, or every X of money)."""
     head = draw(promotion_head(name, ("s1", "s2")))
     body = draw(promotion_context())
     benefit, gives = draw(set_benefits(catalog, currency))
     if draw(st.booleans()):
-        parts = draw(st.lists(st.tuples(st.sampled_from((1, 1, 2, 3)), selectors(catalog)), min_size=1, max_size=draw(st.sampled_from((1, 2, 2, 3)))))
+        parts = draw(
+            st.lists(
+                st.tuples(st.sampled_from((1, 1, 2, 3)), selectors(catalog)),
+                min_size=1,
+                max_size=draw(st.sampled_from((1, 2, 2, 3))),
+            )
+        )
         scope = "combo " + ", ".join(f"{n} of {sel}" for n, sel in parts) + f": {benefit}"
     else:
         if draw(st.booleans()):
@@ -550,7 +617,9 @@ def set_promotions(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currenc
 
 
 @st.composite
-def order_benefits(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, percent: bool) -> str:
+def order_benefits(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, percent: bool
+) -> str:
     kinds = ("percent", "amount", "gift") if percent else ("amount", "gift")
     kind = draw(st.sampled_from(kinds))
     if kind == "percent":
@@ -561,7 +630,9 @@ def order_benefits(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currenc
 
 
 @st.composite
-def order_promotions(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, name: str) -> str:
+def order_promotions(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str, name: str
+) -> str:
     """``order subtotal >= X``, ``order subtotal tiers {...}`` or ``order every X``."""
     head = draw(promotion_head(name, ("o1", "o2")))
     body = draw(promotion_context())
@@ -573,11 +644,19 @@ def order_promotions(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], curre
     caps = []
     if form == "threshold":
         benefits_ = [draw(order_benefits(catalog, currency, percent=True))]
-        scope = f"order subtotal >= {money(draw(st.sampled_from(ORDER_THRESHOLDS)))}: {benefits_[0]}"
+        scope = (
+            f"order subtotal >= {money(draw(st.sampled_from(ORDER_THRESHOLDS)))}: {benefits_[0]}"
+        )
     elif form == "tiers":
-        steps = sorted(draw(st.lists(st.sampled_from(ORDER_THRESHOLDS), min_size=1, max_size=3, unique=True)))
+        steps = sorted(
+            draw(st.lists(st.sampled_from(ORDER_THRESHOLDS), min_size=1, max_size=3, unique=True))
+        )
         benefits_ = [draw(order_benefits(catalog, currency, percent=True)) for _ in steps]
-        scope = "order subtotal tiers { " + " ".join(f">= {money(x)}: {b}" for x, b in zip(steps, benefits_, strict=True)) + " }"
+        scope = (
+            "order subtotal tiers { "
+            + " ".join(f">= {money(x)}: {b}" for x, b in zip(steps, benefits_, strict=True))
+            + " }"
+        )
     else:
         # a percent under `order every` is refused by the checker (E0504)
         benefits_ = [draw(order_benefits(catalog, currency, percent=False))]
@@ -603,11 +682,15 @@ APPROVAL_NAMES = ("gold partners", "all", "Zz", "silver")
 
 
 @st.composite
-def floor_rows(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> list[dict[str, Any]]:
+def floor_rows(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str
+) -> list[dict[str, Any]]:
     rows = []
     for item in catalog:
         if not rows or draw(st.booleans()):  # at least one row, so the table has its columns
-            rows.append({"sku": item["sku"], "floor": format_money(draw(st.sampled_from(FLOORS)), currency)})
+            rows.append(
+                {"sku": item["sku"], "floor": format_money(draw(st.sampled_from(FLOORS)), currency)}
+            )
     return rows
 
 
@@ -616,7 +699,10 @@ def approvals(draw: st.DrawFn, name: str) -> str:
     body = []
     if draw(st.integers(0, 2)) == 0:
         body.append(f"when {draw(CONTEXT_CONDITIONS)}")
-    limits = sorted(draw(st.lists(st.sampled_from(BAND_LIMITS), min_size=1, max_size=3, unique=True)), key=lambda p: float(p[:-1]))
+    limits = sorted(
+        draw(st.lists(st.sampled_from(BAND_LIMITS), min_size=1, max_size=3, unique=True)),
+        key=lambda p: float(p[:-1]),
+    )
     body += [f"up to {limit}: {draw(st.sampled_from(BAND_OUTCOMES))}" for limit in limits]
     if draw(st.booleans()):
         body.append(f"above: {draw(st.sampled_from(BAND_OUTCOMES))}")
@@ -656,18 +742,29 @@ PROJECTS = ("", "", "P-1", "P-2")
 
 
 @st.composite
-def special_rows(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> list[dict[str, Any]]:
+def special_rows(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str
+) -> list[dict[str, Any]]:
     """One row per (customer, project, sku) drawn; quotas, prices and windows vary."""
     skus = [r["sku"] for r in catalog]
     keys = draw(
-        st.lists(st.tuples(st.sampled_from(CUSTOMER_IDS), st.sampled_from(PROJECTS), st.sampled_from(skus)), min_size=2, max_size=12, unique=True)
+        st.lists(
+            st.tuples(
+                st.sampled_from(CUSTOMER_IDS), st.sampled_from(PROJECTS), st.sampled_from(skus)
+            ),
+            min_size=2,
+            max_size=12,
+            unique=True,
+        )
     )
     rows = []
     for customer, project, sku in keys:
         row: dict[str, Any] = {"customer_id": customer, "project": project, "sku": sku}
         row["price"] = format_money(draw(st.sampled_from(SPECIAL_PRICES)), currency)
         row["qty_quota"] = draw(st.sampled_from(("", *SPECIAL_QTY_QUOTAS)))
-        row["amount_quota"] = draw(st.sampled_from(("", "", *(format_money(a, currency) for a in SPECIAL_AMOUNT_QUOTAS))))
+        row["amount_quota"] = draw(
+            st.sampled_from(("", "", *(format_money(a, currency) for a in SPECIAL_AMOUNT_QUOTAS)))
+        )
         window = draw(st.none() | st.sampled_from(WINDOWS))
         row["valid_from"], row["valid_to"] = window if window else ("", "")
         if window and draw(st.booleans()):
@@ -688,7 +785,9 @@ def special_ledger(draw: st.DrawFn, rows: list[dict[str, Any]], currency: str) -
                     "project": row["project"],
                     "sku": row["sku"],
                     "qty": draw(st.sampled_from(("0", "1", "3", "4.5", "50", "200"))),
-                    "amount": format_money(draw(st.sampled_from((0, 1, 500, 2000, 5000000))), currency),
+                    "amount": format_money(
+                        draw(st.sampled_from((0, 1, 500, 2000, 5000000))), currency
+                    ),
                 }
             )
     return {"special_consumed": consumed}
@@ -705,27 +804,42 @@ def including_special(draw: st.DrawFn, block: str) -> str:
 
 CUMULATIVE_QTYS = (1, 5, 10, 30, 100)
 CUMULATIVE_AMOUNTS = (1000, 10000, 100000, 1000000)
-COMMITTED_DATES = ("2026-10-15", "2026-10-31", "2026-11-01", "2026-11-14", "2026-11-20", "2026-12-05")
+COMMITTED_DATES = (
+    "2026-10-15",
+    "2026-10-31",
+    "2026-11-01",
+    "2026-11-14",
+    "2026-11-20",
+    "2026-12-05",
+)
 
 
 @st.composite
-def with_cumulative(draw: st.DrawFn, block: str, catalog: tuple[dict[str, Any], ...], currency: str) -> str:
+def with_cumulative(
+    draw: st.DrawFn, block: str, catalog: tuple[dict[str, Any], ...], currency: str
+) -> str:
     """A promotion that sometimes carries one or two cumulative conditions."""
     if not block.startswith("promotion") or draw(st.integers(0, 2)) == 0:
         return block
     lines = []
     for _ in range(draw(st.integers(1, 2))):
         if draw(st.booleans()):
-            lines.append(f"  cumulative qty of {draw(selectors(catalog))} >= {draw(st.sampled_from(CUMULATIVE_QTYS))}")
+            lines.append(
+                f"  cumulative qty of {draw(selectors(catalog))} >= {draw(st.sampled_from(CUMULATIVE_QTYS))}"
+            )
         else:
             amount = format_money(draw(st.sampled_from(CUMULATIVE_AMOUNTS)), currency)
-            lines.append(f"  cumulative amount of {draw(selectors(catalog))} >= {amount}{draw(money_text(currency))}")
+            lines.append(
+                f"  cumulative amount of {draw(selectors(catalog))} >= {amount}{draw(money_text(currency))}"
+            )
     head, _, rest = block.partition("{\n")
     return head + "{\n" + "\n".join(lines) + "\n" + rest
 
 
 @st.composite
-def committed_lines(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str) -> list[dict[str, Any]]:
+def committed_lines(
+    draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], currency: str
+) -> list[dict[str, Any]]:
     """Committed order lines of the generated customers, inside and outside the windows."""
     rows = []
     for _ in range(draw(st.integers(0, 8))):
@@ -735,7 +849,9 @@ def committed_lines(draw: st.DrawFn, catalog: tuple[dict[str, Any], ...], curren
                 "date": draw(st.sampled_from(COMMITTED_DATES)),
                 "sku": draw(st.sampled_from([r["sku"] for r in catalog])),
                 "qty": draw(st.sampled_from(("1", "2.5", "10", "40", "99"))),
-                "amount": format_money(draw(st.sampled_from((0, 999, 5000, 60000, 500000))), currency),
+                "amount": format_money(
+                    draw(st.sampled_from((0, 999, 5000, 60000, 500000))), currency
+                ),
             }
         )
     return rows
@@ -777,7 +893,9 @@ def carts(
             },
         )
     )
-    if special and "id" not in customer and draw(st.integers(0, 4)) != 0:  # special prices are per customer
+    if (
+        special and "id" not in customer and draw(st.integers(0, 4)) != 0
+    ):  # special prices are per customer
         customer = {**customer, "id": draw(st.sampled_from(CUSTOMER_IDS))}
     cart: dict[str, Any] = {"date": draw(st.sampled_from(CART_DATES))}
     if customer or draw(st.booleans()):
@@ -798,7 +916,9 @@ def carts(
     numbered = draw(st.integers(0, 4)) != 0
     for i in range(draw(st.integers(1, 8))):
         line: dict[str, Any] = {"id": f"L{i + 1}"} if numbered else {}  # else ids are positions
-        line["sku"] = draw(st.sampled_from(skus)) if draw(st.integers(0, 40 if stages59 else 15)) else "NOPE"
+        line["sku"] = (
+            draw(st.sampled_from(skus)) if draw(st.integers(0, 40 if stages59 else 15)) else "NOPE"
+        )
         item = next((r for r in catalog if r["sku"] == line["sku"]), None)
         unit = None if stages59 and draw(st.integers(0, 4)) else draw(UNIT_CHOICES)
         if unit == "base":
@@ -823,7 +943,12 @@ def carts(
 
 @st.composite
 def cases(
-    draw: st.DrawFn, max_carts: int = 3, stages59: bool = False, special: bool = False, cumulative: bool = False, foreign_floors: bool = False
+    draw: st.DrawFn,
+    max_carts: int = 3,
+    stages59: bool = False,
+    special: bool = False,
+    cumulative: bool = False,
+    foreign_floors: bool = False,
 ) -> Case:
     """``special``: the ruleset has special prices (some promotions ``include special``) and
     the case a ledger of what committed orders consumed of their quotas. ``cumulative``:
@@ -866,7 +991,9 @@ def cases(
             )
         )
     if stages59 or draw(st.integers(0, 3)) != 0:  # most rulesets have a catch-all list
-        tables["base_prices"] = tuple(draw(price_rows(catalog, None, 1.0, money, from_zero=stages59)))
+        tables["base_prices"] = tuple(
+            draw(price_rows(catalog, None, 1.0, money, from_zero=stages59))
+        )
         blocks.append(pricelist_text("base", -10, "base_prices"))
 
     # promotions
@@ -874,9 +1001,13 @@ def cases(
     where_conditions = conditions(line_atoms(catalog, money))
     promo_blocks = []
     for name in promo_names:
-        stage = draw(st.sampled_from(("line", "set", "set", "order", "order"))) if stages59 else "line"
+        stage = (
+            draw(st.sampled_from(("line", "set", "set", "order", "order"))) if stages59 else "line"
+        )
         if stage == "line":
-            promo_blocks.append(draw(promotions(catalog, where_conditions, money, name, caps=stages59)))
+            promo_blocks.append(
+                draw(promotions(catalog, where_conditions, money, name, caps=stages59))
+            )
         elif stage == "set":
             promo_blocks.append(draw(set_promotions(catalog, money, name)))
         else:
@@ -897,7 +1028,9 @@ def cases(
     has_floor = stages59 and (foreign_floors or draw(st.integers(0, 2)) == 0)
     if has_floor:
         tables["floor_prices"] = tuple(draw(floor_rows(catalog, money)))
-        blocks.append(f"floor {{\n  table floor_prices policy {draw(st.sampled_from(('clamp', 'flag')))}\n}}")
+        blocks.append(
+            f"floor {{\n  table floor_prices policy {draw(st.sampled_from(('clamp', 'flag')))}\n}}"
+        )
     if stages59:
         for name in draw(st.lists(st.sampled_from(APPROVAL_NAMES), max_size=2, unique=True)):
             blocks.append(draw(approvals(name)))
@@ -909,7 +1042,9 @@ def cases(
 
     # exchange rates: both ways, sometimes only from mid-November (earlier carts lack a rate)
     if foreign_lists or foreign_floors or draw(st.integers(0, 3)) != 0:
-        dates = draw(st.sampled_from((("2026-10-01",), ("2026-11-15",), ("2026-10-01", "2026-11-15"))))
+        dates = draw(
+            st.sampled_from((("2026-10-01",), ("2026-11-15",), ("2026-10-01", "2026-11-15")))
+        )
         fx = []
         for date in dates:
             inbound = draw(st.sampled_from(FX_FROM_FOREIGN[money]))
@@ -921,7 +1056,13 @@ def cases(
     # foreign carts with a floor only when asked: tests/engine/test_agreement.py's floor
     # invariant reads the floor table in the ruleset currency
     foreign_ok = "fx_rates" in tables and (foreign_floors or not has_floor)
-    batch = draw(st.lists(carts(catalog, money, foreign_ok, stages59=stages59, special=special or cumulative), min_size=1, max_size=max_carts))
+    batch = draw(
+        st.lists(
+            carts(catalog, money, foreign_ok, stages59=stages59, special=special or cumulative),
+            min_size=1,
+            max_size=max_carts,
+        )
+    )
     sources = draw(layouts(tuple(blocks)))
     return Case(
         blocks=tuple(blocks),

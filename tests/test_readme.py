@@ -25,7 +25,9 @@ def _demo_plan() -> Plan:
 
 def test_readme_tour_quote_matches_the_demo() -> None:
     request = json.loads(re.search(r"<<'JSON'\n(.*?)\nJSON", TOUR, re.S).group(1))  # type: ignore[union-attr]
-    shown: list[dict[str, Any]] = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", TOUR, re.S)]
+    shown: list[dict[str, Any]] = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", TOUR, re.S)
+    ]
     response = quote(_demo_plan(), request)
     assert response["errors"] == []
     assert len(shown) >= 3
@@ -49,7 +51,9 @@ def test_readme_orders_validate_commit_cancel_on_the_demo(tmp_path: Path) -> Non
         from fastapi.testclient import TestClient
 
     order = json.loads(re.search(r"<<'ORDER'\n(.*?)\nORDER", ORDERS, re.S).group(1))  # type: ignore[union-attr]
-    validated, committed, cancelled = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", ORDERS, re.S)]
+    validated, committed, cancelled = [
+        json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", ORDERS, re.S)
+    ]
     db = tmp_path / "demo.duckdb"
     with Store(db) as store:
         for name, frame in generate().items():

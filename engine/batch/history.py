@@ -37,12 +37,27 @@ HISTORY_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("order_id", "line_id", "date", "customer_id", "sku", "qty", "net_amount", "currency"),
         ("referrer", "project", "list_amount", "special"),
     ),
-    "returns": (("return_id", "date", "customer_id", "sku", "qty", "net_amount"), ("order_id", "currency")),
+    "returns": (
+        ("return_id", "date", "customer_id", "sku", "qty", "net_amount"),
+        ("order_id", "currency"),
+    ),
     "events": (("event_id", "date", "partner_id", "kind"), ("order_id", "amount")),
 }
 EVENT_KINDS = ("lead_submitted", "lead_converted", "merchant_referred", "partner_recruited")
 MONEY_COLUMNS = ("list_amount", "net_amount", "amount")
-TEXT_COLUMNS = ("order_id", "line_id", "return_id", "event_id", "customer_id", "partner_id", "referrer", "project", "sku", "kind", "currency")
+TEXT_COLUMNS = (
+    "order_id",
+    "line_id",
+    "return_id",
+    "event_id",
+    "customer_id",
+    "partner_id",
+    "referrer",
+    "project",
+    "sku",
+    "kind",
+    "currency",
+)
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "n", "f", "")
 
@@ -66,7 +81,9 @@ def history_checks(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
     required, optional = HISTORY_TABLES[name]
     need_columns(frame, name, required, f"the {name.replace('_', ' ')} table")
     has = set(frame.columns)
-    checks: list[tuple[str, pl.Expr]] = [required_check(c) for c in required if c not in ("qty", "net_amount")]
+    checks: list[tuple[str, pl.Expr]] = [
+        required_check(c) for c in required if c not in ("qty", "net_amount")
+    ]
     key = {"order_lines": None, "returns": "return_id", "events": "event_id"}[name]
     if key is not None:
         checks.append(unique_check(key))
@@ -74,7 +91,20 @@ def history_checks(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
         from engine.ledger.store import ROW_NUMBER
 
         first = pl.col(ROW_NUMBER).min().over("order_id", "line_id")
-        checks.append(row_problem("line_id", (pl.col(ROW_NUMBER) > first, pl.format("duplicate line '{}' of order '{}' (first at row {})", pl.col("line_id"), pl.col("order_id"), first))))
+        checks.append(
+            row_problem(
+                "line_id",
+                (
+                    pl.col(ROW_NUMBER) > first,
+                    pl.format(
+                        "duplicate line '{}' of order '{}' (first at row {})",
+                        pl.col("line_id"),
+                        pl.col("order_id"),
+                        first,
+                    ),
+                ),
+            )
+        )
     checks.append(iso_date_check("date"))
     if "currency" in has:
         checks.append(currency_check("currency", required=name == "order_lines"))
@@ -88,9 +118,29 @@ def history_checks(name: str, frame: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
             checks.append(_money_digits(col, "currency" in has))
     if "special" in has:
         word = pl.col("special").str.strip_chars().str.to_lowercase()
-        checks.append(row_problem("special", (~is_blank("special") & ~word.is_in(TRUE_WORDS + FALSE_WORDS), pl.format("'{}' is not true or false", pl.col("special")))))
+        checks.append(
+            row_problem(
+                "special",
+                (
+                    ~is_blank("special") & ~word.is_in(TRUE_WORDS + FALSE_WORDS),
+                    pl.format("'{}' is not true or false", pl.col("special")),
+                ),
+            )
+        )
     if name == "events":
-        checks.append(row_problem("kind", (~pl.col("kind").str.strip_chars().is_in(EVENT_KINDS), pl.format("'{}' is not an event kind ({})", pl.col("kind"), pl.lit(", ".join(EVENT_KINDS))))))
+        checks.append(
+            row_problem(
+                "kind",
+                (
+                    ~pl.col("kind").str.strip_chars().is_in(EVENT_KINDS),
+                    pl.format(
+                        "'{}' is not an event kind ({})",
+                        pl.col("kind"),
+                        pl.lit(", ".join(EVENT_KINDS)),
+                    ),
+                ),
+            )
+        )
     return checks
 
 
@@ -100,9 +150,27 @@ def _money_digits(col: str, has_currency: bool) -> tuple[str, pl.Expr]:
 
     if not has_currency:
         return row_problem(col, (pl.lit(False), None))
-    digits = pl.col("currency").str.strip_chars().replace_strict(CURRENCY_EXPONENTS, default=3, return_dtype=pl.Int64)
-    frac = pl.col(col).str.strip_chars().str.extract(r"\.(\d*)$", 1).fill_null("").str.strip_chars_end("0")
-    return row_problem(col, (frac.str.len_chars() > digits, pl.format("'{}' has more fractional digits than {} has", pl.col(col), pl.col("currency"))))
+    digits = (
+        pl.col("currency")
+        .str.strip_chars()
+        .replace_strict(CURRENCY_EXPONENTS, default=3, return_dtype=pl.Int64)
+    )
+    frac = (
+        pl.col(col)
+        .str.strip_chars()
+        .str.extract(r"\.(\d*)$", 1)
+        .fill_null("")
+        .str.strip_chars_end("0")
+    )
+    return row_problem(
+        col,
+        (
+            frac.str.len_chars() > digits,
+            pl.format(
+                "'{}' has more fractional digits than {} has", pl.col(col), pl.col("currency")
+            ),
+        ),
+    )
 
 
 # ---- typed (canonical) frames --------------------------------------------------------------
@@ -124,24 +192,49 @@ def _money(col: str, default_currency: str, has_currency: bool) -> pl.Expr:
     if not has_currency:
         fixed: pl.Expr = milli // 10 ** (3 - CURRENCY_EXPONENTS[default_currency])
         return fixed
-    divisor = pl.col("currency").str.strip_chars().replace_strict({c: 10 ** (3 - e) for c, e in CURRENCY_EXPONENTS.items()}, return_dtype=pl.Int64)
+    divisor = (
+        pl.col("currency")
+        .str.strip_chars()
+        .replace_strict(
+            {c: 10 ** (3 - e) for c, e in CURRENCY_EXPONENTS.items()}, return_dtype=pl.Int64
+        )
+    )
     out: pl.Expr = milli // divisor
     return out
 
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "order_lines": {
-        "order_id": pl.String(), "line_id": pl.String(), "date": pl.Date(), "customer_id": pl.String(),
-        "referrer": pl.String(), "project": pl.String(), "sku": pl.String(), "qty": pl.Int64(),
-        "list_amount": pl.Int64(), "net_amount": pl.Int64(), "currency": pl.String(), "special": pl.Boolean(),
+        "order_id": pl.String(),
+        "line_id": pl.String(),
+        "date": pl.Date(),
+        "customer_id": pl.String(),
+        "referrer": pl.String(),
+        "project": pl.String(),
+        "sku": pl.String(),
+        "qty": pl.Int64(),
+        "list_amount": pl.Int64(),
+        "net_amount": pl.Int64(),
+        "currency": pl.String(),
+        "special": pl.Boolean(),
     },
     "returns": {
-        "return_id": pl.String(), "order_id": pl.String(), "date": pl.Date(), "customer_id": pl.String(),
-        "sku": pl.String(), "qty": pl.Int64(), "net_amount": pl.Int64(), "currency": pl.String(),
+        "return_id": pl.String(),
+        "order_id": pl.String(),
+        "date": pl.Date(),
+        "customer_id": pl.String(),
+        "sku": pl.String(),
+        "qty": pl.Int64(),
+        "net_amount": pl.Int64(),
+        "currency": pl.String(),
     },
     "events": {
-        "event_id": pl.String(), "date": pl.Date(), "partner_id": pl.String(), "kind": pl.String(),
-        "order_id": pl.String(), "amount": pl.Int64(),
+        "event_id": pl.String(),
+        "date": pl.Date(),
+        "partner_id": pl.String(),
+        "kind": pl.String(),
+        "order_id": pl.String(),
+        "amount": pl.Int64(),
     },
 }
 
@@ -166,13 +259,32 @@ def typed(name: str, frame: pl.DataFrame, currency: str) -> pl.DataFrame:
         elif col == "qty":
             exprs.append(_scaled(col, QTY_DIGITS).alias(col))
         elif col in MONEY_COLUMNS:
-            exprs.append(pl.when(blank).then(None).otherwise(_money(col, currency, "currency" in has)).alias(col))
+            exprs.append(
+                pl.when(blank)
+                .then(None)
+                .otherwise(_money(col, currency, "currency" in has))
+                .alias(col)
+            )
         elif col == "special":
-            exprs.append(pl.col(col).str.strip_chars().str.to_lowercase().is_in(TRUE_WORDS).fill_null(False).alias(col))
+            exprs.append(
+                pl.col(col)
+                .str.strip_chars()
+                .str.to_lowercase()
+                .is_in(TRUE_WORDS)
+                .fill_null(False)
+                .alias(col)
+            )
         elif col == "currency":
-            exprs.append(pl.when(blank).then(pl.lit(currency)).otherwise(pl.col(col).str.strip_chars()).alias(col))
+            exprs.append(
+                pl.when(blank)
+                .then(pl.lit(currency))
+                .otherwise(pl.col(col).str.strip_chars())
+                .alias(col)
+            )
         else:
-            exprs.append(pl.when(blank).then(None).otherwise(pl.col(col).str.strip_chars()).alias(col))
+            exprs.append(
+                pl.when(blank).then(None).otherwise(pl.col(col).str.strip_chars()).alias(col)
+            )
     return frame.select(exprs)
 
 
@@ -185,12 +297,18 @@ def _check_typed_schema(name: str, schema: pl.Schema, where: str) -> list[pl.Exp
     required, _ = HISTORY_TABLES[name]
     missing = [c for c in required if c not in schema]
     if missing:
-        raise DataError(f"{where}: the {name.replace('_', ' ')} table needs column(s) {', '.join(missing)}")
+        raise DataError(
+            f"{where}: the {name.replace('_', ' ')} table needs column(s) {', '.join(missing)}"
+        )
     casts = []
     for col, dtype in SCHEMAS[name].items():
         if col in schema:
             have = schema[col]
-            ok = (dtype.is_integer() and have.is_integer()) or have == dtype or (dtype == pl.String() and have in (pl.String(), pl.Categorical()))
+            ok = (
+                (dtype.is_integer() and have.is_integer())
+                or have == dtype
+                or (dtype == pl.String() and have in (pl.String(), pl.Categorical()))
+            )
             if col == "date" and have == pl.String():
                 casts.append(pl.col(col).str.to_date("%Y-%m-%d"))
                 continue
@@ -266,16 +384,32 @@ def read_history(path: str | Path, currency: str) -> History:
         parts = {name: _find(root, name) for name in ("returns", "events")}
         return History(
             lines=_read("order_lines", lines_path, currency),
-            returns=_read("returns", parts["returns"], currency) if parts["returns"] else empty("returns"),
-            events=_read("events", parts["events"], currency) if parts["events"] else empty("events"),
+            returns=_read("returns", parts["returns"], currency)
+            if parts["returns"]
+            else empty("returns"),
+            events=_read("events", parts["events"], currency)
+            if parts["events"]
+            else empty("events"),
             source=str(root),
         )
     if not root.is_file():
         raise DataError(f"no such file or directory: {root}")
-    return History(lines=_read("order_lines", root, currency), returns=empty("returns"), events=empty("events"), source=str(root))
+    return History(
+        lines=_read("order_lines", root, currency),
+        returns=empty("returns"),
+        events=empty("events"),
+        source=str(root),
+    )
 
 
-def store_history(store: object, currency: str, *, partner: str | None = None, start: dt.date | None = None, end: dt.date | None = None) -> History:
+def store_history(
+    store: object,
+    currency: str,
+    *,
+    partner: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> History:
     """The history loaded into the store (``pricer load order_lines|returns|events``), plus
     the ledger's committed orders when the store keeps them (``committed_order_lines``).
 
@@ -287,7 +421,11 @@ def store_history(store: object, currency: str, *, partner: str | None = None, s
     assert isinstance(store, Store)
     names = {info.name: info for info in store.tables()}
     frames: dict[str, pl.LazyFrame] = {}
-    who = {"order_lines": ("customer_id", "referrer"), "returns": ("customer_id",), "events": ("partner_id",)}
+    who = {
+        "order_lines": ("customer_id", "referrer"),
+        "returns": ("customer_id",),
+        "events": ("partner_id",),
+    }
     for name in ("order_lines", "returns", "events"):
         info = names.get(name)
         if info is None:
@@ -302,7 +440,9 @@ def store_history(store: object, currency: str, *, partner: str | None = None, s
         if start is not None and end is not None:
             where.append("trim(date) BETWEEN ? AND ?")
             params += [start.isoformat(), end.isoformat()]
-        sql = f"SELECT * FROM {DATA_SCHEMA}.{quoted_name(info.name)}" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = f"SELECT * FROM {DATA_SCHEMA}.{quoted_name(info.name)}" + (
+            " WHERE " + " AND ".join(where) if where else ""
+        )
         rows = store._cursor().execute(sql, params)
         columns = [d[0] for d in rows.description or ()]
         frame = pl.DataFrame(rows.fetchall(), schema={c: pl.String for c in columns}, orient="row")
@@ -311,8 +451,16 @@ def store_history(store: object, currency: str, *, partner: str | None = None, s
     if callable(committed):
         extra = committed()
         if isinstance(extra, pl.DataFrame) and extra.height:
-            frames["order_lines"] = pl.concat([frames["order_lines"], load_frame("order_lines", extra, currency)], how="vertical_relaxed")
-    return History(lines=frames["order_lines"], returns=frames["returns"], events=frames["events"], source=f"store {store.path}")
+            frames["order_lines"] = pl.concat(
+                [frames["order_lines"], load_frame("order_lines", extra, currency)],
+                how="vertical_relaxed",
+            )
+    return History(
+        lines=frames["order_lines"],
+        returns=frames["returns"],
+        events=frames["events"],
+        source=f"store {store.path}",
+    )
 
 
 def write_canonical(frames: Sequence[pl.DataFrame], path: str | Path) -> None:

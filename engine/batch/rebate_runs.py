@@ -67,17 +67,22 @@ def with_deltas(store: Store | None, result: RunResult, currency: str) -> pl.Dat
     was never run for this period)."""
     rows = result.rows.with_columns(_minor(pl.col("amount")).alias("amount_minor"))
     if store is None:
-        prev = pl.DataFrame(schema={"partner": pl.String, "policy": pl.String, "previous_minor": pl.Int64})
+        prev = pl.DataFrame(
+            schema={"partner": pl.String, "policy": pl.String, "previous_minor": pl.Int64}
+        )
     else:
         prev = previous_amounts(store, result.period.label)
     rows = rows.join(prev, on=["partner", "policy"], how="left")
     delta = pl.col("amount_minor") - pl.col("previous_minor")
     return rows.with_columns(
-        money_text(pl.col("previous_minor"), currency).alias("previous"), money_text(delta, currency).alias("delta")
+        money_text(pl.col("previous_minor"), currency).alias("previous"),
+        money_text(delta, currency).alias("delta"),
     ).drop("previous_minor")
 
 
-def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, history: str) -> int:
+def save_run(
+    store: Store, result: RunResult, rows: pl.DataFrame, version: str, history: str
+) -> int:
     """Store a run and its rows (with ``amount_minor``); returns the run id."""
     _ensure(store)
     cur = store._cursor()
@@ -89,9 +94,19 @@ def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, 
             run_id = int(row[0])
             cur.execute(
                 "INSERT INTO rebate_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run_id, result.period.label, result.as_of, result.accrual, version, history, dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)],
+                [
+                    run_id,
+                    result.period.label,
+                    result.as_of,
+                    result.accrual,
+                    version,
+                    history,
+                    dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+                ],
             )
-            data = rows.select(pl.lit(run_id, dtype=pl.Int64).alias("run_id"), *RESULT_COLUMNS, "amount_minor")
+            data = rows.select(
+                pl.lit(run_id, dtype=pl.Int64).alias("run_id"), *RESULT_COLUMNS, "amount_minor"
+            )
             cur.register(_INCOMING, data.to_arrow())
             cur.execute(f"INSERT INTO rebate_results SELECT * FROM {_INCOMING}")
             cur.commit()
@@ -107,16 +122,30 @@ def save_run(store: Store, result: RunResult, rows: pl.DataFrame, version: str, 
 def summary(rows: pl.DataFrame, currency: str) -> pl.DataFrame:
     """One row per policy: kind, partners, partners paid, total and (after an earlier run of
     the period) the total change, as text."""
-    table = rows.with_columns(_minor(pl.col("delta")).alias("delta_minor")).group_by("policy", "kind").agg(
-        pl.len().alias("partners"),
-        (pl.col("amount_minor").fill_null(0) > 0).sum().alias("paid"),
-        pl.col("amount_minor").sum().alias("total_minor"),
-        pl.col("amount_minor").is_not_null().any().alias("money"),
-        pl.col("delta_minor").sum().alias("delta_minor"),
-        pl.col("delta_minor").is_not_null().any().alias("has_delta"),
-    ).sort("policy")
+    table = (
+        rows.with_columns(_minor(pl.col("delta")).alias("delta_minor"))
+        .group_by("policy", "kind")
+        .agg(
+            pl.len().alias("partners"),
+            (pl.col("amount_minor").fill_null(0) > 0).sum().alias("paid"),
+            pl.col("amount_minor").sum().alias("total_minor"),
+            pl.col("amount_minor").is_not_null().any().alias("money"),
+            pl.col("delta_minor").sum().alias("delta_minor"),
+            pl.col("delta_minor").is_not_null().any().alias("has_delta"),
+        )
+        .sort("policy")
+    )
     return table.select(
-        "policy", "kind", "partners", "paid",
-        pl.when(pl.col("money")).then(money_text(pl.col("total_minor"), currency)).otherwise(pl.lit("")).alias("total"),
-        pl.when(pl.col("has_delta")).then(money_text(pl.col("delta_minor"), currency)).otherwise(pl.lit("")).alias("delta"),
+        "policy",
+        "kind",
+        "partners",
+        "paid",
+        pl.when(pl.col("money"))
+        .then(money_text(pl.col("total_minor"), currency))
+        .otherwise(pl.lit(""))
+        .alias("total"),
+        pl.when(pl.col("has_delta"))
+        .then(money_text(pl.col("delta_minor"), currency))
+        .otherwise(pl.lit(""))
+        .alias("delta"),
     )

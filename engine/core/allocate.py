@@ -40,7 +40,9 @@ def cart_starts_of(line_cart: I64, n_carts: int) -> I64:
     return starts
 
 
-def allocate(amount: I64, weight: I64, line_cart: I64, cart_starts: I64, take: Bool | None = None) -> I64:
+def allocate(
+    amount: I64, weight: I64, line_cart: I64, cart_starts: I64, take: Bool | None = None
+) -> I64:
     """Spread each cart's ``amount`` over its lines by ``weight``, largest remainder.
 
     ``share_i = floor(A * w_i / W)``; the leftover minor units go one each to the largest
@@ -69,7 +71,11 @@ def allocate(amount: I64, weight: I64, line_cart: I64, cart_starts: I64, take: B
         # ranks only need the order of remainders: a dense rank (equal values, equal rank)
         order_o = np.argsort(remainder_o, kind="stable")
         ordered = remainder_o[order_o]
-        step = np.concatenate([[True], ordered[1:] != ordered[:-1]]) if n else np.zeros(0, dtype=np.bool_)
+        step = (
+            np.concatenate([[True], ordered[1:] != ordered[:-1]])
+            if n
+            else np.zeros(0, dtype=np.bool_)
+        )
         remainder = np.empty(n, dtype=np.int64)
         remainder[order_o] = np.cumsum(step) - 1
     share = np.where(take, share, 0)

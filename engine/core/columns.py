@@ -17,12 +17,19 @@ def scaled_column(values: pl.Series, digits: int) -> tuple[np.ndarray, np.ndarra
     (plain ASCII decimals with at most ``digits`` significant decimals; nulls are invalid)."""
     frame = pl.DataFrame({"v": values.cast(pl.String).str.strip_chars()}).select(
         shape=pl.col("v").str.contains(r"^\+?[0-9]{1,15}(\.[0-9]*)?$").fill_null(False),
-        whole=pl.col("v").str.extract(r"^\+?([0-9]{1,15})", 1).cast(pl.Int64, strict=False).fill_null(0),
+        whole=pl.col("v")
+        .str.extract(r"^\+?([0-9]{1,15})", 1)
+        .cast(pl.Int64, strict=False)
+        .fill_null(0),
         frac=pl.col("v").str.extract(r"\.([0-9]*)$", 1).fill_null("").str.strip_chars_end("0"),
     )
     frac = frame["frac"]
     ok = frame["shape"].to_numpy() & (frac.str.len_chars() <= digits).to_numpy()
-    frac_value = frac.str.pad_end(digits, "0").str.slice(0, digits).cast(pl.Int64, strict=False).fill_null(0) if digits else pl.Series([0] * len(frac))
+    frac_value = (
+        frac.str.pad_end(digits, "0").str.slice(0, digits).cast(pl.Int64, strict=False).fill_null(0)
+        if digits
+        else pl.Series([0] * len(frac))
+    )
     scaled = frame["whole"].to_numpy() * 10**digits + frac_value.to_numpy()
     return np.where(ok, scaled, 0), ok
 
@@ -40,12 +47,23 @@ def quantity_column(qty: pl.Series) -> np.ndarray:
     whole_only = text.cast(pl.Int64, strict=False)
     if whole_only.null_count() == 0:  # every quantity a whole number: no regex needed
         values = whole_only.to_numpy()
-        return np.where((values > 0) & (values <= MAX_QTY_MILLI // QTY_SCALE), values * QTY_SCALE, -1)
+        return np.where(
+            (values > 0) & (values <= MAX_QTY_MILLI // QTY_SCALE), values * QTY_SCALE, -1
+        )
     frame = pl.DataFrame({"q": text}).select(
         # the syntax of engine.core.money.DECIMAL_SYNTAX, at most 3 decimals (trailing zeros aside)
-        ok=pl.col("q").str.contains(r"^\+?([0-9]{1,12}(\.[0-9]{0,3}0*)?|\.[0-9]{1,3}0*)$").fill_null(False),
-        whole=pl.col("q").str.extract(r"^\+?([0-9]{0,12})", 1).str.replace(r"^$", "0").cast(pl.Int64, strict=False),
-        frac=pl.col("q").str.extract(r"\.([0-9]{0,3})", 1).str.pad_end(3, "0").cast(pl.Int64, strict=False).fill_null(0),
+        ok=pl.col("q")
+        .str.contains(r"^\+?([0-9]{1,12}(\.[0-9]{0,3}0*)?|\.[0-9]{1,3}0*)$")
+        .fill_null(False),
+        whole=pl.col("q")
+        .str.extract(r"^\+?([0-9]{0,12})", 1)
+        .str.replace(r"^$", "0")
+        .cast(pl.Int64, strict=False),
+        frac=pl.col("q")
+        .str.extract(r"\.([0-9]{0,3})", 1)
+        .str.pad_end(3, "0")
+        .cast(pl.Int64, strict=False)
+        .fill_null(0),
     )
     ok = frame["ok"].to_numpy()
     milli = frame["whole"].fill_null(0).to_numpy() * QTY_SCALE + frame["frac"].to_numpy()
@@ -65,7 +83,9 @@ def _scaled_text(value: pl.Expr, digits: int, trim: bool) -> pl.Expr:
     if not trim:
         return pl.concat_str(sign, whole, pl.lit("."), frac)
     frac = frac.str.strip_chars_end("0")
-    return pl.concat_str(sign, whole, pl.when(frac == "").then(pl.lit("")).otherwise(pl.lit(".") + frac))
+    return pl.concat_str(
+        sign, whole, pl.when(frac == "").then(pl.lit("")).otherwise(pl.lit(".") + frac)
+    )
 
 
 def money_text(minor: pl.Expr, currency: str) -> pl.Expr:

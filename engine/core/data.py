@@ -95,7 +95,9 @@ class DataSet:
             comps = row.get("components")
             if isinstance(comps, list):
                 row["components"] = ";".join(
-                    f"{c['sku']}:{c.get('ratio', c.get('qty', 1))}" if isinstance(c, dict) else str(c)
+                    f"{c['sku']}:{c.get('ratio', c.get('qty', 1))}"
+                    if isinstance(c, dict)
+                    else str(c)
                     for c in comps
                 )
             attrs = row.pop("attributes", None)

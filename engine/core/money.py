@@ -33,11 +33,43 @@ PERCENT_DIGITS = 2  # at most 2 fractional digits of a percent
 
 #: ISO 4217 minor-unit exponents. A currency missing here is refused at check time.
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "AED": 2, "AUD": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2, "CNY": 2, "CZK": 2,
-    "DKK": 2, "EUR": 2, "GBP": 2, "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2,
-    "JOD": 3, "JPY": 0, "KRW": 0, "KWD": 3, "MXN": 2, "MYR": 2, "NOK": 2, "NZD": 2,
-    "OMR": 3, "PHP": 2, "PLN": 2, "RUB": 2, "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2,
-    "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
+    "AED": 2,
+    "AUD": 2,
+    "BHD": 3,
+    "BRL": 2,
+    "CAD": 2,
+    "CHF": 2,
+    "CNY": 2,
+    "CZK": 2,
+    "DKK": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "HKD": 2,
+    "HUF": 2,
+    "IDR": 2,
+    "ILS": 2,
+    "INR": 2,
+    "JOD": 3,
+    "JPY": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "MXN": 2,
+    "MYR": 2,
+    "NOK": 2,
+    "NZD": 2,
+    "OMR": 3,
+    "PHP": 2,
+    "PLN": 2,
+    "RUB": 2,
+    "SAR": 2,
+    "SEK": 2,
+    "SGD": 2,
+    "THB": 2,
+    "TRY": 2,
+    "TWD": 2,
+    "USD": 2,
+    "VND": 0,
+    "ZAR": 2,
 }
 
 #: Documented limits; input beyond them is refused with a clear error.
@@ -212,12 +244,26 @@ def _small_non_negative(a: IntArray, b: int | IntArray) -> bool:
 
 def _split_fits(b: int | IntArray, den: int | IntArray) -> bool:
     """The split ``q*b + r*b/den`` stays in int64 while ``den * |b|`` does."""
-    b_max = int(np.max(np.abs(b))) if isinstance(b, np.ndarray) and b.size else abs(int(b)) if not isinstance(b, np.ndarray) else 0
-    d_max = int(np.max(den)) if isinstance(den, np.ndarray) and den.size else int(den) if not isinstance(den, np.ndarray) else 0
+    b_max = (
+        int(np.max(np.abs(b)))
+        if isinstance(b, np.ndarray) and b.size
+        else abs(int(b))
+        if not isinstance(b, np.ndarray)
+        else 0
+    )
+    d_max = (
+        int(np.max(den))
+        if isinstance(den, np.ndarray) and den.size
+        else int(den)
+        if not isinstance(den, np.ndarray)
+        else 0
+    )
     return b_max * d_max < _FAST_LIMIT
 
 
-def _mul_div_round_exact(a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding) -> IntArray:
+def _mul_div_round_exact(
+    a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding
+) -> IntArray:
     """The same rounding with Python integers (rare: only for figures near the limits)."""
     n = len(a)
     bs = b.tolist() if isinstance(b, np.ndarray) else [int(b)] * n
@@ -229,7 +275,9 @@ def _mul_div_round_exact(a: IntArray, b: int | IntArray, den: int | IntArray, mo
 @overload
 def mul_div_round(a: int, b: int, den: int, mode: Rounding) -> int: ...
 @overload
-def mul_div_round(a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding) -> IntArray: ...
+def mul_div_round(
+    a: IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding
+) -> IntArray: ...
 def mul_div_round(
     a: int | IntArray, b: int | IntArray, den: int | IntArray, mode: Rounding
 ) -> int | IntArray:
@@ -280,7 +328,9 @@ def convert_minor(amount: int, rate: tuple[int, int], src: str, dst: str, mode: 
     return round_div(amount * num, den * scale, mode)
 
 
-def convert_minor_many(amounts: IntArray, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> IntArray:
+def convert_minor_many(
+    amounts: IntArray, rate: tuple[int, int], src: str, dst: str, mode: Rounding
+) -> IntArray:
     """``convert_minor`` over an array: each amount converted and rounded once, exactly."""
     num, den = rate
     shift = exponent(dst) - exponent(src)

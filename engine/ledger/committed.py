@@ -93,8 +93,13 @@ class QuotaExhausted(RuntimeError):
 
     def __init__(self, consumption: Consumption, used: int, measure: str, limit: int) -> None:
         asked = consumption.qty if measure == "qty" else consumption.amount
-        what = consumption.promotion or f"special price {consumption.customer_id}/{consumption.project or '-'}/{consumption.sku}"
-        super().__init__(f"{what}: {consumption.kind} {measure} limit {limit}, already used {used}, this order needs {asked}")
+        what = (
+            consumption.promotion
+            or f"special price {consumption.customer_id}/{consumption.project or '-'}/{consumption.sku}"
+        )
+        super().__init__(
+            f"{what}: {consumption.kind} {measure} limit {limit}, already used {used}, this order needs {asked}"
+        )
         self.consumption = consumption
         self.used = used
         self.measure = measure
@@ -143,7 +148,9 @@ class OrderRecord:
     response: dict[str, Any]
     lines: tuple[OrderLine, ...] = ()
     consumption: tuple[Consumption, ...] = ()
-    request_digest: str | None = None  # the committed request's digest: the same id with another order is refused
+    request_digest: str | None = (
+        None  # the committed request's digest: the same id with another order is refused
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +179,9 @@ class Ledger:
         self._views: dict[tuple[str, int], LedgerView] = {}
         #: what live orders consumed and their lines, kept in memory and updated by each
         #: write (so a commit does not re-read the whole ledger); None: read it on next use
-        self._totals: dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]] | None = None
+        self._totals: (
+            dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]] | None
+        ) = None
         self._lines: pl.DataFrame | None = None
         if create:
             cur = self._cursor()
@@ -182,15 +191,25 @@ class Ledger:
     @staticmethod
     def exists(store: Store) -> bool:
         """The ledger tables are in the file (a read-only store cannot create them)."""
-        rows = store.cursor().execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'ledger_orders'"
-        ).fetchall()  # fetch to the end: a pending result would block the next relation on this cursor
+        rows = (
+            store.cursor()
+            .execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'ledger_orders'"
+            )
+            .fetchall()
+        )  # fetch to the end: a pending result would block the next relation on this cursor
         return bool(rows and rows[0][0])
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self.store.cursor()
 
-    def _changed(self, order: OrderRecord | None = None, sign: int = 0, order_id: str | None = None, released: tuple[Consumption, ...] = ()) -> None:
+    def _changed(
+        self,
+        order: OrderRecord | None = None,
+        sign: int = 0,
+        order_id: str | None = None,
+        released: tuple[Consumption, ...] = (),
+    ) -> None:
         """After a write: drop the cached views; fold ``order`` in (sign +1) or take the
         order ``order_id`` and what it consumed (``released``) out (sign -1) of the
         in-memory state, or forget it (re-read)."""
@@ -217,28 +236,46 @@ class Ledger:
                     self._totals[key] = (qty - c.qty, amount - c.amount)
                 self._lines = self._lines.filter(pl.col("order_id") != order_id)
 
-    def _state(self) -> tuple[dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]], pl.DataFrame]:
+    def _state(
+        self,
+    ) -> tuple[
+        dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]],
+        pl.DataFrame,
+    ]:
         """(totals, lines) of live orders; call with ``_view_lock`` held."""
         if self._totals is None or self._lines is None:
             self._totals = self._read_totals()
             lines = self.committed_order_lines(None, None)
             self._lines = lines.select(
-                "order_id", "customer_id", "date", "sku", "qty", pl.col("net_amount").alias("amount")
+                "order_id",
+                "customer_id",
+                "date",
+                "sku",
+                "qty",
+                pl.col("net_amount").alias("amount"),
             )
         return self._totals, self._lines
 
     # ---- reading -----------------------------------------------------------------------
 
-    def used_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
+    def used_totals(
+        self,
+    ) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
         """(kind, promotion, customer, project, sku) -> (qty, amount) over live orders."""
         return self._read_totals()
 
-    def _read_totals(self) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
-        rows = self._cursor().execute(
-            "SELECT c.kind, c.promotion, c.customer_id, c.project, c.sku, sum(c.qty), sum(c.amount)"
-            " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
-            f" WHERE {_LIVE} GROUP BY ALL"
-        ).fetchall()
+    def _read_totals(
+        self,
+    ) -> dict[tuple[str, str | None, str | None, str | None, str | None], tuple[int, int]]:
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT c.kind, c.promotion, c.customer_id, c.project, c.sku, sum(c.qty), sum(c.amount)"
+                " FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
+                f" WHERE {_LIVE} GROUP BY ALL"
+            )
+            .fetchall()
+        )
         return {(str(k), p, c, pr, s): (int(q), int(a)) for k, p, c, pr, s, q, a in rows}
 
     def view(self, plan: Plan) -> LedgerView:
@@ -279,7 +316,11 @@ class Ledger:
             elif kind == "rebate_payment" and customer is not None:
                 rebate[customer] = amount
         committed = lines.select("customer_id", "date", "sku", "qty", "amount")
-        return replace(view_from_names(plan, budget, gifts, uses, special, committed), credit_used=credit, rebate_used=rebate)
+        return replace(
+            view_from_names(plan, budget, gifts, uses, special, committed),
+            credit_used=credit,
+            rebate_used=rebate,
+        )
 
     def committed_order_lines(self, start: dt.date | None, end: dt.date | None) -> pl.DataFrame:
         """Lines of live orders (committed or imported, not cancelled) dated in [start, end]:
@@ -293,26 +334,46 @@ class Ledger:
         if end is not None:
             where.append("o.date <= ?")
             params.append(end)
-        table = self._cursor().sql(
-            "SELECT l.order_id, l.line_id, o.date, o.customer_id, o.referrer, o.project, l.sku,"
-            " l.qty, l.list_amount, l.net_amount, o.currency, l.special"
-            " FROM ledger_lines l JOIN ledger_orders o USING (order_id)"
-            f" WHERE {' AND '.join(where)} ORDER BY o.date, l.order_id, l.line_id, l.sub",
-            params=params,
-        ).to_arrow_table()
+        table = (
+            self._cursor()
+            .sql(
+                "SELECT l.order_id, l.line_id, o.date, o.customer_id, o.referrer, o.project, l.sku,"
+                " l.qty, l.list_amount, l.net_amount, o.currency, l.special"
+                " FROM ledger_lines l JOIN ledger_orders o USING (order_id)"
+                f" WHERE {' AND '.join(where)} ORDER BY o.date, l.order_id, l.line_id, l.sub",
+                params=params,
+            )
+            .to_arrow_table()
+        )
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame.cast(ORDER_LINE_SCHEMA)  # type: ignore[arg-type]
 
     def find(self, order_id: str) -> StoredOrder | None:
-        row = self._cursor().execute("SELECT status, response, request_digest FROM ledger_orders WHERE order_id = ?", [order_id]).fetchone()
+        row = (
+            self._cursor()
+            .execute(
+                "SELECT status, response, request_digest FROM ledger_orders WHERE order_id = ?",
+                [order_id],
+            )
+            .fetchone()
+        )
         if row is None:
             return None
-        rows = self._cursor().execute(
-            "SELECT kind, promotion, customer_id, project, sku, qty, amount FROM ledger_consumption WHERE order_id = ?",
-            [order_id],
-        ).fetchall()
-        consumed = tuple(Consumption(kind=k, promotion=p, customer_id=c, project=pr, sku=s, qty=int(q), amount=int(a)) for k, p, c, pr, s, q, a in rows)
+        rows = (
+            self._cursor()
+            .execute(
+                "SELECT kind, promotion, customer_id, project, sku, qty, amount FROM ledger_consumption WHERE order_id = ?",
+                [order_id],
+            )
+            .fetchall()
+        )
+        consumed = tuple(
+            Consumption(
+                kind=k, promotion=p, customer_id=c, project=pr, sku=s, qty=int(q), amount=int(a)
+            )
+            for k, p, c, pr, s, q, a in rows
+        )
         response = json.loads(row[1]) if isinstance(row[1], str) else (row[1] or {})
         return StoredOrder(order_id, str(row[0]), response, consumed, row[2])
 
@@ -327,7 +388,9 @@ class Ledger:
             cur = self._cursor()
             cur.begin()
             try:
-                found = cur.execute("SELECT 1 FROM ledger_orders WHERE order_id = ?", [order.order_id]).fetchone()
+                found = cur.execute(
+                    "SELECT 1 FROM ledger_orders WHERE order_id = ?", [order.order_id]
+                ).fetchone()
                 if found is not None:
                     cur.rollback()
                     stored = self.find(order.order_id)
@@ -341,7 +404,9 @@ class Ledger:
                 cur.rollback()
                 raise
             self._changed(order, +1)
-        return StoredOrder(order.order_id, "committed", order.response, order.consumption, order.request_digest), True
+        return StoredOrder(
+            order.order_id, "committed", order.response, order.consumption, order.request_digest
+        ), True
 
     def cancel(self, order_id: str) -> tuple[StoredOrder | None, bool]:
         """Mark a committed order cancelled: what it consumed stops counting. Idempotent.
@@ -377,14 +442,30 @@ class Ledger:
         orders: list[OrderRecord] = []
         stamp = _now().strftime("%Y%m%dT%H%M%S%f")
         if consumption:
-            orders.append(OrderRecord(f"import-{stamp}", None, None, None, dt.date.today(), currency, (0, 0, 0, 0, 0), {}, (), tuple(consumption)))
+            orders.append(
+                OrderRecord(
+                    f"import-{stamp}",
+                    None,
+                    None,
+                    None,
+                    dt.date.today(),
+                    currency,
+                    (0, 0, 0, 0, 0),
+                    {},
+                    (),
+                    tuple(consumption),
+                )
+            )
         by_id: dict[str, OrderRecord] = {}
         for n, row in enumerate(lines, start=1):
             record = _seed_line_order(row, n, stamp, currency)
             prev = by_id.get(record.order_id)
             if prev is not None:  # several lines of one imported order
                 if (prev.customer_id, prev.date) != (record.customer_id, record.date):
-                    raise LedgerError("bad_ledger_row", f"committed_lines row {n}: order {record.order_id!r} has another customer or date in an earlier row")
+                    raise LedgerError(
+                        "bad_ledger_row",
+                        f"committed_lines row {n}: order {record.order_id!r} has another customer or date in an earlier row",
+                    )
                 totals = tuple(a + b for a, b in zip(prev.totals, record.totals, strict=True))
                 record = replace(prev, lines=prev.lines + record.lines, totals=totals)  # type: ignore[arg-type]
             by_id[record.order_id] = record
@@ -437,7 +518,11 @@ def check_limit(cur: duckdb.DuckDBPyConnection, item: Consumption) -> None:
     used_qty, used_amount = (int(row[0]), int(row[1])) if row else (0, 0)
     if item.limit_qty is not None and item.qty > 0 and used_qty + item.qty > item.limit_qty:
         raise QuotaExhausted(item, used_qty, "qty", item.limit_qty)
-    if item.limit_amount is not None and item.amount > 0 and used_amount + item.amount > item.limit_amount:
+    if (
+        item.limit_amount is not None
+        and item.amount > 0
+        and used_amount + item.amount > item.limit_amount
+    ):
         raise QuotaExhausted(item, used_amount, "amount", item.limit_amount)
 
 
@@ -492,7 +577,9 @@ def _number(parse: Any, text: str | None, where: str, key: str, *args: Any) -> i
     try:
         value = int(parse(text, *args))
     except (ValueError, ArithmeticError):
-        raise LedgerError("bad_ledger_row", f"{where}: '{key}' {text!r} is not a valid figure") from None
+        raise LedgerError(
+            "bad_ledger_row", f"{where}: '{key}' {text!r} is not a valid figure"
+        ) from None
     if value < 0:
         raise LedgerError("bad_ledger_row", f"{where}: '{key}' {text!r} is negative")
     return value
@@ -507,9 +594,17 @@ def _whole(text: str | None, where: str, key: str) -> int:
 
 def _seed_consumption(block: Mapping[str, Any], currency: str) -> Iterable[Consumption]:
     for name, amount in dict(block.get("budget_used") or {}).items():
-        yield Consumption("budget", promotion=str(name), amount=_number(parse_money, str(amount), f"budget_used[{name!r}]", "amount", currency))
+        yield Consumption(
+            "budget",
+            promotion=str(name),
+            amount=_number(parse_money, str(amount), f"budget_used[{name!r}]", "amount", currency),
+        )
     for name, units in dict(block.get("gift_stock_used") or {}).items():
-        yield Consumption("gift_stock", promotion=str(name), qty=_whole(str(units), f"gift_stock_used[{name!r}]", "units"))
+        yield Consumption(
+            "gift_stock",
+            promotion=str(name),
+            qty=_whole(str(units), f"gift_stock_used[{name!r}]", "units"),
+        )
     for n, row in enumerate(block.get("uses") or [], start=1):
         where = f"uses row {n}"
         yield Consumption(
@@ -531,10 +626,23 @@ def _seed_line_order(row: Mapping[str, Any], n: int, stamp: str, currency: str) 
     try:
         date = dt.date.fromisoformat(str(date_text))
     except ValueError:
-        raise LedgerError("bad_ledger_row", f"{where}: 'date' {date_text!r} is not an ISO date") from None
+        raise LedgerError(
+            "bad_ledger_row", f"{where}: 'date' {date_text!r} is not an ISO date"
+        ) from None
     qty = _number(parse_quantity, _text(row, "qty", where), where, "qty")
-    amount = _number(parse_money, _text(row, "amount", where, required=False), where, "amount", currency)
-    list_amount = _number(parse_money, _text(row, "list_amount", where, required=False), where, "list_amount", currency) or amount
+    amount = _number(
+        parse_money, _text(row, "amount", where, required=False), where, "amount", currency
+    )
+    list_amount = (
+        _number(
+            parse_money,
+            _text(row, "list_amount", where, required=False),
+            where,
+            "list_amount",
+            currency,
+        )
+        or amount
+    )
     order_id = _text(row, "order_id", where, required=False) or f"import-{stamp}-{n}"
     line = OrderLine(
         line_id=_text(row, "line_id", where, required=False) or "1", sub=0, sku=str(_text(row, "sku", where)), qty=qty,

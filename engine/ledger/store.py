@@ -249,8 +249,12 @@ def iso_date_check(col: str) -> Check:
 
 def _optional_date(col: str) -> Check:
     v = pl.col(col).str.strip_chars()
-    bad = ~v.str.contains(r"^\d{4}-\d{2}-\d{2}$") | v.str.to_date("%Y-%m-%d", strict=False).is_null()
-    return row_problem(col, (is_blank(col), None), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)")))
+    bad = (
+        ~v.str.contains(r"^\d{4}-\d{2}-\d{2}$") | v.str.to_date("%Y-%m-%d", strict=False).is_null()
+    )
+    return row_problem(
+        col, (is_blank(col), None), (bad, _says(col, "'{}' is not an ISO date (YYYY-MM-DD)"))
+    )
 
 
 def _window(start: str, end: str) -> Check:
@@ -262,10 +266,16 @@ def _window(start: str, end: str) -> Check:
 
 def _one_special_per_key(frame: pl.DataFrame) -> Check:
     """A customer (and project) has one special price per SKU: its quotas are one ledger key."""
-    project = pl.col("project").fill_null("").str.strip_chars() if "project" in frame.columns else pl.lit("")
+    project = (
+        pl.col("project").fill_null("").str.strip_chars()
+        if "project" in frame.columns
+        else pl.lit("")
+    )
     keys = [pl.col("customer_id").str.strip_chars(), project, pl.col("sku").str.strip_chars()]
     first = pl.col(ROW_NUMBER).min().over(keys)
-    message = pl.format("a second special price for this customer_id/project/sku (first at row {})", first)
+    message = pl.format(
+        "a second special price for this customer_id/project/sku (first at row {})", first
+    )
     return row_problem("sku", (pl.col(ROW_NUMBER) > first, message))
 
 
@@ -325,7 +335,9 @@ def table_kind(name: str, columns: Sequence[str]) -> TableKind:
         return "fx_rates"
     if name == "tax_rates":
         return "tax_rates"
-    if "price" in columns and ("special" in name.lower() or any(c in columns for c in SPECIAL_QUOTA_COLUMNS)):
+    if "price" in columns and (
+        "special" in name.lower() or any(c in columns for c in SPECIAL_QUOTA_COLUMNS)
+    ):
         return "special"
     return "price" if "price" in columns else "text"
 
@@ -354,7 +366,12 @@ def checks_for(name: str, frame: pl.DataFrame) -> tuple[TableKind, list[Check]]:
             checks.append(decimal_check("pack", QTY_DIGITS, "positive", "a quantity"))
     elif kind == "fx_rates":
         need_columns(frame, name, ("from", "to", "date", "rate"), "an exchange-rate table")
-        checks += [currency_check("from"), currency_check("to"), iso_date_check("date"), required_check("rate")]
+        checks += [
+            currency_check("from"),
+            currency_check("to"),
+            iso_date_check("date"),
+            required_check("rate"),
+        ]
         checks.append(decimal_check("rate", MAX_FX_DIGITS, "positive", "a rate"))
     elif kind == "tax_rates":
         need_columns(frame, name, ("rate",), "a tax-rate table")
@@ -484,7 +501,9 @@ class Store:
                 self._ledger = Ledger(self)
             return self._ledger
 
-    def committed_order_lines(self, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
+    def committed_order_lines(
+        self, start: dt.date | None = None, end: dt.date | None = None
+    ) -> pl.DataFrame:
         """Lines of committed (and imported, not cancelled) orders dated in [start, end]:
         order_id, line_id, date (Date), customer_id, referrer, project, sku, qty (Int64
         thousandths), list_amount, net_amount (Int64 minor units), currency, special (Boolean).

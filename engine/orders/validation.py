@@ -61,7 +61,9 @@ class Validation:
     order_id: str | None
     #: the priced order: what the checks and ``order_record`` read
     priced: PricedCart
-    quote: dict[str, Any]  # the JSON quote of the response, written from ``priced`` (never read back)
+    quote: dict[
+        str, Any
+    ]  # the JSON quote of the response, written from ``priced`` (never read back)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     order_total: int = 0  # gross, minor units of the order currency
@@ -76,7 +78,9 @@ class Validation:
     def ok(self) -> bool:
         return not self.errors
 
-    def add(self, code: str, severity: str, message: str, line: str | None = None, **figures: Any) -> None:
+    def add(
+        self, code: str, severity: str, message: str, line: str | None = None, **figures: Any
+    ) -> None:
         finding: dict[str, Any] = {"code": code, "severity": severity}
         if line is not None:
             finding["line"] = line
@@ -85,7 +89,13 @@ class Validation:
         (self.errors if severity == "error" else self.warnings).append(finding)
 
     def body(self) -> dict[str, Any]:
-        return {"order_id": self.order_id, "ok": self.ok, "errors": self.errors, "warnings": self.warnings, "quote": self.quote}
+        return {
+            "order_id": self.order_id,
+            "ok": self.ok,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "quote": self.quote,
+        }
 
 
 def cart_of(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +103,12 @@ def cart_of(order: Mapping[str, Any]) -> dict[str, Any]:
     cart = {k: v for k, v in order.items() if k not in ORDER_ONLY}
     lines = order.get("lines")
     if isinstance(lines, list):
-        cart["lines"] = [{k: v for k, v in line.items() if k not in LINE_ONLY} if isinstance(line, dict) else line for line in lines]
+        cart["lines"] = [
+            {k: v for k, v in line.items() if k not in LINE_ONLY}
+            if isinstance(line, dict)
+            else line
+            for line in lines
+        ]
     return cart
 
 
@@ -102,11 +117,17 @@ def special_table_name(plan: Plan) -> str | None:
     return plan.special.table if plan.special is not None else None
 
 
-def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any]) -> Validation:
+def validate_order(
+    plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any]
+) -> Validation:
     """Price ``order`` against ``ledger`` and run every check of SPEC §5."""
     [priced] = price_carts(plan, [cart_of(order)], ledger=ledger)
     currency = priced.currency
-    v = Validation(order_id=str(order["id"]) if order.get("id") is not None else None, quote=write_response(plan, priced), priced=priced)
+    v = Validation(
+        order_id=str(order["id"]) if order.get("id") is not None else None,
+        quote=write_response(plan, priced),
+        priced=priced,
+    )
     for r in priced.lines:
         if r.error != LineError.OK:
             code, message = line_error(r)
@@ -123,19 +144,45 @@ def validate_order(plan: Plan, data: DataSet, ledger: LedgerView | None, order: 
         if r.error != LineError.OK:
             continue
         if r.status == ApprovalStatus.NEEDS_APPROVAL:
-            v.add("needs_approval", "warning", f"line {r.line_id}: needs approval by {r.approval_level}", line=r.line_id, approval_level=r.approval_level)
+            v.add(
+                "needs_approval",
+                "warning",
+                f"line {r.line_id}: needs approval by {r.approval_level}",
+                line=r.line_id,
+                approval_level=r.approval_level,
+            )
         elif r.status == ApprovalStatus.REJECTED:
             manual = format_percent(r.manual_bp) if r.manual_bp >= 0 else None
-            v.add("discount_rejected", "error", f"line {r.line_id}: the manual discount {manual} is not allowed", line=r.line_id, manual_discount=manual)
+            v.add(
+                "discount_rejected",
+                "error",
+                f"line {r.line_id}: the manual discount {manual} is not allowed",
+                line=r.line_id,
+                manual_discount=manual,
+            )
     for w in priced.extras.warnings if priced.extras is not None else []:
         if w.code == "gift_short":
-            v.add("gift_short", "warning", warning_message(plan, w), rule=plan.rules[w.rule].name, sku=plan.catalog.skus[w.sku], earned=str(w.earned), given=str(w.given))
+            v.add(
+                "gift_short",
+                "warning",
+                warning_message(plan, w),
+                rule=plan.rules[w.rule].name,
+                sku=plan.catalog.skus[w.sku],
+                earned=str(w.earned),
+                given=str(w.given),
+            )
     totals = priced.totals()
     gross = totals.gross
     expected_total = order.get("expected_total")
     if isinstance(expected_total, str) and _money_or_none(expected_total, currency) != totals.net:
         net = format_money(totals.net, currency)
-        v.add("price_changed", "error", f"the order's net total is {net}, not {expected_total}", expected=expected_total, actual=net)
+        v.add(
+            "price_changed",
+            "error",
+            f"the order's net total is {net}, not {expected_total}",
+            expected=expected_total,
+            actual=net,
+        )
     v.rebate_applied = _rebate_payment(v, plan, data, ledger, order, gross, currency)
     v.order_total = gross - v.rebate_applied
     _credit(v, plan, data, ledger, order, currency)
@@ -152,7 +199,11 @@ def _money_or_none(text: str, currency: str) -> int | None:
 def _priced_lines(priced: PricedCart, order: Mapping[str, Any]) -> pl.DataFrame:
     """The priced (not error) lines: id, sku, base qty (thousandths), net (minor units), the
     client's expected net and the special sub-line quantity (None: not split)."""
-    expected = {str(line.get("id", i + 1)): line.get("expected_net") for i, line in enumerate(order.get("lines") or []) if isinstance(line, dict)}
+    expected = {
+        str(line.get("id", i + 1)): line.get("expected_net")
+        for i, line in enumerate(order.get("lines") or [])
+        if isinstance(line, dict)
+    }
     rows = [
         {
             "line": r.line_id,
@@ -160,12 +211,21 @@ def _priced_lines(priced: PricedCart, order: Mapping[str, Any]) -> pl.DataFrame:
             "qty": r.base_qty,
             "net": r.net,
             "expected_net": expected.get(r.line_id),
-            "special_qty": sum(s.base_qty for s in r.sublines if s.special) if r.sublines is not None else None,
+            "special_qty": sum(s.base_qty for s in r.sublines if s.special)
+            if r.sublines is not None
+            else None,
         }
         for r in priced.lines
         if r.error == LineError.OK
     ]
-    schema = {"line": pl.Utf8, "sku": pl.Utf8, "qty": pl.Int64, "net": pl.Int64, "expected_net": pl.Utf8, "special_qty": pl.Int64}
+    schema = {
+        "line": pl.Utf8,
+        "sku": pl.Utf8,
+        "qty": pl.Int64,
+        "net": pl.Int64,
+        "expected_net": pl.Utf8,
+        "special_qty": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -185,7 +245,12 @@ def _catalog_rules(catalog: pl.DataFrame) -> pl.DataFrame:
     for c in ("min_qty", "pack"):
         if c in catalog.columns:
             values, ok = scaled_column(catalog[c].fill_null(""), QTY_DIGITS)  # blank: no rule
-            rules = rules.with_columns(pl.when(pl.Series(ok)).then(pl.Series(values, dtype=pl.Int64)).otherwise(None).alias(c))
+            rules = rules.with_columns(
+                pl.when(pl.Series(ok))
+                .then(pl.Series(values, dtype=pl.Int64))
+                .otherwise(None)
+                .alias(c)
+            )
     if len(_CATALOG_RULES) > 8:
         _CATALOG_RULES.clear()
     _CATALOG_RULES[id(catalog)] = (catalog, rules)
@@ -200,15 +265,35 @@ def _catalog_checks(v: Validation, lines: pl.DataFrame, data: DataSet) -> None:
     joined = lines.join(rules, on="sku", how="left")
     if "min_qty" in cols:
         below = joined.filter(pl.col("qty") < pl.col("min_qty"))
-        for line, qty, least in zip(below["line"].to_list(), _fmt_qty(below, "qty"), _fmt_qty(below, "min_qty"), strict=True):
-            v.add("below_min_qty", "error", f"line {line}: {qty} is below the minimum order quantity {least}", line=line, qty=qty, min_qty=least)
+        for line, qty, least in zip(
+            below["line"].to_list(), _fmt_qty(below, "qty"), _fmt_qty(below, "min_qty"), strict=True
+        ):
+            v.add(
+                "below_min_qty",
+                "error",
+                f"line {line}: {qty} is below the minimum order quantity {least}",
+                line=line,
+                qty=qty,
+                min_qty=least,
+            )
     if "pack" in cols:
         off = joined.filter((pl.col("pack") > 0) & (pl.col("qty") % pl.col("pack") != 0))
-        for line, qty, pack in zip(off["line"].to_list(), _fmt_qty(off, "qty"), _fmt_qty(off, "pack"), strict=True):
-            v.add("not_pack_multiple", "error", f"line {line}: {qty} is not a multiple of the pack size {pack}", line=line, qty=qty, pack=pack)
+        for line, qty, pack in zip(
+            off["line"].to_list(), _fmt_qty(off, "qty"), _fmt_qty(off, "pack"), strict=True
+        ):
+            v.add(
+                "not_pack_multiple",
+                "error",
+                f"line {line}: {qty} is not a multiple of the pack size {pack}",
+                line=line,
+                qty=qty,
+                pack=pack,
+            )
 
 
-def _sellable(v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, order: Mapping[str, Any]) -> None:
+def _sellable(
+    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, order: Mapping[str, Any]
+) -> None:
     checks = plan.order_checks
     if checks.sellable_table is None or checks.sellable_by is None:
         return
@@ -218,24 +303,54 @@ def _sellable(v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ord
     customer = order.get("customer") or {}
     value = customer.get(checks.sellable_by) if isinstance(customer, dict) else None
     column = f"customer_{checks.sellable_by}"
-    allowed = table.filter(pl.col(column) == str(value)).select("sku").unique() if value is not None else pl.DataFrame(schema={"sku": pl.Utf8})
+    allowed = (
+        table.filter(pl.col(column) == str(value)).select("sku").unique()
+        if value is not None
+        else pl.DataFrame(schema={"sku": pl.Utf8})
+    )
     outside = lines.join(allowed, on="sku", how="anti")
-    who = f"customer {checks.sellable_by} {value!r}" if value is not None else f"a customer without a {checks.sellable_by}"
+    who = (
+        f"customer {checks.sellable_by} {value!r}"
+        if value is not None
+        else f"a customer without a {checks.sellable_by}"
+    )
     for line, sku in zip(outside["line"].to_list(), outside["sku"].to_list(), strict=True):
-        v.add("not_sellable", "error", f"line {line}: {sku} is not in the assortment of {who}", line=line, sku=sku)
+        v.add(
+            "not_sellable",
+            "error",
+            f"line {line}: {sku} is not in the assortment of {who}",
+            line=line,
+            sku=sku,
+        )
 
 
 def _stale_prices(v: Validation, lines: pl.DataFrame, currency: str) -> None:
     asked = lines.filter(pl.col("expected_net").is_not_null())
-    for line, expected, net in zip(asked["line"].to_list(), asked["expected_net"].to_list(), asked["net"].to_list(), strict=True):
+    for line, expected, net in zip(
+        asked["line"].to_list(),
+        asked["expected_net"].to_list(),
+        asked["net"].to_list(),
+        strict=True,
+    ):
         if _money_or_none(expected, currency) != net:
             actual = format_money(net, currency)
-            v.add("price_changed", "error", f"line {line}: the net is {actual}, not {expected}", line=line, expected=expected, actual=actual)
+            v.add(
+                "price_changed",
+                "error",
+                f"line {line}: the net is {actual}, not {expected}",
+                line=line,
+                expected=expected,
+                actual=actual,
+            )
 
 
 def _special_short(v: Validation, lines: pl.DataFrame) -> None:
-    short = lines.filter(pl.col("special_qty").is_not_null() & (pl.col("special_qty") < pl.col("qty")))
-    for line, qty, special in zip(short["line"].to_list(), _fmt_qty(short, "qty"), _fmt_qty(short, "special_qty"), strict=True):
+    short = lines.filter(
+        pl.col("special_qty").is_not_null() & (pl.col("special_qty") < pl.col("qty"))
+    )
+    for line, qty, special in zip(
+        short["line"].to_list(), _fmt_qty(short, "qty"), _fmt_qty(short, "special_qty"), strict=True
+    ):
         v.add(
             "quota_short", "warning", f"line {line}: the special-price quota covers {special} of {qty}; the rest is at the list price",
             line=line, qty=qty, special_qty=special,
@@ -243,7 +358,13 @@ def _special_short(v: Validation, lines: pl.DataFrame) -> None:
 
 
 def _special_spent(
-    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], date: dt.date
+    v: Validation,
+    plan: Plan,
+    lines: pl.DataFrame,
+    data: DataSet,
+    ledger: LedgerView | None,
+    order: Mapping[str, Any],
+    date: dt.date,
 ) -> None:
     """``quota_short`` for a line not split at all because its special price's quota is
     used up (nothing left, or less than one unit's worth of the amount quota)."""
@@ -258,19 +379,31 @@ def _special_spent(
         return
     project = str(order["project"]) if order.get("project") is not None else None
     used_all = ledger.special_used if ledger is not None else {}
-    for line, sku, qty in zip(unsplit["line"].to_list(), unsplit["sku"].to_list(), _fmt_qty(unsplit, "qty"), strict=True):
-        key, qty_quota, amount_quota, price = _special_row(plan, data, str(customer_id), project, sku, date)
+    for line, sku, qty in zip(
+        unsplit["line"].to_list(), unsplit["sku"].to_list(), _fmt_qty(unsplit, "qty"), strict=True
+    ):
+        key, qty_quota, amount_quota, price = _special_row(
+            plan, data, str(customer_id), project, sku, date
+        )
         if price is None:
             continue
         used_qty, used_amount = used_all.get((str(customer_id), key, sku), (0, 0))
-        spent = (qty_quota is not None and used_qty >= qty_quota) or (amount_quota is not None and amount_quota - used_amount < price)
+        spent = (qty_quota is not None and used_qty >= qty_quota) or (
+            amount_quota is not None and amount_quota - used_amount < price
+        )
         if spent:
             v.add("quota_short", "warning", f"line {line}: the special-price quota is used up; all {qty} are at the list price",
                   line=line, qty=qty, special_qty="0")  # fmt: skip
 
 
 def _stock_plan(
-    v: Validation, plan: Plan, lines: pl.DataFrame, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], date: dt.date
+    v: Validation,
+    plan: Plan,
+    lines: pl.DataFrame,
+    data: DataSet,
+    ledger: LedgerView | None,
+    order: Mapping[str, Any],
+    date: dt.date,
 ) -> None:
     checks = plan.order_checks
     if checks.stock_table is None or checks.stock_table not in data.tables:
@@ -284,8 +417,16 @@ def _stock_plan(
     if "month" in table.columns:
         table = table.filter(pl.col("month").is_null() | (pl.col("month") == month))
     values, ok = scaled_column(table["qty"].fill_null(""), QTY_DIGITS)
-    planned = table.select("sku").with_columns(planned=pl.Series(values, dtype=pl.Int64)).filter(pl.Series(ok)).group_by("sku").agg(pl.col("planned").sum())
-    ordered = lines.group_by("sku").agg(pl.col("qty").sum().alias("ordered"), pl.col("line").first())
+    planned = (
+        table.select("sku")
+        .with_columns(planned=pl.Series(values, dtype=pl.Int64))
+        .filter(pl.Series(ok))
+        .group_by("sku")
+        .agg(pl.col("planned").sum())
+    )
+    ordered = lines.group_by("sku").agg(
+        pl.col("qty").sum().alias("ordered"), pl.col("line").first()
+    )
     committed = pl.DataFrame(schema={"sku": pl.Utf8, "committed": pl.Int64})
     if ledger is not None and ledger.committed_lines is not None:
         start = date.replace(day=1)
@@ -314,7 +455,11 @@ def _account(plan: Plan, data: DataSet, order: Mapping[str, Any]) -> dict[str, A
         return None
     customer = order.get("customer") or {}
     customer_id = customer.get("id") if isinstance(customer, dict) else None
-    rows = data.tables[table_name].filter(pl.col("customer_id") == str(customer_id)) if customer_id is not None else None
+    rows = (
+        data.tables[table_name].filter(pl.col("customer_id") == str(customer_id))
+        if customer_id is not None
+        else None
+    )
     return rows.row(0, named=True) if rows is not None and rows.height else {}
 
 
@@ -332,7 +477,13 @@ def _customer_id(order: Mapping[str, Any]) -> str | None:
 
 
 def _rebate_payment(
-    v: Validation, plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], gross: int, currency: str
+    v: Validation,
+    plan: Plan,
+    data: DataSet,
+    ledger: LedgerView | None,
+    order: Mapping[str, Any],
+    gross: int,
+    currency: str,
 ) -> int:
     """How much of the requested rebate payment is accepted (``rebate_capped`` if less):
     within the ruleset's cap and what is left of the balance after live orders' payments."""
@@ -349,11 +500,19 @@ def _rebate_payment(
     if account is not None and "rebate_balance" in account:
         v.rebate_balance = _figure(account, "rebate_balance", currency)
         customer_id = _customer_id(order)
-        used = ledger.rebate_used.get(customer_id, 0) if ledger is not None and customer_id is not None else 0
+        used = (
+            ledger.rebate_used.get(customer_id, 0)
+            if ledger is not None and customer_id is not None
+            else 0
+        )
         balance = max(0, v.rebate_balance - used)
     allowed = max(0, min(asked, cap) if balance is None else min(asked, cap, balance))
     if allowed < asked:
-        why = "rebate payment is not allowed by the ruleset" if bp is None else f"at most {format_money(cap, currency)} of this order"
+        why = (
+            "rebate payment is not allowed by the ruleset"
+            if bp is None
+            else f"at most {format_money(cap, currency)} of this order"
+        )
         if balance is not None and balance < cap:
             why = f"the rebate balance left is {format_money(balance, currency)}"
         v.add("rebate_capped", "warning", f"rebate payment {asked_text} reduced to {format_money(allowed, currency)}: {why}",
@@ -361,16 +520,29 @@ def _rebate_payment(
     return allowed
 
 
-def _credit(v: Validation, plan: Plan, data: DataSet, ledger: LedgerView | None, order: Mapping[str, Any], currency: str) -> None:
+def _credit(
+    v: Validation,
+    plan: Plan,
+    data: DataSet,
+    ledger: LedgerView | None,
+    order: Mapping[str, Any],
+    currency: str,
+) -> None:
     """``credit_exceeded`` if the order total is above the credit limit - outstanding +
     prepaid, less the totals of live orders committed against it."""
     account = _account(plan, data, order)
     if account is None:
         return
     limit = _figure(account, "credit_limit", currency)
-    v.credit_limit = limit - _figure(account, "outstanding", currency) + _figure(account, "prepaid", currency)
+    v.credit_limit = (
+        limit - _figure(account, "outstanding", currency) + _figure(account, "prepaid", currency)
+    )
     customer_id = _customer_id(order)
-    used = ledger.credit_used.get(customer_id, 0) if ledger is not None and customer_id is not None else 0
+    used = (
+        ledger.credit_used.get(customer_id, 0)
+        if ledger is not None and customer_id is not None
+        else 0
+    )
     available = v.credit_limit - used
     if v.order_total > available:
         total, avail = format_money(v.order_total, currency), format_money(available, currency)
@@ -392,12 +564,19 @@ def _special_row(
         return project or "", None, None, None
     table = data.tables[name].filter((pl.col("customer_id") == customer) & (pl.col("sku") == sku))
     iso = date.isoformat()
-    for column, keep in (("valid_from", pl.col("valid_from") <= iso), ("valid_to", pl.col("valid_to") >= iso)):
+    for column, keep in (
+        ("valid_from", pl.col("valid_from") <= iso),
+        ("valid_to", pl.col("valid_to") >= iso),
+    ):
         if column in table.columns:
             table = table.filter(pl.col(column).is_null() | (pl.col(column) == "") | keep)
     if "project" in table.columns:
         exact = table.filter(pl.col("project") == (project or ""))
-        table = exact if exact.height else table.filter(pl.col("project").is_null() | (pl.col("project") == ""))
+        table = (
+            exact
+            if exact.height
+            else table.filter(pl.col("project").is_null() | (pl.col("project") == ""))
+        )
     if not table.height:
         return project or "", None, None, None
     row = table.row(0, named=True)
@@ -412,7 +591,9 @@ def _special_row(
     )
 
 
-def order_record(plan: Plan, order: Mapping[str, Any], priced: PricedCart, checked: Validation | None = None) -> OrderRecord:
+def order_record(
+    plan: Plan, order: Mapping[str, Any], priced: PricedCart, checked: Validation | None = None
+) -> OrderRecord:
     """The ledger rows a commit of ``order`` (priced as ``priced``; ``checked``: its
     validation, for what it takes of the customer's credit and rebate balance) writes.
 
@@ -428,7 +609,19 @@ def order_record(plan: Plan, order: Mapping[str, Any], priced: PricedCart, check
     special: dict[int, list[int]] = {}  # special-price row -> [qty, list amount]
 
     def take(part: Record, line_id: str, sub: int, sku: str) -> None:
-        lines.append(OrderLine(line_id, sub, sku, part.base_qty, part.list_amount, part.list_amount - part.net, part.net, part.tax, part.special))
+        lines.append(
+            OrderLine(
+                line_id,
+                sub,
+                sku,
+                part.base_qty,
+                part.list_amount,
+                part.list_amount - part.net,
+                part.net,
+                part.tax,
+                part.special,
+            )
+        )
         for rule, _, amount, _ in part.adjustments:
             if rule != MANUAL_RULE:
                 discounts[rule] = discounts.get(rule, 0) - amount
@@ -452,16 +645,44 @@ def order_record(plan: Plan, order: Mapping[str, Any], priced: PricedCart, check
     for rule in sorted(set(discounts) | set(gifts), key=lambda rule: plan.rules[rule].name):
         name = plan.rules[rule].name  # the ledger's key for a promotion
         caps = plan.rule_caps[rule] if rule < len(plan.rule_caps) else None
-        if discounts.get(rule, 0) > 0:  # never a negative budget row: that would free budget for others
-            consumed.append(Consumption("budget", promotion=name, amount=discounts[rule], limit_amount=caps.budget if caps else None))
+        if (
+            discounts.get(rule, 0) > 0
+        ):  # never a negative budget row: that would free budget for others
+            consumed.append(
+                Consumption(
+                    "budget",
+                    promotion=name,
+                    amount=discounts[rule],
+                    limit_amount=caps.budget if caps else None,
+                )
+            )
         if gifts.get(rule):
-            consumed.append(Consumption("gift_stock", promotion=name, qty=gifts[rule], limit_qty=caps.gift_stock if caps else None))
-        if customer_id is not None and caps is not None and caps.uses_per_customer is not None:  # only a limited use is counted
-            consumed.append(Consumption("use", promotion=name, customer_id=customer_id, qty=1, limit_qty=caps.uses_per_customer))
+            consumed.append(
+                Consumption(
+                    "gift_stock",
+                    promotion=name,
+                    qty=gifts[rule],
+                    limit_qty=caps.gift_stock if caps else None,
+                )
+            )
+        if (
+            customer_id is not None and caps is not None and caps.uses_per_customer is not None
+        ):  # only a limited use is counted
+            consumed.append(
+                Consumption(
+                    "use",
+                    promotion=name,
+                    customer_id=customer_id,
+                    qty=1,
+                    limit_qty=caps.uses_per_customer,
+                )
+            )
     if special:
         table = plan.special
         assert table is not None  # a special sub-line was priced at one of its rows
-        for row, (qty, amount) in sorted(special.items(), key=lambda item: (plan.catalog.skus[int(table.sku[item[0]])], item[0])):
+        for row, (qty, amount) in sorted(
+            special.items(), key=lambda item: (plan.catalog.skus[int(table.sku[item[0]])], item[0])
+        ):
             qty_quota, amount_quota = int(table.qty_quota[row]), int(table.amount_quota[row])
             consumed.append(Consumption(
                 "special", customer_id=customer_id, project=table.project[row], sku=plan.catalog.skus[int(table.sku[row])], qty=qty, amount=amount,
@@ -469,9 +690,23 @@ def order_record(plan: Plan, order: Mapping[str, Any], priced: PricedCart, check
             ))  # fmt: skip
     if checked is not None and customer_id is not None:
         if checked.credit_limit is not None and checked.order_total > 0:
-            consumed.append(Consumption("credit", customer_id=customer_id, amount=checked.order_total, limit_amount=checked.credit_limit))
+            consumed.append(
+                Consumption(
+                    "credit",
+                    customer_id=customer_id,
+                    amount=checked.order_total,
+                    limit_amount=checked.credit_limit,
+                )
+            )
         if checked.rebate_applied > 0:
-            consumed.append(Consumption("rebate_payment", customer_id=customer_id, amount=checked.rebate_applied, limit_amount=checked.rebate_balance))
+            consumed.append(
+                Consumption(
+                    "rebate_payment",
+                    customer_id=customer_id,
+                    amount=checked.rebate_applied,
+                    limit_amount=checked.rebate_balance,
+                )
+            )
     totals = priced.totals()
     return OrderRecord(
         order_id=str(order["id"]), customer_id=customer_id, project=project,

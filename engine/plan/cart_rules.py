@@ -97,7 +97,9 @@ class CartStages:
     rules: tuple[CartRule, ...] = ()
     floor: FloorPlan | None = None
     approvals: tuple[ApprovalPlan, ...] = ()
-    bundles: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # sku -> (component, ratio)
+    bundles: dict[int, tuple[tuple[int, int], ...]] = field(
+        default_factory=dict
+    )  # sku -> (component, ratio)
 
     @property
     def active(self) -> bool:

@@ -112,9 +112,15 @@ def _build_catalog(frame: pl.DataFrame) -> CatalogIndex:
                 continue
             unit, sep, number = part.partition("=")
             if not sep or not number.strip().isdigit() or int(number) <= 0:
-                raise DataError(f"bad unit {part!r} (expected name=positive integer)", table="catalog", row=row + 1)
+                raise DataError(
+                    f"bad unit {part!r} (expected name=positive integer)",
+                    table="catalog",
+                    row=row + 1,
+                )
             put(unit.strip(), row, int(number))
-    text: dict[str, TextColumn] = {"sku": TextColumn(tuple(skus), index, np.arange(len(skus), dtype=np.int32))}
+    text: dict[str, TextColumn] = {
+        "sku": TextColumn(tuple(skus), index, np.arange(len(skus), dtype=np.int32))
+    }
     for column in frame.columns:
         if column in ("sku", "base_unit", "units", "min_qty", "pack", "components"):
             continue

@@ -79,8 +79,14 @@ class Plan:
 
     def __post_init__(self) -> None:
         # derived once, here: the plan is never written after it is constructed
-        object.__setattr__(self, "rule_positions", MappingProxyType({r.name: k for k, r in enumerate(self.rules)}))
-        exclusive = frozenset(k for k, r in enumerate(self.rules) if r.decl is not None and r.decl.stacking == "exclusive")
+        object.__setattr__(
+            self, "rule_positions", MappingProxyType({r.name: k for k, r in enumerate(self.rules)})
+        )
+        exclusive = frozenset(
+            k
+            for k, r in enumerate(self.rules)
+            if r.decl is not None and r.decl.stacking == "exclusive"
+        )
         object.__setattr__(self, "exclusive_rules", exclusive)
 
     def rule_index(self, name: str) -> int:
@@ -89,7 +95,11 @@ class Plan:
 
     @property
     def rule_names(self) -> list[str]:
-        return [p.name for p in self.pricelists] + [r.name for r in self.rules] + ([self.tax.name] if self.tax else [])
+        return (
+            [p.name for p in self.pricelists]
+            + [r.name for r in self.rules]
+            + ([self.tax.name] if self.tax else [])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +118,10 @@ BUILTIN_CUSTOMER_FIELDS = frozenset({"id", "tier", "region", "group"})
 
 
 def customer_attributes(
-    pricelists: Sequence[PriceListPlan], line_index: LineRuleIndex, stages: CartStages, order_checks: OrderChecks
+    pricelists: Sequence[PriceListPlan],
+    line_index: LineRuleIndex,
+    stages: CartStages,
+    order_checks: OrderChecks,
 ) -> tuple[str, ...]:
     """The custom customer attributes a plan reads, sorted: every one a price list is keyed
     by, a condition (price list, promotion, approval) tests, or an order check looks up.

@@ -163,7 +163,9 @@ class ConditionCompiler:
         )
         return (Conjunct(item=None, cart=atoms, qty=FULL, amount=FULL),)
 
-    def _and(self, left: tuple[Conjunct, ...], right: tuple[Conjunct, ...], span: t.Span) -> tuple[Conjunct, ...]:
+    def _and(
+        self, left: tuple[Conjunct, ...], right: tuple[Conjunct, ...], span: t.Span
+    ) -> tuple[Conjunct, ...]:
         out = [c for a in left for b in right if (c := a.and_(b)) is not None]
         if len(out) > MAX_CONJUNCTS:
             raise ConditionTooComplex(span)
@@ -197,19 +199,35 @@ class ConditionCompiler:
             wanted = {v.value for v in values if isinstance(v, t.StringLit)}
             set_negated = op in ("!=", "not in")
             if info.scope == "item":
-                mask = self.catalog.text[name].mask(wanted, negated=set_negated) if name in self.catalog.text else np.full(self.catalog.size, set_negated)
+                mask = (
+                    self.catalog.text[name].mask(wanted, negated=set_negated)
+                    if name in self.catalog.text
+                    else np.full(self.catalog.size, set_negated)
+                )
                 return (Conjunct(item=mask, cart=(), qty=FULL, amount=FULL),) if mask.any() else ()
-            cart_atom = CartAtom(field=name, op="not in" if set_negated else "in", values=frozenset(wanted))
+            cart_atom = CartAtom(
+                field=name, op="not in" if set_negated else "in", values=frozenset(wanted)
+            )
             return (Conjunct(item=None, cart=(cart_atom,), qty=FULL, amount=FULL),)
         if info.type == "date":
             dates = [v.value.toordinal() for v in values if isinstance(v, t.DateLit)]
             if op in ("in", "not in"):
                 cart_atom = CartAtom(field=name, op=op, values=frozenset(dates))
                 return (Conjunct(item=None, cart=(cart_atom,), qty=FULL, amount=FULL),)
-            return (Conjunct(item=None, cart=(CartAtom(field=name, op=op, date=dates[0]),), qty=FULL, amount=FULL),)
+            return (
+                Conjunct(
+                    item=None,
+                    cart=(CartAtom(field=name, op=op, date=dates[0]),),
+                    qty=FULL,
+                    amount=FULL,
+                ),
+            )
         if info.type == "money":
             points = [money_value(v, self.currency) for v in values]
-            return tuple(Conjunct(item=None, cart=(), qty=FULL, amount=iv) for iv in self._numeric(op, points))
+            return tuple(
+                Conjunct(item=None, cart=(), qty=FULL, amount=iv)
+                for iv in self._numeric(op, points)
+            )
         return self._quantity(op, values)
 
     def _numeric(self, op: str, points: list[int]) -> tuple[Interval, ...]:
@@ -221,12 +239,18 @@ class ConditionCompiler:
         parsed = [quantity_value(v) for v in values]
         units = {unit for _, unit in parsed}
         if units == {None}:
-            return tuple(Conjunct(item=None, cart=(), qty=iv, amount=FULL) for iv in self._numeric(op, [m for m, _ in parsed]))
+            return tuple(
+                Conjunct(item=None, cart=(), qty=iv, amount=FULL)
+                for iv in self._numeric(op, [m for m, _ in parsed])
+            )
         # A quantity in a named unit means a different base threshold per SKU: one
         # alternative per distinct factor, restricted to the SKUs that have that factor.
         # A SKU without the unit never satisfies the comparison.
         out: list[Conjunct] = []
-        factor_arrays = {unit: self.catalog.factor(unit) if unit else np.ones(self.catalog.size, dtype=np.int64) for unit in units}
+        factor_arrays = {
+            unit: self.catalog.factor(unit) if unit else np.ones(self.catalog.size, dtype=np.int64)
+            for unit in units
+        }
         combos = np.stack([factor_arrays[u] for _, u in parsed])
         has_all = (combos > 0).all(axis=0)
         distinct = {tuple(int(x) for x in combos[:, i]) for i in np.nonzero(has_all)[0]}
@@ -251,7 +275,9 @@ def cart_fields(conjuncts: Iterable[Conjunct]) -> set[str]:
     return {atom.field for c in conjuncts for atom in c.cart}
 
 
-def evaluate_cart(conjuncts: tuple[Conjunct, ...], frame: dict[str, np.ndarray], size: int) -> BoolArray:
+def evaluate_cart(
+    conjuncts: tuple[Conjunct, ...], frame: dict[str, np.ndarray], size: int
+) -> BoolArray:
     """Which rows of a cart-context frame satisfy some conjunct (ignoring item and intervals)."""
     result = np.zeros(size, dtype=np.bool_)
     for conj in conjuncts:
@@ -279,7 +305,9 @@ def cart_holds(conjuncts: tuple[Conjunct, ...], carts: pl.DataFrame) -> BoolArra
         return np.array([holds_for_cart(conjuncts, cached[1])], dtype=np.bool_)
     fields = sorted({a.field for c in conjuncts for a in c.cart})
     class_of_cart, classes = context_classes(carts, fields)
-    result: BoolArray = evaluate_cart(conjuncts, frame_columns(classes), classes.height)[class_of_cart]
+    result: BoolArray = evaluate_cart(conjuncts, frame_columns(classes), classes.height)[
+        class_of_cart
+    ]
     return result
 
 

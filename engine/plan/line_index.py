@@ -42,7 +42,6 @@ I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 
 
-
 @dataclass(frozen=True, slots=True)
 class BenefitSpec:
     kind: int
@@ -62,7 +61,9 @@ class LineRule:
     tier_measure: str | None = None  # "qty" | "amount"
     tier_thresholds: tuple[int, ...] = ()
     tier_benefits: tuple[BenefitSpec, ...] = ()
-    includes_special: bool = False  # ``includes special``: it also applies to special-price sub-lines
+    includes_special: bool = (
+        False  # ``includes special``: it also applies to special-price sub-lines
+    )
 
 
 @dataclass
@@ -92,8 +93,15 @@ class Programs:
             slots.append(members)
             # a lone exclusive percent/amount rule always applies (unless the ledger can
             # switch it off): nothing after it can
-            switchable = self.benefit_switchable is not None and bool(self.benefit_switchable[members[0]])
-            if len(members) == 1 and self.benefit_exclusive[members[0]] and self.benefit_kind[members[0]] != BenefitKind.FIXED_PRICE and not switchable:
+            switchable = self.benefit_switchable is not None and bool(
+                self.benefit_switchable[members[0]]
+            )
+            if (
+                len(members) == 1
+                and self.benefit_exclusive[members[0]]
+                and self.benefit_kind[members[0]] != BenefitKind.FIXED_PRICE
+                and not switchable
+            ):
                 break
         pid = len(self.slots)
         self.ids[benefits] = pid
@@ -127,7 +135,13 @@ class LineRuleIndex:
     ``s + n_sku`` stands for a special-price sub-line of SKU ``s``, which only the rules
     that say ``includes special`` select, so sub-lines need no other mechanism."""
 
-    def __init__(self, rules: list[LineRule], n_sku: int, caps: list[Caps] | None = None, special: bool = False) -> None:
+    def __init__(
+        self,
+        rules: list[LineRule],
+        n_sku: int,
+        caps: list[Caps] | None = None,
+        special: bool = False,
+    ) -> None:
         self.rules = rules
         self.special_offset = n_sku if special else 0
         #: per line rule: its caps (``max discount``, ``budget``) clipped at its own step
@@ -136,7 +150,11 @@ class LineRuleIndex:
         n_real = n_sku
         n_sku = 2 * n_sku if special else n_sku
         #: line rules the ledger can switch off (a budget, uses per customer)
-        self.ledger_capped = [i for i, c in enumerate(self.caps) if c.budget is not None or c.uses_per_customer is not None]
+        self.ledger_capped = [
+            i
+            for i, c in enumerate(self.caps)
+            if c.budget is not None or c.uses_per_customer is not None
+        ]
         self.n_sku = n_sku
         qty_points: set[int] = set()
         amount_points: set[int] = set()
@@ -149,7 +167,9 @@ class LineRuleIndex:
                 conj_rule.append(r)
                 item = conj.item if conj.item is not None else np.ones(n_real, dtype=np.bool_)
                 if special:
-                    item = np.concatenate([item, item if rule.includes_special else np.zeros(n_real, dtype=np.bool_)])
+                    item = np.concatenate(
+                        [item, item if rule.includes_special else np.zeros(n_real, dtype=np.bool_)]
+                    )
                 conj_items.append(item)
                 self.conj_cart.append((conj,))
                 conj_iv.append((*conj.qty, *conj.amount))
@@ -166,10 +186,18 @@ class LineRuleIndex:
         self.n_acells = len(self.amount_bounds) + 1
         self.n_cells = (len(self.qty_bounds) + 1) * self.n_acells
         self.conj_rule = np.array(conj_rule, dtype=np.int32)
-        self.conj_items = np.stack(conj_items) if conj_items else np.zeros((0, n_sku), dtype=np.bool_)
+        self.conj_items = (
+            np.stack(conj_items) if conj_items else np.zeros((0, n_sku), dtype=np.bool_)
+        )
         iv = np.array(conj_iv, dtype=np.int64).reshape(-1, 4)
-        self.conj_q = (self._cell_lo(self.qty_bounds, iv[:, 0]), self._cell_hi(self.qty_bounds, iv[:, 1]))
-        self.conj_a = (self._cell_lo(self.amount_bounds, iv[:, 2]), self._cell_hi(self.amount_bounds, iv[:, 3]))
+        self.conj_q = (
+            self._cell_lo(self.qty_bounds, iv[:, 0]),
+            self._cell_hi(self.qty_bounds, iv[:, 1]),
+        )
+        self.conj_a = (
+            self._cell_lo(self.amount_bounds, iv[:, 2]),
+            self._cell_hi(self.amount_bounds, iv[:, 3]),
+        )
         self.fields = sorted(cart_fields(c for r in rules for c in r.conjuncts))
         self._benefits(rules)
         #: every cart context the cart atoms tell apart (finite: see ``ContextSpace``)
@@ -190,7 +218,9 @@ class LineRuleIndex:
 
     @staticmethod
     def _cell_hi(bounds: I64, hi: I64) -> I64:
-        cells: I64 = np.where(hi >= HIGH, len(bounds) + 1, np.searchsorted(bounds, hi, side="right"))
+        cells: I64 = np.where(
+            hi >= HIGH, len(bounds) + 1, np.searchsorted(bounds, hi, side="right")
+        )
         return cells
 
     def _benefits(self, rules: list[LineRule]) -> None:
@@ -213,7 +243,12 @@ class LineRuleIndex:
                 slot_key.append(key)
                 continue
             measure = cell_q if rule.tier_measure == "qty" else cell_a
-            step = np.searchsorted(np.array(rule.tier_thresholds, dtype=np.int64), measure, side="right") - 1
+            step = (
+                np.searchsorted(
+                    np.array(rule.tier_thresholds, dtype=np.int64), measure, side="right"
+                )
+                - 1
+            )
             base = len(specs)
             for spec in rule.tier_benefits:
                 specs.append(spec)
@@ -230,12 +265,16 @@ class LineRuleIndex:
             benefit_exclusive=exclusive,
             benefit_kind=self.benefit_kind,
             slot_key=slot_key,
-            benefit_switchable=np.isin(self.benefit_rule, np.array(self.ledger_capped, dtype=np.int32)),
+            benefit_switchable=np.isin(
+                self.benefit_rule, np.array(self.ledger_capped, dtype=np.int32)
+            ),
         )
 
     # ---- money in another currency -------------------------------------------------------------
 
-    def in_currency(self, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> tuple[I64, I64]:
+    def in_currency(
+        self, rate: tuple[int, int], src: str, dst: str, mode: Rounding
+    ) -> tuple[I64, I64]:
         """The amount cell edges and per-unit benefit amounts converted from the ruleset
         currency into a cart's currency at ``rate`` (each figure rounded once): built by
         ``finish`` for every rate of the plan's fx table, computed (not kept) otherwise."""
@@ -244,15 +283,22 @@ class LineRuleIndex:
             return found
         return self._convert(rate, src, dst, mode)
 
-    def _convert(self, rate: tuple[int, int], src: str, dst: str, mode: Rounding) -> tuple[I64, I64]:
+    def _convert(
+        self, rate: tuple[int, int], src: str, dst: str, mode: Rounding
+    ) -> tuple[I64, I64]:
         def conv(values: I64) -> I64:
-            return np.array([convert_minor(int(v), rate, src, dst, mode) for v in values.tolist()], dtype=np.int64)
+            return np.array(
+                [convert_minor(int(v), rate, src, dst, mode) for v in values.tolist()],
+                dtype=np.int64,
+            )
 
         return conv(self.amount_bounds), conv(self.benefit_amount)
 
     # ---- finishing: every table, before the first quote --------------------------------------
 
-    def finish(self, fx: FxRates | None = None, currency: str | None = None, mode: Rounding | None = None) -> None:
+    def finish(
+        self, fx: FxRates | None = None, currency: str | None = None, mode: Rounding | None = None
+    ) -> None:
         """Build every table a lookup reads: the ``[sku, cell] -> program`` table of every
         signature any cart context can produce (``ContextSpace`` enumerates them), and the
         converted amounts for every ruleset->cart rate in ``fx``. Called once by the
@@ -263,7 +309,9 @@ class LineRuleIndex:
             for (src, dst), (_, rates) in fx.rates.items():
                 if src == currency:
                     for rate in rates:
-                        converted.setdefault((rate, src, dst, mode), self._convert(rate, src, dst, mode))
+                        converted.setdefault(
+                            (rate, src, dst, mode), self._convert(rate, src, dst, mode)
+                        )
             self.converted = converted
         self.programs.array()
         if not self.rules or self.finished is not None:
@@ -272,7 +320,11 @@ class LineRuleIndex:
         if space.size > MAX_CONTEXTS:
             return
         active = space.signatures(self.conj_cart)
-        packed = np.packbits(active, axis=1) if active.shape[1] else np.zeros((len(active), 1), dtype=np.uint8)
+        packed = (
+            np.packbits(active, axis=1)
+            if active.shape[1]
+            else np.zeros((len(active), 1), dtype=np.uint8)
+        )
         uniq, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
         if len(uniq) * self.n_sku * self.n_cells * 4 > MAX_TABLE_BYTES:
             return
@@ -315,7 +367,11 @@ class LineRuleIndex:
                 benefits.append(b.astype(np.int64))
                 conjs.append(conj[at].astype(np.int64))
         if not slots:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            return (
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int64),
+            )
         slot, benefit, alt = np.concatenate(slots), np.concatenate(benefits), np.concatenate(conjs)
         order = np.lexsort((alt, benefit, slot))
         return slot[order], benefit[order], alt[order]
@@ -335,10 +391,14 @@ class LineRuleIndex:
         starts = np.nonzero(np.concatenate([[True], s[1:] != s[:-1]]))[0]
         lengths = np.diff(np.append(starts, len(s)))
         pos = np.arange(len(s)) - np.repeat(starts, lengths)
-        weights = np.random.default_rng(0x5EED).integers(1, 1 << 63, int(lengths.max()), dtype=np.uint64) | np.uint64(1)
+        weights = np.random.default_rng(0x5EED).integers(
+            1, 1 << 63, int(lengths.max()), dtype=np.uint64
+        ) | np.uint64(1)
         with np.errstate(over="ignore"):
             mixed = (b.astype(np.uint64) + np.uint64(1)) * weights[pos]
-            row_hash = np.add.reduceat(mixed, starts) ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+            row_hash = np.add.reduceat(mixed, starts) ^ (
+                lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            )
         _, rep, inverse = np.unique(row_hash, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
         # exact despite the hash: every row must equal its representative, entry by entry
@@ -350,10 +410,19 @@ class LineRuleIndex:
             return self._build_table(active)
         # only the representative rows go to Python
         rep_lengths = lengths[rep]
-        values = b[np.repeat(starts[rep], rep_lengths) + (np.arange(int(rep_lengths.sum())) - np.repeat(np.cumsum(rep_lengths) - rep_lengths, rep_lengths))].tolist()
+        values = b[
+            np.repeat(starts[rep], rep_lengths)
+            + (
+                np.arange(int(rep_lengths.sum()))
+                - np.repeat(np.cumsum(rep_lengths) - rep_lengths, rep_lengths)
+            )
+        ].tolist()
         intern = self.programs.intern
         ends = np.cumsum(rep_lengths).tolist()
-        pids = np.array([intern(tuple(values[lo:hi])) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)], dtype=np.int32)
+        pids = np.array(
+            [intern(tuple(values[lo:hi])) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)],
+            dtype=np.int32,
+        )
         table[s[starts]] = pids[inverse]
         return table
 
@@ -409,11 +478,16 @@ class LineRuleIndex:
             # rows as one integer each (most significant first: the same order as by rows),
             # a 1-D unique being far cheaper than ``np.unique(axis=0)``
             weights = np.array([base ** (width - 1 - k) for k in range(width)], dtype=np.int64)
-            _, first, inverse = np.unique((padded + 1) @ weights, return_index=True, return_inverse=True)
+            _, first, inverse = np.unique(
+                (padded + 1) @ weights, return_index=True, return_inverse=True
+            )
             uniq = padded[first]
         else:
             uniq, inverse = np.unique(padded, axis=0, return_inverse=True)
-        pids = np.array([self.programs.intern(tuple(int(x) for x in row if x >= 0)) for row in uniq], dtype=np.int32)
+        pids = np.array(
+            [self.programs.intern(tuple(int(x) for x in row if x >= 0)) for row in uniq],
+            dtype=np.int32,
+        )
         table[slot[starts]] = pids[inverse.reshape(-1)]
         return table
 
@@ -456,7 +530,13 @@ class LineRuleIndex:
         return self.finished.count if self.finished is not None else len(self.on_demand.tables)
 
     def programs_for(
-        self, carts: pl.DataFrame, line_cart: I64, sku: I64, qty: I64, amount: I64, amount_cell: I64 | None = None
+        self,
+        carts: pl.DataFrame,
+        line_cart: I64,
+        sku: I64,
+        qty: I64,
+        amount: I64,
+        amount_cell: I64 | None = None,
     ) -> I32:
         """The program of every line (0 = no line promotion applies). ``amount_cell``
         overrides the amount cells (carts in another currency compare converted edges)."""
@@ -467,7 +547,11 @@ class LineRuleIndex:
         table = self.table()  # after the slots: an on-demand build publishes the table first
         table_slot = slot_of_class[class_of_cart][line_cart]
         qc = np.searchsorted(self.qty_bounds, qty, side="right")
-        ac = np.searchsorted(self.amount_bounds, amount, side="right") if amount_cell is None else amount_cell
+        ac = (
+            np.searchsorted(self.amount_bounds, amount, side="right")
+            if amount_cell is None
+            else amount_cell
+        )
         cell = qc * self.n_acells + ac
         flat = (table_slot * self.n_sku + sku) * self.n_cells + cell
         result: I32 = table[flat]
@@ -511,8 +595,17 @@ class ContextSpace:
         for name in fields:
             mine = [a for a in atoms if a.field == name]
             if name == "date":
-                points = {v + d for a in mine if a.op in ("in", "not in") for v in a.values if isinstance(v, int) for d in (0, 1)}
-                points |= {a.date + d for a in mine if a.op in _ORDER_EDGES for d in _ORDER_EDGES[a.op]}
+                points = {
+                    v + d
+                    for a in mine
+                    if a.op in ("in", "not in")
+                    for v in a.values
+                    if isinstance(v, int)
+                    for d in (0, 1)
+                }
+                points |= {
+                    a.date + d for a in mine if a.op in _ORDER_EDGES for d in _ORDER_EDGES[a.op]
+                }
                 edges.append(sorted(points))
                 names.append(None)
                 sizes.append(len(points) + 1)
@@ -533,7 +626,9 @@ class ContextSpace:
     def code(self, values: tuple[object, ...] | list[object]) -> int:
         """A context's code: its class per field, mixed radix (first field most significant)."""
         code = 0
-        for value, named, edges, size in zip(values, self.names, self.edges, self.sizes, strict=True):
+        for value, named, edges, size in zip(
+            values, self.names, self.edges, self.sizes, strict=True
+        ):
             if named is not None:
                 found = named.get(value) if isinstance(value, str) else None
                 k = size - 1 if found is None else found
@@ -631,5 +726,7 @@ class OnDemandTables:
             new[code] = slot
         if added:
             index.programs.array()
-            self.table = np.concatenate(self.tables)  # published before the slots that point into it
+            self.table = np.concatenate(
+                self.tables
+            )  # published before the slots that point into it
         self.slot_of_code.update(new)

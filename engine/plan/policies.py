@@ -72,5 +72,3 @@ class PolicySet:
     @property
     def count(self) -> int:
         return len(self.rates) + len(self.commissions) + len(self.tiers)
-
-

@@ -80,10 +80,20 @@ class PriceListPlan:
     def finish(self, fx: FxRates, mode: Rounding) -> None:
         """Convert the rows at every rate the fx table holds from this list's currency, up to
         ``MAX_CONVERTED`` figures (past it, ``prices_in`` converts per call)."""
-        pairs = [(dst, rate) for (src, dst), (_, rates) in fx.rates.items() if src == self.currency for rate in dict.fromkeys(rates)]
+        pairs = [
+            (dst, rate)
+            for (src, dst), (_, rates) in fx.rates.items()
+            if src == self.currency
+            for rate in dict.fromkeys(rates)
+        ]
         if len(pairs) * len(self.row_price) > MAX_CONVERTED:
             return
-        self.converted = {(dst, rate[0], rate[1]): convert_minor_many(self.row_price, rate, self.currency, dst, mode) for dst, rate in pairs}
+        self.converted = {
+            (dst, rate[0], rate[1]): convert_minor_many(
+                self.row_price, rate, self.currency, dst, mode
+            )
+            for dst, rate in pairs
+        }
 
 
 #: the most converted unit prices ``PriceListPlan.finish`` keeps per list
@@ -106,7 +116,9 @@ class _Folded:
 
 #: folded tables by (table frame, currency, keys, catalog); republishing rules over the
 #: same data snapshot reuses them. Values keep the frame and catalog alive, so ids stay valid.
-_FOLDED: dict[tuple[int, str, tuple[str, ...], int], tuple[pl.DataFrame, CatalogIndex, _Folded]] = {}
+_FOLDED: dict[
+    tuple[int, str, tuple[str, ...], int], tuple[pl.DataFrame, CatalogIndex, _Folded]
+] = {}
 _FOLDED_MAX = 64
 
 
@@ -148,17 +160,39 @@ def build_pricelist(
     )
 
 
-def _fold(name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...], catalog: CatalogIndex) -> _Folded:
+def _fold(
+    name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...], catalog: CatalogIndex
+) -> _Folded:
     n = frame.height
-    row_sku = frame["sku"].cast(pl.String).replace_strict(catalog.sku_series, pl.int_range(catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    row_sku = (
+        frame["sku"]
+        .cast(pl.String)
+        .replace_strict(
+            catalog.sku_series,
+            pl.int_range(catalog.size, eager=True),
+            default=-1,
+            return_dtype=pl.Int64,
+        )
+        .to_numpy()
+    )
     _first_bad(row_sku < 0, name, lambda i: f"unknown sku {frame['sku'][i]!r}")
     row_price, price_ok = scaled_column(frame["price"], exponent(currency))
-    _first_bad(~price_ok, name, lambda i: f"price {frame['price'][i]!r} is not an amount of {currency}")
-    _first_bad(row_price > MAX_UNIT_PRICE_MINOR, name, lambda i: f"price {frame['price'][i]!r} out of range")
+    _first_bad(
+        ~price_ok, name, lambda i: f"price {frame['price'][i]!r} is not an amount of {currency}"
+    )
+    _first_bad(
+        row_price > MAX_UNIT_PRICE_MINOR,
+        name,
+        lambda i: f"price {frame['price'][i]!r} out of range",
+    )
     if "min_qty" in frame.columns:
         given = frame["min_qty"].fill_null("").cast(pl.String).str.strip_chars() != ""
         row_min, min_ok = scaled_column(frame["min_qty"].fill_null("0"), QTY_DIGITS)
-        _first_bad(given.to_numpy() & ~min_ok, name, lambda i: f"min_qty {frame['min_qty'][i]!r} is not a quantity")
+        _first_bad(
+            given.to_numpy() & ~min_ok,
+            name,
+            lambda i: f"min_qty {frame['min_qty'][i]!r} is not a quantity",
+        )
     else:
         row_min = np.zeros(n, dtype=np.int64)
     row_factor = np.ones(n, dtype=np.int64)
@@ -171,7 +205,11 @@ def _fold(name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...],
         named = units.is_not_null().to_numpy()
         base = np.array(catalog.base_units, dtype=object)[row_sku] == units.to_numpy()
         row_factor[named & base] = 1
-        _first_bad(row_factor <= 0, name, lambda i: f"unit {units[i]!r} is not a unit of sku {frame['sku'][i]!r}")
+        _first_bad(
+            row_factor <= 0,
+            name,
+            lambda i: f"unit {units[i]!r} is not a unit of sku {frame['sku'][i]!r}",
+        )
     key_codes: list[dict[str, int]] = []
     row_keys = np.zeros((n, len(keyed)), dtype=np.int64)
     for j, field_name in enumerate(keyed):
@@ -179,10 +217,14 @@ def _fold(name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...],
         column = frame[key_column].cast(pl.String)
         empty = (column.is_null() | (column == "")).fill_null(True).to_numpy()
         if empty.any():
-            raise DataError(f"empty key column {key_column!r}", table=name, row=int(np.argmax(empty)) + 1)
+            raise DataError(
+                f"empty key column {key_column!r}", table=name, row=int(np.argmax(empty)) + 1
+            )
         vocabulary = column.unique(maintain_order=True)
         key_codes.append(dict(zip(vocabulary.to_list(), range(len(vocabulary)), strict=True)))
-        row_keys[:, j] = column.replace_strict(vocabulary, pl.int_range(len(vocabulary), eager=True), return_dtype=pl.Int64).to_numpy()
+        row_keys[:, j] = column.replace_strict(
+            vocabulary, pl.int_range(len(vocabulary), eager=True), return_dtype=pl.Int64
+        ).to_numpy()
     break_values = np.unique(row_min) if frame.height else np.zeros(1, dtype=np.int64)
     n_breaks = len(break_values)
     row_break = np.searchsorted(break_values, row_min)
@@ -197,7 +239,9 @@ def _fold(name: str, frame: pl.DataFrame, currency: str, keyed: tuple[str, ...],
     dupes = np.nonzero(sorted_keys[1:] == sorted_keys[:-1])[0]
     if len(dupes):
         first, second = sorted(int(x) + 1 for x in order[[dupes[0], dupes[0] + 1]])
-        raise DataError(f"rows {first} and {second} price the same SKU, key and min_qty", table=name)
+        raise DataError(
+            f"rows {first} and {second} price the same SKU, key and min_qty", table=name
+        )
     dense: I64 | None = None
     if not keyed:
         dense = np.full(catalog.size * n_breaks, -1, dtype=np.int64)
@@ -235,7 +279,9 @@ def encode_keys(plan: PriceListPlan, carts: pl.DataFrame) -> I64:
         if carts.height <= 64:  # a few carts: dict lookups beat building the mapping's series
             codes = np.array([mapping.get(v, -1) for v in values.to_list()], dtype=np.int64)
         else:
-            codes = values.replace_strict(list(mapping), list(mapping.values()), default=-1, return_dtype=pl.Int64).to_numpy()
+            codes = values.replace_strict(
+                list(mapping), list(mapping.values()), default=-1, return_dtype=pl.Int64
+            ).to_numpy()
         missing |= codes < 0
         code = code * (len(mapping) + 1) + np.maximum(codes, 0)
     result: I64 = np.where(missing, -1, code)
@@ -275,4 +321,6 @@ def build_fx(data: DataSet) -> FxRates:
         except (KeyError, ValueError, TypeError) as err:
             raise DataError(str(err), table="fx_rates", row=i + 1) from None
         table.setdefault((src, dst), []).append((day, rate))
-    return FxRates({k: ([d for d, _ in sorted(v)], [r for _, r in sorted(v)]) for k, v in table.items()})
+    return FxRates(
+        {k: ([d for d, _ in sorted(v)], [r for _, r in sorted(v)]) for k, v in table.items()}
+    )

@@ -88,7 +88,9 @@ def cart_date(value: Any, timezone: str, where: str) -> dt.date:
             return dt.date.fromisoformat(value)
         stamp = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise CartError("bad_date", f"{where}: {value!r} is not an ISO date or timestamp", "date") from None
+        raise CartError(
+            "bad_date", f"{where}: {value!r} is not an ISO date or timestamp", "date"
+        ) from None
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(zone)
     return stamp.date()
@@ -157,23 +159,37 @@ def decode_carts(
         if not isinstance(lines, list) or not lines:
             raise CartError("no_lines", f"{where}: 'lines' must be a non-empty list", "lines")
         if len(lines) > max_lines:
-            raise CartError("too_many_lines", f"{where}: {len(lines)} lines; at most {max_lines}", "lines")
+            raise CartError(
+                "too_many_lines", f"{where}: {len(lines)} lines; at most {max_lines}", "lines"
+            )
         for i, line in enumerate(lines):
             if not isinstance(line, Mapping):
-                raise CartError("bad_line", f"{where}: line {i + 1} must be an object", f"lines[{i}]")
+                raise CartError(
+                    "bad_line", f"{where}: line {i + 1} must be an object", f"lines[{i}]"
+                )
             line_id = cart_text(line.get("id")) or str(i + 1)
             sku = line.get("sku")
             if not isinstance(sku, str):
-                raise CartError("bad_line", f"{where}: line {line_id} needs a 'sku' string", f"lines[{i}].sku")
+                raise CartError(
+                    "bad_line", f"{where}: line {line_id} needs a 'sku' string", f"lines[{i}].sku"
+                )
             unit = line.get("unit")
             if unit is not None and not isinstance(unit, str):
-                raise CartError("bad_line", f"{where}: line {line_id}: 'unit' must be a string", f"lines[{i}].unit")
+                raise CartError(
+                    "bad_line",
+                    f"{where}: line {line_id}: 'unit' must be a string",
+                    f"lines[{i}].unit",
+                )
             raw_qty = line.get("qty")
             line_cart.append(c)
             ids.append(line_id)
             skus.append(sku)
             units.append(unit)
-            qty_text.append(str(raw_qty) if isinstance(raw_qty, str | int | float) and not isinstance(raw_qty, bool) else repr(raw_qty))
+            qty_text.append(
+                str(raw_qty)
+                if isinstance(raw_qty, str | int | float) and not isinstance(raw_qty, bool)
+                else repr(raw_qty)
+            )
             code = sku_index.get(sku, -1)
             sku_codes.append(code)
             error = LineError.OK
@@ -222,7 +238,11 @@ def manual_discount(raw: Any, where: str, line_id: str, i: int) -> int:
     except MoneyError:
         bp = -2
     if not 0 <= bp <= BP_SCALE:
-        raise CartError("bad_line", f"{where}: line {line_id}: manual_discount must be a percentage like \"7%\", not {raw!r}", f"lines[{i}].manual_discount")
+        raise CartError(
+            "bad_line",
+            f'{where}: line {line_id}: manual_discount must be a percentage like "7%", not {raw!r}',
+            f"lines[{i}].manual_discount",
+        )
     return bp
 
 

@@ -29,10 +29,17 @@ I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 BIG = np.iinfo(np.int64).max
 
-KIND_OF = {"percent": BenefitKind.PERCENT_OFF, "amount": BenefitKind.AMOUNT_OFF, "fixed": BenefitKind.FIXED_PRICE, "gift": BenefitKind.AMOUNT_OFF}
+KIND_OF = {
+    "percent": BenefitKind.PERCENT_OFF,
+    "amount": BenefitKind.AMOUNT_OFF,
+    "fixed": BenefitKind.FIXED_PRICE,
+    "gift": BenefitKind.AMOUNT_OFF,
+}
 
 
-def take_in_price_order(state: Running, member: Bool, available: I64, target: I64, cheapest_first: bool) -> I64:
+def take_in_price_order(
+    state: Running, member: Bool, available: I64, target: I64, cheapest_first: bool
+) -> I64:
     """Thousandths taken from each member line so each cart's ``target`` is met, walking
     its lines by net unit price (highest first, or lowest), ties by cart order."""
     taken = np.zeros(len(member), dtype=np.int64)
@@ -61,12 +68,20 @@ def _consumed_net(state: Running, taken: I64, mode: Rounding) -> I64:
 
 
 def _benefit(
-    state: Running, rule: CartRule, benefit: SetBenefit, applications: I64, taken: I64, mode: Rounding, position: int
+    state: Running,
+    rule: CartRule,
+    benefit: SetBenefit,
+    applications: I64,
+    taken: I64,
+    mode: Rounding,
+    position: int,
 ) -> Effect:
     weights = _consumed_net(state, taken, mode)
     takes = taken > 0
     if benefit.kind == "percent":
-        discount = mul_div_round(weights, np.full(len(weights), benefit.bp, dtype=np.int64), BP_SCALE, mode)
+        discount = mul_div_round(
+            weights, np.full(len(weights), benefit.bp, dtype=np.int64), BP_SCALE, mode
+        )
     elif benefit.kind in ("amount", "fixed"):
         per_set = state.in_cart_currency(benefit.amount)
         if benefit.kind == "amount":
@@ -116,16 +131,22 @@ def evaluate(state: Running, rule: CartRule, mode: Rounding, position: int) -> E
             applications = np.minimum(applications, total // (need * QTY_SCALE))
         applications = _cap_applications(rule, applications)
         for need, member in members:
-            taken += take_in_price_order(state, member, available, applications * need * QTY_SCALE, rule.cheapest_first)
+            taken += take_in_price_order(
+                state, member, available, applications * need * QTY_SCALE, rule.cheapest_first
+            )
     else:
         assert rule.pool_mask is not None
         member = base & rule.pool_mask[state.sku]
         if rule.step_units:
             total = cart_sums(np.where(member, available, 0), state.cart_starts)
             applications = _cap_applications(rule, total // rule.step_units)
-            taken = take_in_price_order(state, member, available, applications * rule.step_units, rule.cheapest_first)
+            taken = take_in_price_order(
+                state, member, available, applications * rule.step_units, rule.cheapest_first
+            )
         else:
-            value = np.where(member, mul_div_round(state.net, available, np.maximum(state.qty, 1), mode), 0)
+            value = np.where(
+                member, mul_div_round(state.net, available, np.maximum(state.qty, 1), mode), 0
+            )
             step = np.maximum(state.in_cart_currency(rule.step_money), 1)
             applications = _cap_applications(rule, cart_sums(value, state.cart_starts) // step)
             taken = np.where(member & (applications[state.line_cart] > 0), available, 0)
@@ -139,7 +160,9 @@ def _cap_applications(rule: CartRule, applications: I64) -> I64:
     return result
 
 
-def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> None:
+def run_sets(
+    state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None
+) -> None:
     """Stage 5 over the whole batch: every combo and pool, in evaluation order."""
     for position, members in steps_of(rules):
         effects = [evaluate(state, rule, mode, position) for rule in members]
@@ -149,4 +172,6 @@ def run_sets(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth:
         values = [e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects]
         winner = best_per_cart(effects, values)
         for i, effect in enumerate(effects):
-            apply_effect(state, keep_carts(effect, winner == i, state.line_cart), AdjustmentStage.SET)
+            apply_effect(
+                state, keep_carts(effect, winner == i, state.line_cart), AdjustmentStage.SET
+            )

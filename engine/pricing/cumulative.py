@@ -62,7 +62,15 @@ def committed_totals(cumulative: CumulativePlan, committed: pl.DataFrame | None)
     return dict(zip(sums["customer_id"].to_list(), sums[cumulative.measure].to_list(), strict=True))
 
 
-def cart_totals(cumulative: CumulativePlan, n_carts: int, line_cart: I64, sku: I64, qty: I64, list_amount: I64, ok: npt.NDArray[np.bool_]) -> I64:
+def cart_totals(
+    cumulative: CumulativePlan,
+    n_carts: int,
+    line_cart: I64,
+    sku: I64,
+    qty: I64,
+    list_amount: I64,
+    ok: npt.NDArray[np.bool_],
+) -> I64:
     """Per cart: the quantity or list amount of its priced lines of the selected items."""
     counted = ok & cumulative.mask[np.maximum(sku, 0)]
     values = qty if cumulative.measure == "qty" else list_amount

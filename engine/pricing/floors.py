@@ -27,7 +27,6 @@ I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
 
-
 @dataclass
 class Approval:
     status: I64  # per line, an ApprovalStatus
@@ -35,7 +34,9 @@ class Approval:
     clamped: Bool  # per line: a floor clamp took back part of an adjustment
 
 
-def floors_without_rate(plan: FloorPlan | None, money: CartMoney | None, line_cart: I64, sku: I64, error: I64) -> None:
+def floors_without_rate(
+    plan: FloorPlan | None, money: CartMoney | None, line_cart: I64, sku: I64, error: I64
+) -> None:
     """Stage 2's guard for stage 9: a priced line whose SKU has a floor, in a cart whose
     currency has no ruleset->cart rate for its date, gets ``no_fx_rate`` (in place)."""
     if plan is None or money is None or not money.no_rate.any():
@@ -62,7 +63,9 @@ def floor_amounts(plan: FloorPlan | None, state: Running, mode: Rounding) -> I64
     return result
 
 
-def clamp_to_floor(state: Running, adjustments: Adjustments, floor: I64) -> tuple[Adjustments, Bool]:
+def clamp_to_floor(
+    state: Running, adjustments: Adjustments, floor: I64
+) -> tuple[Adjustments, Bool]:
     """Take back the latest adjustments of each line below its floor (in place on a copy)."""
     deficit = np.where(floor >= 0, floor - state.net, 0)
     below = deficit > 0
@@ -86,15 +89,24 @@ def clamp_to_floor(state: Running, adjustments: Adjustments, floor: I64) -> tupl
     keep = amount != 0  # an adjustment taken back entirely is gone
     return (
         Adjustments(
-            line=line[keep], rule=adjustments.rule[keep], kind=adjustments.kind[keep], amount=amount[keep],
-            stage=adjustments.stage[keep], position=adjustments.position[keep],
+            line=line[keep],
+            rule=adjustments.rule[keep],
+            kind=adjustments.kind[keep],
+            amount=amount[keep],
+            stage=adjustments.stage[keep],
+            position=adjustments.position[keep],
         ),  # fmt: skip
         clamped,
     )
 
 
 def manual_discounts(
-    state: Running, requested: I64, approvals: tuple[ApprovalPlan, ...], floor: I64, flagged: Bool, mode: Rounding
+    state: Running,
+    requested: I64,
+    approvals: tuple[ApprovalPlan, ...],
+    floor: I64,
+    flagged: Bool,
+    mode: Rounding,
 ) -> tuple[Adjustments, Approval]:
     """Apply each line's requested manual discount (basis points, -1 none) per its band."""
     n = len(state.net)
@@ -102,14 +114,18 @@ def manual_discounts(
     level: list[str | None] = ["floor" if f else None for f in flagged.tolist()]
     asked = np.nonzero((requested >= 0) & state.eligible)[0]
     if len(asked) == 0:
-        return Adjustments.empty(), Approval(status=status, level=level, clamped=np.zeros(n, dtype=np.bool_))
+        return Adjustments.empty(), Approval(
+            status=status, level=level, clamped=np.zeros(n, dtype=np.bool_)
+        )
     band_of_cart = np.full(state.n_carts, -1, dtype=np.int64)
     for i, approval in enumerate(approvals):
         holds = _holds(state, approval)
         band_of_cart = np.where((band_of_cart < 0) & holds, i, band_of_cart)
     outcome = [
         approvals[b].outcome(int(bp)) if b >= 0 else "rejected"
-        for b, bp in zip(band_of_cart[state.line_cart[asked]].tolist(), requested[asked].tolist(), strict=True)
+        for b, bp in zip(
+            band_of_cart[state.line_cart[asked]].tolist(), requested[asked].tolist(), strict=True
+        )
     ]
     applied = np.array([o != "rejected" for o in outcome], dtype=np.bool_)
     rows = asked[applied]

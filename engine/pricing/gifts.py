@@ -49,7 +49,9 @@ class Warning:
     sku: int
 
 
-def price_units(plan: Plan, batch: CartBatch, cart: I64, sku: I64, qty: I64) -> tuple[I64, I64, I64, I64, I64]:
+def price_units(
+    plan: Plan, batch: CartBatch, cart: I64, sku: I64, qty: I64
+) -> tuple[I64, I64, I64, I64, I64]:
     """List-price synthetic lines (gifts) for the given carts: (list, unit price, factor,
     list amount, error) per line."""
     n = len(cart)
@@ -68,7 +70,9 @@ def price_units(plan: Plan, batch: CartBatch, cart: I64, sku: I64, qty: I64) -> 
     return list_prices(plan, synthetic)
 
 
-def give_gifts(plan: Plan, batch: CartBatch, state: Running, stock_used: dict[int, int] | None) -> tuple[GiftLines, list[Warning]]:
+def give_gifts(
+    plan: Plan, batch: CartBatch, state: Running, stock_used: dict[int, int] | None
+) -> tuple[GiftLines, list[Warning]]:
     if not state.gifts:
         return GiftLines.empty(), []
     carts, rules, skus, earned, capped = [], [], [], [], []
@@ -91,15 +95,31 @@ def give_gifts(plan: Plan, batch: CartBatch, state: Running, stock_used: dict[in
             at = rule == rule_id
             given[at] = np.minimum(given[at], left)
     warnings = [
-        Warning(cart=int(cart[i]), code="gift_short", rule=int(rule[i]), earned=int(earned_units[i]), given=int(given[i]), sku=int(sku[i]))
+        Warning(
+            cart=int(cart[i]),
+            code="gift_short",
+            rule=int(rule[i]),
+            earned=int(earned_units[i]),
+            given=int(given[i]),
+            sku=int(sku[i]),
+        )
         for i in np.nonzero(given < earned_units)[0].tolist()
     ]
     keep = given > 0
     cart, rule, sku, given = cart[keep], rule[keep], sku[keep], given[keep]
-    chosen, unit_price, factor, amount, error = price_units(plan, batch, cart, sku, given * QTY_SCALE)
+    chosen, unit_price, factor, amount, error = price_units(
+        plan, batch, cart, sku, given * QTY_SCALE
+    )
     unpriced = error != LineError.OK
     warnings += [
-        Warning(cart=int(cart[i]), code=LINE_ERRORS[int(error[i])], rule=int(rule[i]), earned=int(given[i]), given=0, sku=int(sku[i]))
+        Warning(
+            cart=int(cart[i]),
+            code=LINE_ERRORS[int(error[i])],
+            rule=int(rule[i]),
+            earned=int(given[i]),
+            given=0,
+            sku=int(sku[i]),
+        )
         for i in np.nonzero(unpriced)[0].tolist()
     ]
     ok = ~unpriced

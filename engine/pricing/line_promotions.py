@@ -45,13 +45,21 @@ class Adjustments:
         """All rows, ordered by line, then stage, then position."""
         if not parts:
             return Adjustments.empty()
-        cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("line", "rule", "kind", "amount", "stage", "position")}
+        cols = {
+            f: np.concatenate([getattr(p, f) for p in parts])
+            for f in ("line", "rule", "kind", "amount", "stage", "position")
+        }
         order = np.lexsort((cols["position"], cols["stage"], cols["line"]))
         return Adjustments(**{f: v[order] for f, v in cols.items()})
 
 
 def discount_of(
-    index: LineRuleIndex, benefit: I64, net: I64, qty: I64, mode: Rounding, per_unit_amounts: I64 | None = None
+    index: LineRuleIndex,
+    benefit: I64,
+    net: I64,
+    qty: I64,
+    mode: Rounding,
+    per_unit_amounts: I64 | None = None,
 ) -> tuple[I64, npt.NDArray[np.bool_]]:
     """The discount each benefit gives on each line's running net, and whether it applies.
     ``per_unit_amounts`` gives each line's benefit amount when it is not the ruleset's
@@ -65,7 +73,11 @@ def discount_of(
     by_qty = mul_div_round(per_unit, qty, QTY_SCALE, mode)
     amount_off = np.minimum(net, by_qty)
     fixed = net - by_qty
-    discount: I64 = np.where(kind == BenefitKind.PERCENT_OFF, percent, np.where(kind == BenefitKind.AMOUNT_OFF, amount_off, fixed))
+    discount: I64 = np.where(
+        kind == BenefitKind.PERCENT_OFF,
+        percent,
+        np.where(kind == BenefitKind.AMOUNT_OFF, amount_off, fixed),
+    )
     applies = (kind != BenefitKind.FIXED_PRICE) | (by_qty < net)
     return np.maximum(discount, 0), applies
 
@@ -109,12 +121,46 @@ def apply_line_promotions(
         bounds = np.nonzero(np.concatenate([[True], pair_key[1:] != pair_key[:-1], [True]]))[0]
         for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             rows = lines_with[line_pos[start:end]]
-            members = programs[program[rows], slot_pos[start:end], :]  # each line's own slot at this position
-            parts.extend(_run_slot(index, members, rows, net, qty, stopped, mode, money, int(pair_key[start]), carts, budget_used, in_cart_currency, switched_off))
+            members = programs[
+                program[rows], slot_pos[start:end], :
+            ]  # each line's own slot at this position
+            parts.extend(
+                _run_slot(
+                    index,
+                    members,
+                    rows,
+                    net,
+                    qty,
+                    stopped,
+                    mode,
+                    money,
+                    int(pair_key[start]),
+                    carts,
+                    budget_used,
+                    in_cart_currency,
+                    switched_off,
+                )
+            )
     else:
         for slot in range(programs.shape[1]):
             members = programs[program[lines_with], slot, :]
-            parts.extend(_run_slot(index, members, lines_with, net, qty, stopped, mode, money, -1, None, None, None, switched_off))
+            parts.extend(
+                _run_slot(
+                    index,
+                    members,
+                    lines_with,
+                    net,
+                    qty,
+                    stopped,
+                    mode,
+                    money,
+                    -1,
+                    None,
+                    None,
+                    None,
+                    switched_off,
+                )
+            )
     return net, Adjustments.concat(parts), stopped
 
 
@@ -162,7 +208,9 @@ def _run_slot(
     rows, best, best_discount = rows[won], best[won], best_discount[won]
     rule = index.benefit_rule[best].astype(np.int64)
     if carts is not None:
-        best_discount = _clip_capped(index, rule, rows, best_discount, carts, budget_used, in_cart_currency)
+        best_discount = _clip_capped(
+            index, rule, rows, best_discount, carts, budget_used, in_cart_currency
+        )
     net[rows] -= best_discount
     stopped[rows] |= index.programs.benefit_exclusive[best]
     nonzero = best_discount != 0
@@ -174,7 +222,9 @@ def _run_slot(
             kind=index.benefit_kind[best[nonzero]].astype(np.int64),
             amount=-best_discount[nonzero],
             stage=np.zeros(int(nonzero.sum()), dtype=np.int64),
-            position=slot_key[best[nonzero]] if position < 0 else np.full(int(nonzero.sum()), position, dtype=np.int64),
+            position=slot_key[best[nonzero]]
+            if position < 0
+            else np.full(int(nonzero.sum()), position, dtype=np.int64),
         )
     ]
 
@@ -196,8 +246,15 @@ def _clip_capped(
         caps = index.caps[r]
         if not caps.clips_money:
             continue
-        limits = [c for c in (caps.max_discount, _remaining(caps.budget, budget_used, r)) if c is not None]
-        per_cart = [in_cart_currency(c) if in_cart_currency else np.full(len(cart_starts), c, dtype=np.int64) for c in limits]
+        limits = [
+            c for c in (caps.max_discount, _remaining(caps.budget, budget_used, r)) if c is not None
+        ]
+        per_cart = [
+            in_cart_currency(c)
+            if in_cart_currency
+            else np.full(len(cart_starts), c, dtype=np.int64)
+            for c in limits
+        ]
         cap = np.minimum.reduce(per_cart)
         at = rule == r
         full = np.zeros(len(line_cart), dtype=np.int64)

@@ -32,7 +32,11 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
         candidates = np.nonzero(open_ & applies[batch.line_cart])[0]
         if len(candidates) == 0:
             continue
-        key = encode_keys(pl_plan, batch.carts)[batch.line_cart[candidates]] if pl_plan.keyed_fields else np.zeros(len(candidates), dtype=np.int64)
+        key = (
+            encode_keys(pl_plan, batch.carts)[batch.line_cart[candidates]]
+            if pl_plan.keyed_fields
+            else np.zeros(len(candidates), dtype=np.int64)
+        )
         found = pl_plan.lookup(batch.sku[candidates], key, batch.qty[candidates])
         hit = found >= 0
         chosen[candidates[hit]] = li
@@ -56,7 +60,9 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
         if len(foreign):
             factor[foreign] = pl_plan.row_factor[row[foreign]]
             names = cart_currency.unique(maintain_order=True)
-            codes = cart_currency.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64).to_numpy()
+            codes = cart_currency.replace_strict(
+                names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64
+            ).to_numpy()
             cart_key = codes * DAY_RADIX + batch.carts["date"].to_numpy()
             line_key = cart_key[batch.line_cart[foreign]]
             for key in np.unique(line_key).tolist():
@@ -73,7 +79,9 @@ def list_prices(plan: Plan, batch: CartBatch) -> tuple[I64, I64, I64, I64, I64]:
     too_large = ok & (estimate >= 2 * MAX_LINE_AMOUNT_MINOR)
     amount = np.zeros(n, dtype=np.int64)
     safe = ok & ~too_large
-    amount[safe] = mul_div_round(unit_price[safe], batch.qty[safe], factor[safe] * QTY_SCALE, plan.rounding)
+    amount[safe] = mul_div_round(
+        unit_price[safe], batch.qty[safe], factor[safe] * QTY_SCALE, plan.rounding
+    )
     too_large |= safe & (amount >= MAX_LINE_AMOUNT_MINOR)
     error[too_large] = LineError.AMOUNT_TOO_LARGE
     amount[error != LineError.OK] = 0

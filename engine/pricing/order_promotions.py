@@ -48,7 +48,14 @@ def reached_step(state: Running, rule: CartRule, subtotal: I64) -> tuple[I64, I6
     return step.astype(np.int64), times.astype(np.int64)
 
 
-def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool, mode: Rounding, position: int) -> Effect:
+def evaluate(
+    state: Running,
+    rule: CartRule,
+    subtotal: I64,
+    order_stopped: Bool,
+    mode: Rounding,
+    position: int,
+) -> Effect:
     cart_ok = state.cart_applies(rule) & ~order_stopped
     step, times = reached_step(state, rule, subtotal)
     applies = cart_ok & (step >= 0)
@@ -57,17 +64,23 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     safe_step = np.maximum(step, 0)
     kinds = [b.kind for b in rule.step_benefits]
     bp = np.array([b.bp for b in rule.step_benefits], dtype=np.int64)[safe_step]
-    per_step = np.stack([state.in_cart_currency(b.amount) for b in rule.step_benefits])[safe_step, np.arange(state.n_carts)]
+    per_step = np.stack([state.in_cart_currency(b.amount) for b in rule.step_benefits])[
+        safe_step, np.arange(state.n_carts)
+    ]
     gift_qty = np.array([b.gift_qty for b in rule.step_benefits], dtype=np.int64)[safe_step]
     gift_sku = np.array([b.gift_sku for b in rule.step_benefits], dtype=np.int64)[safe_step]
-    kind_of = np.array([{"percent": 0, "amount": 1, "gift": 2}.get(k, 1) for k in kinds], dtype=np.int64)[safe_step]
+    kind_of = np.array(
+        [{"percent": 0, "amount": 1, "gift": 2}.get(k, 1) for k in kinds], dtype=np.int64
+    )[safe_step]
     amount = np.where(
         kind_of == 0,
         mul_div_round(running, bp, BP_SCALE, mode),
         np.where(kind_of == 1, np.minimum(per_step * times, running), 0),
     )
     amount = np.where(applies, amount, 0)
-    discount = allocate(amount, np.where(open_, state.net, 0), state.line_cart, state.cart_starts, take=open_)
+    discount = allocate(
+        amount, np.where(open_, state.net, 0), state.line_cart, state.cart_starts, take=open_
+    )
     cap = state.money_cap(rule)
     if cap is not None:
         discount = clip_to_cap(discount, cap, state.line_cart, state.cart_starts)
@@ -75,7 +88,9 @@ def evaluate(state: Running, rule: CartRule, subtotal: I64, order_stopped: Bool,
     if rule.caps.max_gifts is not None:
         gifts = np.minimum(earned, rule.caps.max_gifts)
     # the kind of the step each cart reached (tiers may mix percentages and amounts)
-    kind_per_cart = np.where(kind_of == 0, BenefitKind.PERCENT_OFF, BenefitKind.AMOUNT_OFF).astype(np.int64)
+    kind_per_cart = np.where(kind_of == 0, BenefitKind.PERCENT_OFF, BenefitKind.AMOUNT_OFF).astype(
+        np.int64
+    )
     return Effect(
         rule=rule,
         applies=applies,
@@ -96,21 +111,30 @@ def subtotals(state: Running) -> dict[bool, I64]:
     plain = cart_sums(np.where(state.open_lines(), state.net, 0), state.cart_starts)
     if state.special is None:
         return {False: plain, True: plain}
-    everything = cart_sums(np.where(state.eligible & ~state.stopped, state.net, 0), state.cart_starts)
+    everything = cart_sums(
+        np.where(state.eligible & ~state.stopped, state.net, 0), state.cart_starts
+    )
     return {False: plain, True: everything}
 
 
-def run_orders(state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None) -> dict[bool, I64]:
+def run_orders(
+    state: Running, rules: list[CartRule], mode: Rounding, gifts_worth: GiftsWorth | None
+) -> dict[bool, I64]:
     """Stage 6 over the batch; returns the subtotals every order promotion tested (per cart;
     see ``subtotals``)."""
     subtotal = subtotals(state)
     order_stopped = np.zeros(state.n_carts, dtype=np.bool_)
     for position, members in steps_of(rules):
-        effects = [evaluate(state, rule, subtotal[rule.includes_special], order_stopped, mode, position) for rule in members]
+        effects = [
+            evaluate(state, rule, subtotal[rule.includes_special], order_stopped, mode, position)
+            for rule in members
+        ]
         if len(effects) == 1:
             chosen = [effects[0]]
         else:
-            values = [e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects]
+            values = [
+                e.value(gifts_worth, state.cart_starts, state.gift_stock_used) for e in effects
+            ]
             winner = best_per_cart(effects, values)
             chosen = [keep_carts(e, winner == i, state.line_cart) for i, e in enumerate(effects)]
         for effect in chosen:

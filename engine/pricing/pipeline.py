@@ -46,7 +46,6 @@ from engine.pricing.tax import line_rates, split_tax
 I64 = npt.NDArray[np.int64]
 
 
-
 @dataclass
 class PricedLines:
     error: I64
@@ -95,7 +94,9 @@ class CartOutcome:
     order_reached: dict[int, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
 
-def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) -> tuple[I64 | None, tuple[I64, I64] | None]:
+def foreign_money(
+    plan: Plan, batch: CartBatch, list_amount: I64, error: I64
+) -> tuple[I64 | None, tuple[I64, I64] | None]:
     """For carts in another currency than the ruleset's, when promotions name money: each
     line's amount cell against converted edges and its row of converted benefit amounts.
     Lines of a cart with no ruleset->cart rate get ``no_fx_rate`` (``error`` is updated)."""
@@ -110,7 +111,9 @@ def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) ->
     tables = [index.benefit_amount]
     slot = np.zeros(batch.n_lines, dtype=np.int64)
     names = cart_currency.unique(maintain_order=True)
-    codes = cart_currency.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64).to_numpy()
+    codes = cart_currency.replace_strict(
+        names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64
+    ).to_numpy()
     cart_key = np.where(foreign_cart, codes * DAY_RADIX + batch.carts["date"].to_numpy(), -1)
     line_key = cart_key[batch.line_cart]
     for key in np.unique(line_key[line_key >= 0]).tolist():
@@ -128,7 +131,11 @@ def foreign_money(plan: Plan, batch: CartBatch, list_amount: I64, error: I64) ->
 
 
 def _line_rules_off(
-    plan: Plan, batch: CartBatch, ledger: LedgerView | None, rule_money: CartMoney | None, line_cart: I64
+    plan: Plan,
+    batch: CartBatch,
+    ledger: LedgerView | None,
+    rule_money: CartMoney | None,
+    line_cart: I64,
 ) -> tuple[dict[int, npt.NDArray[np.bool_]], I64] | None:
     """Per line promotion with a budget or ``uses N per customer``: which carts it is
     switched off for (nothing left of the budget, in the cart's currency; the customer's
@@ -142,11 +149,18 @@ def _line_rules_off(
         cart_off = np.zeros(len(batch.carts), dtype=np.bool_)
         if caps.budget is not None:
             left = max(0, caps.budget - ledger.budget_used.get(rule_id, 0))
-            cart_off |= (rule_money.of(left) if rule_money is not None else np.full(len(batch.carts), left, dtype=np.int64)) <= 0
+            cart_off |= (
+                rule_money.of(left)
+                if rule_money is not None
+                else np.full(len(batch.carts), left, dtype=np.int64)
+            ) <= 0
         if caps.uses_per_customer is not None and ledger.uses:
             if customers is None:
                 customers = batch.carts["customer.id"].to_list()
-            used = np.array([ledger.uses.get((rule_id, c), 0) if c is not None else 0 for c in customers], dtype=np.int64)
+            used = np.array(
+                [ledger.uses.get((rule_id, c), 0) if c is not None else 0 for c in customers],
+                dtype=np.int64,
+            )
             cart_off |= used >= caps.uses_per_customer
         if cart_off.any():
             off[j] = cart_off
@@ -214,7 +228,9 @@ def list_price_stage(w: Waterfall) -> None:
     w.chosen, w.unit_price, w.factor, w.list_amount, w.error = list_prices(plan, batch)
     w.cell, w.money = foreign_money(plan, batch, w.list_amount, w.error)
     w.rule_money = cart_money(plan, batch)  # per cart, not per row: a split keeps the carts
-    floors_without_rate(plan.stages.floor, w.rule_money, batch.line_cart, batch.sku, w.error)  # stage 9's floors need a rate
+    floors_without_rate(
+        plan.stages.floor, w.rule_money, batch.line_cart, batch.sku, w.error
+    )  # stage 9's floors need a rate
     w.cond_qty, w.cond_amount, w.program_sku = batch.qty, w.list_amount, batch.sku
 
 
@@ -226,7 +242,9 @@ def cumulative_stage(w: Waterfall) -> None:
 
 def special_stage(w: Waterfall) -> None:
     """Stage 3: a line with a special price within its quota becomes one or two rows."""
-    split = split_lines(w.plan, w.batch, w.chosen, w.unit_price, w.factor, w.list_amount, w.error, w.ledger)
+    split = split_lines(
+        w.plan, w.batch, w.chosen, w.unit_price, w.factor, w.list_amount, w.error, w.ledger
+    )
     if split is None:
         return
     w.rows, (w.chosen, w.unit_price, w.factor, w.list_amount, w.error) = split
@@ -315,11 +333,17 @@ class Stage:
 #: ``Running`` figures in ``cart_stages``.
 STAGES: tuple[Stage, ...] = (
     Stage("2", "list price", list_price_stage, lambda plan, batch: True),
-    Stage("3.6", "cumulative conditions", cumulative_stage, lambda plan, batch: bool(plan.cumulative)),
+    Stage(
+        "3.6", "cumulative conditions", cumulative_stage, lambda plan, batch: bool(plan.cumulative)
+    ),
     Stage("3", "special prices", special_stage, lambda plan, batch: plan.special is not None),
     Stage("4", "line promotions", line_promotions_stage, lambda plan, batch: True),
-    Stage("5-9", "sets, order promotions, gifts, caps, floors, manual discounts", cart_level_stage,
-          lambda plan, batch: plan.stages.active or _asks_manual_discount(batch)),  # fmt: skip
+    Stage(
+        "5-9",
+        "sets, order promotions, gifts, caps, floors, manual discounts",
+        cart_level_stage,
+        lambda plan, batch: plan.stages.active or _asks_manual_discount(batch),
+    ),  # fmt: skip
     Stage("10", "tax and totals", tax_stage, lambda plan, batch: True),
 )
 
@@ -352,8 +376,17 @@ def cumulative_fields(
         totals = committed_totals(c, committed)
         past = np.zeros(n_carts, dtype=np.int64)
         if totals:
-            past = customers.replace_strict(list(totals), list(totals.values()), default=0, return_dtype=pl.Int64).fill_null(0).to_numpy().copy()
-        now = cart_totals(c, n_carts, batch.line_cart, batch.sku, batch.qty, list_amount, error == LineError.OK)
+            past = (
+                customers.replace_strict(
+                    list(totals), list(totals.values()), default=0, return_dtype=pl.Int64
+                )
+                .fill_null(0)
+                .to_numpy()
+                .copy()
+            )
+        now = cart_totals(
+            c, n_carts, batch.line_cart, batch.sku, batch.qty, list_amount, error == LineError.OK
+        )
         threshold = np.full(n_carts, c.threshold, dtype=np.int64)
         if c.measure == "amount" and money is not None:
             threshold = money.of(c.threshold)
@@ -361,13 +394,22 @@ def cumulative_fields(
             for cart in foreign.tolist():  # carts in another currency only, once per cart
                 rate, src, dst = money.rates[int(money.rate_of_cart[cart])]
                 past[cart] = convert_minor(int(past[cart]), rate, src, dst, plan.rounding)
-        columns.append(pl.Series(c.field, np.where(past + now >= threshold, "1", "0"), dtype=pl.String))
+        columns.append(
+            pl.Series(c.field, np.where(past + now >= threshold, "1", "0"), dtype=pl.String)
+        )
         figures.append(CumulativeFigures(committed=past, cart=now, threshold=threshold))
     return replace(batch, carts=batch.carts.with_columns(columns)), tuple(figures)
 
 
 def split_lines(
-    plan: Plan, batch: CartBatch, chosen: I64, unit_price: I64, factor: I64, list_amount: I64, error: I64, ledger: LedgerView | None
+    plan: Plan,
+    batch: CartBatch,
+    chosen: I64,
+    unit_price: I64,
+    factor: I64,
+    list_amount: I64,
+    error: I64,
+    ledger: LedgerView | None,
 ) -> tuple[Rows, tuple[I64, I64, I64, I64, I64]] | None:
     """Stage 3: the rows of the batch and their (price list, unit price, pricing factor, list
     amount, error); None when no line has a special price with quota left (``error`` gets
@@ -380,23 +422,40 @@ def split_lines(
     safe = np.maximum(row, 0)
     price_cart = special.price[safe].copy()  # the special price in the cart's currency
     foreign_cart = (batch.carts["currency"] != plan.currency).to_numpy()
-    foreign = np.nonzero((row >= 0) & foreign_cart[batch.line_cart])[0] if foreign_cart.any() else np.zeros(0, dtype=np.int64)
+    foreign = (
+        np.nonzero((row >= 0) & foreign_cart[batch.line_cart])[0]
+        if foreign_cart.any()
+        else np.zeros(0, dtype=np.int64)
+    )
     if len(foreign):
         currency = batch.carts["currency"].to_numpy()
         days = batch.carts["date"].to_numpy()
-        keys = sorted({(str(currency[c]), int(days[c])) for c in np.unique(batch.line_cart[foreign]).tolist()})
+        keys = sorted(
+            {(str(currency[c]), int(days[c])) for c in np.unique(batch.line_cart[foreign]).tolist()}
+        )
         for cur, day in keys:  # once per (currency, date) in play
-            at = foreign[(currency[batch.line_cart[foreign]] == cur) & (days[batch.line_cart[foreign]] == day)]
+            at = foreign[
+                (currency[batch.line_cart[foreign]] == cur)
+                & (days[batch.line_cart[foreign]] == day)
+            ]
             rate = plan.fx.rate(plan.currency, cur, day)
             if rate is None:
                 error[at] = LineError.NO_FX_RATE
                 row[at] = -1
                 continue
             values, inverse = np.unique(price_cart[at], return_inverse=True)
-            converted = np.array([convert_minor(int(v), rate, plan.currency, cur, plan.rounding) for v in values.tolist()], dtype=np.int64)
+            converted = np.array(
+                [
+                    convert_minor(int(v), rate, plan.currency, cur, plan.rounding)
+                    for v in values.tolist()
+                ],
+                dtype=np.int64,
+            )
             price_cart[at] = converted[inverse.reshape(-1)]
     used = ledger.special_used if ledger is not None else {}
-    s_qty = split_quantities(special, row, batch.line_cart, batch.qty, used, plan.catalog.sku_index, plan.rounding)
+    s_qty = split_quantities(
+        special, row, batch.line_cart, batch.qty, used, plan.catalog.sku_index, plan.rounding
+    )
     s_qty[error != LineError.OK] = 0
     split = s_qty > 0
     if not split.any():
@@ -413,7 +472,9 @@ def split_lines(
     rest = batch.qty - s_qty
     rest_amount = list_amount.copy()
     partial = np.nonzero(split & (rest > 0))[0]
-    rest_amount[partial] = mul_div_round(unit_price[partial], rest[partial], factor[partial] * QTY_SCALE, plan.rounding)
+    rest_amount[partial] = mul_div_round(
+        unit_price[partial], rest[partial], factor[partial] * QTY_SCALE, plan.rounding
+    )
     has_list = ~split | (rest > 0)
     counts = split.astype(np.int64) + has_list
     line = np.repeat(np.arange(batch.n_lines, dtype=np.int64), counts)
@@ -494,19 +555,33 @@ def cart_stages(
     def gifts_worth(effect: Effect, units: I64) -> I64:
         """Per cart: the list amount of ``units`` of the gift this member would give,
         priced at the break for that quantity (as stage 7 will price them)."""
-        benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
+        benefits = [
+            b
+            for b in (effect.rule.benefit, *effect.rule.step_benefits)
+            if b is not None and b.kind == "gift"
+        ]
         giving = np.nonzero(units > 0)[0]
         worth = np.zeros(state.n_carts, dtype=np.int64)
         if not benefits or len(giving) == 0:
             return worth
-        skus = effect.gift_sku[giving] if effect.gift_sku is not None else np.full(len(giving), benefits[0].gift_sku, dtype=np.int64)
-        _, _, _, amount, err = price_units(plan, batch, giving, np.maximum(skus, 0), units[giving] * QTY_SCALE)
+        skus = (
+            effect.gift_sku[giving]
+            if effect.gift_sku is not None
+            else np.full(len(giving), benefits[0].gift_sku, dtype=np.int64)
+        )
+        _, _, _, amount, err = price_units(
+            plan, batch, giving, np.maximum(skus, 0), units[giving] * QTY_SCALE
+        )
         worth[giving] = np.where(err == LineError.OK, amount, 0)
         return worth
 
     run_sets(state, [r for r in rules if r.form != "order"], mode, gifts_worth)  # stage 5
-    subtotal = run_orders(state, [r for r in rules if r.form == "order"], mode, gifts_worth)  # stage 6
-    gifts, warnings = give_gifts(plan, batch, state, ledger.gift_stock_used if ledger else None)  # stage 7
+    subtotal = run_orders(
+        state, [r for r in rules if r.form == "order"], mode, gifts_worth
+    )  # stage 6
+    gifts, warnings = give_gifts(
+        plan, batch, state, ledger.gift_stock_used if ledger else None
+    )  # stage 7
     adjustments = Adjustments.concat(state.adjustments)
     floor = floor_amounts(plan.stages.floor, state, mode)  # stage 9
     clamped = np.zeros(batch.n_lines, dtype=np.bool_)
@@ -516,24 +591,44 @@ def cart_stages(
     elif plan.stages.floor is not None:
         flagged = (floor >= 0) & (state.net < floor)
     assert batch.manual_bp is not None
-    manual, approval = manual_discounts(state, batch.manual_bp, plan.stages.approvals, floor, flagged, mode)
+    manual, approval = manual_discounts(
+        state, batch.manual_bp, plan.stages.approvals, floor, flagged, mode
+    )
     approval.clamped = clamped
     adjustments = Adjustments.concat([adjustments, manual])
-    switched_off = [(int(c), r.rule_id) for r in rules if r.caps.budget is not None or r.caps.uses_per_customer is not None for c in np.nonzero(state.switched_off(r))[0]]
+    switched_off = [
+        (int(c), r.rule_id)
+        for r in rules
+        if r.caps.budget is not None or r.caps.uses_per_customer is not None
+        for c in np.nonzero(state.switched_off(r))[0]
+    ]
     # the same test stage 6 made (reached_step), before its caps, exclusive stops and groups
-    reached = {r.rule_id: reached_step(state, r, subtotal[r.includes_special])[0] >= 0 for r in rules if r.form == "order"}
+    reached = {
+        r.rule_id: reached_step(state, r, subtotal[r.includes_special])[0] >= 0
+        for r in rules
+        if r.form == "order"
+    }
     outcome = CartOutcome(
-        gifts=gifts, warnings=warnings, hints=order_hints(state, rules, subtotal), approval=approval, switched_off=switched_off, order_reached=reached
+        gifts=gifts,
+        warnings=warnings,
+        hints=order_hints(state, rules, subtotal),
+        approval=approval,
+        switched_off=switched_off,
+        order_reached=reached,
     )
     return outcome, adjustments
 
 
-def order_hints(state: Running, rules: list[CartRule], subtotals: dict[bool, I64]) -> list[tuple[int, int, int]]:
+def order_hints(
+    state: Running, rules: list[CartRule], subtotals: dict[bool, I64]
+) -> list[tuple[int, int, int]]:
     """For each order promotion and cart: how much more spend reaches its next step (for
     ``order every``: the next full step, while its ``max N per order`` is not reached)."""
     hints: list[tuple[int, int, int]] = []
     # a cart whose currency the rules' money can't be converted into gets no hints
-    convertible = ~state.money.no_rate if state.money is not None else np.ones(state.n_carts, dtype=np.bool_)
+    convertible = (
+        ~state.money.no_rate if state.money is not None else np.ones(state.n_carts, dtype=np.bool_)
+    )
     for rule in rules:
         if rule.form != "order":
             continue
@@ -543,7 +638,11 @@ def order_hints(state: Running, rules: list[CartRule], subtotals: dict[bool, I64
         if rule.order_kind == "every":
             step = np.maximum(thresholds[0], 1)
             times = subtotal // step
-            room = cart_ok if rule.caps.max_applications is None else cart_ok & (times < rule.caps.max_applications)
+            room = (
+                cart_ok
+                if rule.caps.max_applications is None
+                else cart_ok & (times < rule.caps.max_applications)
+            )
             for c in np.nonzero(room)[0].tolist():
                 hints.append((c, rule.rule_id, int((times[c] + 1) * step[c] - subtotal[c])))
             continue

@@ -51,7 +51,9 @@ class CartMoney:
         if found is None:
             from engine.core.money import convert_minor
 
-            converted = [convert_minor(value, rate, src, dst, self.mode) for rate, src, dst in self.rates]  # type: ignore[arg-type]
+            converted = [
+                convert_minor(value, rate, src, dst, self.mode) for rate, src, dst in self.rates
+            ]  # type: ignore[arg-type]
             lookup = np.array([value, *converted], dtype=np.int64)
             found = lookup[self.rate_of_cart + 1]
             self._cache[value] = found
@@ -76,9 +78,13 @@ class Running:
     money: CartMoney | None = None
     # the ledger view's own mappings, read-only (never copied per quote: they grow with the ledger)
     budget_used: Mapping[int, int] = field(default_factory=dict)  # rule id -> minor units (ledger)
-    uses: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (rule id, customer) -> orders
+    uses: Mapping[tuple[int, str], int] = field(
+        default_factory=dict
+    )  # (rule id, customer) -> orders
     gift_stock_used: Mapping[int, int] = field(default_factory=dict)  # rule id -> units (ledger)
-    money_blocks: bool = False  # the rules name money: carts with no rate into their currency get no promotions
+    money_blocks: bool = (
+        False  # the rules name money: carts with no rate into their currency get no promotions
+    )
     special: Bool | None = None  # per row: a special-price sub-line (None: no line is split)
 
     def switched_off(self, rule: CartRule) -> Bool:
@@ -90,7 +96,10 @@ class Running:
             off |= self.in_cart_currency(left) <= 0
         if rule.caps.uses_per_customer is not None:
             customers = self.carts["customer.id"].to_list()
-            used = np.array([self.uses.get((rule.rule_id, c), 0) if c is not None else 0 for c in customers], dtype=np.int64)
+            used = np.array(
+                [self.uses.get((rule.rule_id, c), 0) if c is not None else 0 for c in customers],
+                dtype=np.int64,
+            )
             off |= used >= rule.caps.uses_per_customer
         return off
 
@@ -149,7 +158,12 @@ class Effect:
     gifts_earned: I64 | None = None  # per cart, before the cap (None: same as gift_units)
     gift_sku: I64 | None = None  # per cart, when steps give different gifts (order tiers)
 
-    def value(self, gifts_worth: GiftsWorth | None, cart_starts: I64, stock_used: Mapping[int, int] | None = None) -> I64:
+    def value(
+        self,
+        gifts_worth: GiftsWorth | None,
+        cart_starts: I64,
+        stock_used: Mapping[int, int] | None = None,
+    ) -> I64:
         """Per cart: what the member gives (discount plus the list value of the gifts it
         would give: after its per-order cap and the gift stock left, priced at the break
         for that quantity)."""
@@ -157,7 +171,9 @@ class Effect:
         if gifts_worth is not None:
             units = self.gift_units
             if self.rule.caps.gift_stock is not None:
-                left = max(0, self.rule.caps.gift_stock - (stock_used or {}).get(self.rule.rule_id, 0))
+                left = max(
+                    0, self.rule.caps.gift_stock - (stock_used or {}).get(self.rule.rule_id, 0)
+                )
                 units = np.minimum(units, left)
             total = total + gifts_worth(self, units)
         result: I64 = np.where(self.applies, total, -1)
@@ -190,7 +206,9 @@ def keep_carts(effect: Effect, keep: Bool, line_cart: I64) -> Effect:
         gift_units=np.where(keep, effect.gift_units, 0),
         touched=effect.touched & on_line,
         position=effect.position,
-        gifts_earned=None if effect.gifts_earned is None else np.where(keep, effect.gifts_earned, 0),
+        gifts_earned=None
+        if effect.gifts_earned is None
+        else np.where(keep, effect.gifts_earned, 0),
         gift_sku=effect.gift_sku,
     )
 
@@ -204,7 +222,9 @@ def apply_effect(state: Running, effect: Effect, stage: int) -> None:
             Adjustments(
                 line=rows,
                 rule=np.full(len(rows), effect.rule.rule_id, dtype=np.int64),
-                kind=np.full(len(rows), effect.kind, dtype=np.int64) if isinstance(effect.kind, int) else effect.kind[state.line_cart[rows]],
+                kind=np.full(len(rows), effect.kind, dtype=np.int64)
+                if isinstance(effect.kind, int)
+                else effect.kind[state.line_cart[rows]],
                 amount=-effect.discount[rows],
                 stage=np.full(len(rows), stage, dtype=np.int64),
                 position=np.full(len(rows), effect.position, dtype=np.int64),
@@ -212,13 +232,30 @@ def apply_effect(state: Running, effect: Effect, stage: int) -> None:
         )
     if effect.rule.exclusive:
         state.stopped |= effect.touched
-    given = np.nonzero((effect.gift_units > 0) | ((effect.gifts_earned if effect.gifts_earned is not None else effect.gift_units) > 0))[0]
+    given = np.nonzero(
+        (effect.gift_units > 0)
+        | ((effect.gifts_earned if effect.gifts_earned is not None else effect.gift_units) > 0)
+    )[0]
     if len(given):
-        benefits = [b for b in (effect.rule.benefit, *effect.rule.step_benefits) if b is not None and b.kind == "gift"]
+        benefits = [
+            b
+            for b in (effect.rule.benefit, *effect.rule.step_benefits)
+            if b is not None and b.kind == "gift"
+        ]
         earned = effect.gift_units if effect.gifts_earned is None else effect.gifts_earned
-        skus = effect.gift_sku[given] if effect.gift_sku is not None else np.full(len(given), benefits[0].gift_sku, dtype=np.int64)
+        skus = (
+            effect.gift_sku[given]
+            if effect.gift_sku is not None
+            else np.full(len(given), benefits[0].gift_sku, dtype=np.int64)
+        )
         state.gifts.append(
-            GiftRequest(cart=given, rule_id=effect.rule.rule_id, sku=skus, units=effect.gift_units[given], earned=earned[given])
+            GiftRequest(
+                cart=given,
+                rule_id=effect.rule.rule_id,
+                sku=skus,
+                units=effect.gift_units[given],
+                earned=earned[given],
+            )
         )
 
 
@@ -243,7 +280,9 @@ def cart_money(plan: Plan, batch: CartBatch) -> CartMoney | None:
                 rates.append((rate, plan.currency, cur))
         rate_of_cart[c] = index[key]
         no_rate[c] = index[key] < 0
-    return CartMoney(rate_of_cart=rate_of_cart, rates=tuple(rates), mode=plan.rounding, no_rate=no_rate)
+    return CartMoney(
+        rate_of_cart=rate_of_cart, rates=tuple(rates), mode=plan.rounding, no_rate=no_rate
+    )
 
 
 def steps_of(rules: list[CartRule]) -> list[tuple[int, list[CartRule]]]:

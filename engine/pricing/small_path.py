@@ -42,7 +42,9 @@ class _ListProbe:
         self.dense = plan.dense.tolist() if plan.dense is not None else None
         self.keyed: dict[int, list[tuple[int, int]]] = {}
         if plan.sorted_keys is not None and plan.sorted_rows is not None:
-            for composite, row in zip(plan.sorted_keys.tolist(), plan.sorted_rows.tolist(), strict=True):
+            for composite, row in zip(
+                plan.sorted_keys.tolist(), plan.sorted_rows.tolist(), strict=True
+            ):
                 prefix, brk = divmod(composite, self.n_breaks)
                 self.keyed.setdefault(prefix, []).append((brk, row))
         self.prices = plan.row_price.tolist()
@@ -93,7 +95,9 @@ class SmallPath:
         self.kind = index.benefit_kind.tolist()
         self.bp = index.benefit_bp.tolist()
         self.amount = index.benefit_amount.tolist()
-        self.rule = plan.line_rule_ids[index.benefit_rule].tolist() if len(index.benefit_rule) else []
+        self.rule = (
+            plan.line_rule_ids[index.benefit_rule].tolist() if len(index.benefit_rule) else []
+        )
         self.exclusive = index.programs.benefit_exclusive.tolist()
         self.customer_attrs = plan.customer_attrs
         # every tax rate a line can get: a region or trade term no tax row names is looked up
@@ -102,7 +106,9 @@ class SmallPath:
         self.tax_regions = frozenset(r[0] for r in rows if r[0] is not None)
         self.tax_terms = frozenset(r[2] for r in rows if r[2] is not None)
         self.tax_rates: dict[tuple[Any, Any, Any], int] = {
-            (region, tax_class, term): plan.tax.rate(region, tax_class, term) if plan.tax is not None else 0
+            (region, tax_class, term): plan.tax.rate(region, tax_class, term)
+            if plan.tax is not None
+            else 0
             for region in (*self.tax_regions, None)
             for tax_class in {*self.tax_class, None}
             for term in (*self.tax_terms, None)
@@ -135,14 +141,25 @@ class SmallPath:
 
     def quote(self, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> dict[str, Any]:
         values, currency, day, records = self._price(cart, max_lines)
-        return build_response(self.plan, currency, day.isoformat(), records, context=values, explain=cart.get("explain") is True)
+        return build_response(
+            self.plan,
+            currency,
+            day.isoformat(),
+            records,
+            context=values,
+            explain=cart.get("explain") is True,
+        )
 
-    def price(self, cart: Any, max_lines: int = MAX_LINES_PER_CART) -> tuple[str, dt.date, list[Record]]:
+    def price(
+        self, cart: Any, max_lines: int = MAX_LINES_PER_CART
+    ) -> tuple[str, dt.date, list[Record]]:
         """The priced lines of one cart as plain-int records (no formatting)."""
         _, currency, day, records = self._price(cart, max_lines)
         return currency, day, records
 
-    def _price(self, cart: Any, max_lines: int) -> tuple[dict[str, Any], str, dt.date, list[Record]]:
+    def _price(
+        self, cart: Any, max_lines: int
+    ) -> tuple[dict[str, Any], str, dt.date, list[Record]]:
         if not isinstance(cart, Mapping):
             raise CartError("bad_cart", "cart: a cart must be a JSON object")
         values, currency, day = self._context(cart)
@@ -150,7 +167,9 @@ class SmallPath:
         if not isinstance(lines, list) or not lines:
             raise CartError("no_lines", "cart: 'lines' must be a non-empty list", "lines")
         if len(lines) > max_lines:
-            raise CartError("too_many_lines", f"cart: {len(lines)} lines; at most {max_lines}", "lines")
+            raise CartError(
+                "too_many_lines", f"cart: {len(lines)} lines; at most {max_lines}", "lines"
+            )
         plan = self.plan
         half_even = plan.rounding == "half_even"
         # everything the line loop touches, hoisted into locals (this loop is the hot path)
@@ -187,19 +206,33 @@ class SmallPath:
             if not isinstance(line, Mapping):
                 raise CartError("bad_line", f"cart: line {i + 1} must be an object", f"lines[{i}]")
             raw_id = line.get("id")
-            line_id = raw_id if type(raw_id) is str and raw_id else (cart_text(raw_id) or str(i + 1))
+            line_id = (
+                raw_id if type(raw_id) is str and raw_id else (cart_text(raw_id) or str(i + 1))
+            )
             sku_text = line.get("sku")
             if type(sku_text) is not str:
-                raise CartError("bad_line", f"cart: line {line_id} needs a 'sku' string", f"lines[{i}].sku")
+                raise CartError(
+                    "bad_line", f"cart: line {line_id} needs a 'sku' string", f"lines[{i}].sku"
+                )
             unit = line.get("unit")
             if unit is not None and type(unit) is not str:
-                raise CartError("bad_line", f"cart: line {line_id}: 'unit' must be a string", f"lines[{i}].unit")
+                raise CartError(
+                    "bad_line", f"cart: line {line_id}: 'unit' must be a string", f"lines[{i}].unit"
+                )
             raw_qty = line.get("qty")
             if type(raw_qty) is str:
                 qty_text = raw_qty
-                milli = int(raw_qty) * QTY_SCALE if raw_qty.isascii() and raw_qty.isdigit() else cart_quantity(raw_qty)
+                milli = (
+                    int(raw_qty) * QTY_SCALE
+                    if raw_qty.isascii() and raw_qty.isdigit()
+                    else cart_quantity(raw_qty)
+                )
             else:
-                qty_text = str(raw_qty) if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool) else repr(raw_qty)
+                qty_text = (
+                    str(raw_qty)
+                    if isinstance(raw_qty, int | float) and not isinstance(raw_qty, bool)
+                    else repr(raw_qty)
+                )
                 milli = cart_quantity(raw_qty)
             sku = sku_index.get(sku_text, -1)
             error = LineError.OK
@@ -240,13 +273,34 @@ class SmallPath:
                     else:
                         unit_price = int(probe.plan.prices_in(currency, rate, plan.rounding)[row])
                 if error == LineError.OK:
-                    list_amount = int_round_div(unit_price * qty, price_factor * QTY_SCALE, half_even)
+                    list_amount = int_round_div(
+                        unit_price * qty, price_factor * QTY_SCALE, half_even
+                    )
                     if list_amount >= MAX_LINE_AMOUNT_MINOR:
                         error, list_amount = LineError.AMOUNT_TOO_LARGE, 0
                     elif money_missing:
                         error, list_amount = LineError.NO_FX_RATE, 0
             if error != LineError.OK or probe is None:
-                append(Record(line_id, sku_text, qty_text, unit, error, sku, qty, -1, unit_price, price_factor if error == LineError.AMOUNT_TOO_LARGE else 1, 0, [], 0, 0, 0, 0))
+                append(
+                    Record(
+                        line_id,
+                        sku_text,
+                        qty_text,
+                        unit,
+                        error,
+                        sku,
+                        qty,
+                        -1,
+                        unit_price,
+                        price_factor if error == LineError.AMOUNT_TOO_LARGE else 1,
+                        0,
+                        [],
+                        0,
+                        0,
+                        0,
+                        0,
+                    )
+                )
                 continue
             net = list_amount
             adjustments: list[tuple[int, int, int, int]] = []
@@ -262,7 +316,26 @@ class SmallPath:
             else:
                 net_of_tax = net
                 tax = int_round_div(net * rate_bp, BP_SCALE, half_even) if rate_bp else 0
-            append(Record(line_id, sku_text, qty_text, unit, LineError.OK, sku, qty, chosen, unit_price, price_factor, list_amount, adjustments, net_of_tax, rate_bp, tax, net_of_tax + tax))
+            append(
+                Record(
+                    line_id,
+                    sku_text,
+                    qty_text,
+                    unit,
+                    LineError.OK,
+                    sku,
+                    qty,
+                    chosen,
+                    unit_price,
+                    price_factor,
+                    list_amount,
+                    adjustments,
+                    net_of_tax,
+                    rate_bp,
+                    tax,
+                    net_of_tax + tax,
+                )
+            )
         return values, currency, day, records
 
     def _apply(
@@ -298,7 +371,6 @@ class SmallPath:
             if self.exclusive[best]:
                 break
         return net
-
 
 
 def finish(plan: Plan) -> Plan:

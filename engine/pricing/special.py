@@ -61,7 +61,9 @@ def _text(frame: pl.DataFrame, column: str) -> list[str]:
     return [(v or "").strip() for v in frame[column].cast(pl.String).to_list()]
 
 
-def _amounts(frame: pl.DataFrame, column: str, digits: int, what: str, table: str, required: bool) -> I64:
+def _amounts(
+    frame: pl.DataFrame, column: str, digits: int, what: str, table: str, required: bool
+) -> I64:
     texts = _text(frame, column)
     blank = np.array([v == "" for v in texts], dtype=np.bool_)
     values, ok = scaled_column(pl.Series(texts, dtype=pl.String), digits)
@@ -80,7 +82,9 @@ def _dates(frame: pl.DataFrame, column: str, default: int, table: str) -> I64:
         try:
             out[i] = dt.date.fromisoformat(text).toordinal()
         except ValueError:
-            raise DataError(f"{column} {text!r} is not an ISO date (YYYY-MM-DD)", table=table, row=i + 1) from None
+            raise DataError(
+                f"{column} {text!r} is not an ISO date (YYYY-MM-DD)", table=table, row=i + 1
+            ) from None
     return out
 
 
@@ -106,9 +110,13 @@ def build_special(table: str, currency: str, catalog: CatalogIndex, data: DataSe
                 row=i + 1,
             )
         row_of[key] = i
-    price = _amounts(frame, "price", exponent(currency), f"an amount of {currency}", table, required=True)
+    price = _amounts(
+        frame, "price", exponent(currency), f"an amount of {currency}", table, required=True
+    )
     qty_quota = _amounts(frame, "qty_quota", QTY_DIGITS, "a quantity", table, required=False)
-    amount_quota = _amounts(frame, "amount_quota", exponent(currency), f"an amount of {currency}", table, required=False)
+    amount_quota = _amounts(
+        frame, "amount_quota", exponent(currency), f"an amount of {currency}", table, required=False
+    )
     valid_from = _dates(frame, "valid_from", 0, table)
     valid_to = _dates(frame, "valid_to", FAR, table)
     late = valid_to < valid_from
@@ -139,7 +147,9 @@ def build_special(table: str, currency: str, catalog: CatalogIndex, data: DataSe
     )
 
 
-def special_rows(special: SpecialPlan, carts: pl.DataFrame, line_cart: I64, sku: I64, open_: Bool) -> I64:
+def special_rows(
+    special: SpecialPlan, carts: pl.DataFrame, line_cart: I64, sku: I64, open_: Bool
+) -> I64:
     """Per line: the special-price row that applies (-1 none): the row naming the cart's
     project if it is valid on the cart date, else the row without a project."""
     n = len(sku)
@@ -152,7 +162,11 @@ def special_rows(special: SpecialPlan, carts: pl.DataFrame, line_cart: I64, sku:
     lines = pl.DataFrame({"line": at, "customer": customer, "project": project, "sku": sku[at]})
     day = carts["date"].to_numpy()[line_cart]
     for level in ("project", "any"):
-        table = special.frame.filter(pl.col("project") != "") if level == "project" else special.frame.filter(pl.col("project") == "")
+        table = (
+            special.frame.filter(pl.col("project") != "")
+            if level == "project"
+            else special.frame.filter(pl.col("project") == "")
+        )
         probe = lines if level == "project" else lines.drop("project")
         keys = ["customer", "project", "sku"] if level == "project" else ["customer", "sku"]
         hit = probe.join(table, on=keys, how="inner")
@@ -160,13 +174,23 @@ def special_rows(special: SpecialPlan, carts: pl.DataFrame, line_cart: I64, sku:
             continue
         line = hit["line"].to_numpy()
         row = hit["row"].to_numpy()
-        valid = (special.valid_from[row] <= day[line]) & (day[line] <= special.valid_to[row]) & (found[line] < 0)
+        valid = (
+            (special.valid_from[row] <= day[line])
+            & (day[line] <= special.valid_to[row])
+            & (found[line] < 0)
+        )
         found[line[valid]] = row[valid]
     return found
 
 
 def split_quantities(
-    special: SpecialPlan, row: I64, line_cart: I64, qty: I64, used: Mapping[tuple[str, str, str], tuple[int, int]], sku_index: Mapping[str, int], mode: Rounding
+    special: SpecialPlan,
+    row: I64,
+    line_cart: I64,
+    qty: I64,
+    used: Mapping[tuple[str, str, str], tuple[int, int]],
+    sku_index: Mapping[str, int],
+    mode: Rounding,
 ) -> I64:
     """Per line: the quantity (thousandths) priced at the special price: within what is left
     of the row's quotas after the ledger and the earlier lines of the same cart."""
@@ -183,7 +207,9 @@ def split_quantities(
             used_q[r] += q
             used_a[r] += a
     left_q = np.where(special.qty_quota == NONE, NONE, np.maximum(0, special.qty_quota - used_q))
-    left_a = np.where(special.amount_quota == NONE, NONE, np.maximum(0, special.amount_quota - used_a))
+    left_a = np.where(
+        special.amount_quota == NONE, NONE, np.maximum(0, special.amount_quota - used_a)
+    )
     # lines of one cart on one row take from the quota in cart order
     group = line_cart[lines] * special.size + rows
     order = np.lexsort((lines, group))
@@ -198,7 +224,9 @@ def split_quantities(
         at = np.nonzero(rank == r)[0]
         g = group_of[at]
         price = special.price[rows[at]]
-        by_amount = np.where((rem_a[g] == big) | (price <= 0), big, (rem_a[g] // np.maximum(price, 1)) * QTY_SCALE)
+        by_amount = np.where(
+            (rem_a[g] == big) | (price <= 0), big, (rem_a[g] // np.maximum(price, 1)) * QTY_SCALE
+        )
         take = np.maximum(0, np.minimum(np.minimum(qty[lines[at]], rem_q[g]), by_amount))
         out[lines[at]] = take
         rem_q[g] = np.where(rem_q[g] == big, big, rem_q[g] - take)

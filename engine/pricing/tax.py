@@ -32,7 +32,11 @@ class TaxPlan:
     def rate(self, region: str | None, tax_class: str | None, trade_term: str | None) -> int:
         best: tuple[int, int] | None = None
         for i, (r, c, term, _bp) in enumerate(self.rows):
-            if (r is None or r == region) and (c is None or c == tax_class) and (term is None or term == trade_term):
+            if (
+                (r is None or r == region)
+                and (c is None or c == tax_class)
+                and (term is None or term == trade_term)
+            ):
                 score = sum(k is not None for k in (r, c, term))
                 if best is None or score > best[0]:
                     best = (score, i)
@@ -52,7 +56,9 @@ def build_tax(decl: t.TaxRule, data: DataSet) -> TaxPlan:
     return TaxPlan(name=decl.name, span=decl.span, rows=tuple(rows))
 
 
-def line_rates(plan: TaxPlan | None, catalog: CatalogIndex, carts: pl.DataFrame, line_cart: I64, sku: I64) -> I64:
+def line_rates(
+    plan: TaxPlan | None, catalog: CatalogIndex, carts: pl.DataFrame, line_cart: I64, sku: I64
+) -> I64:
     """Basis points of tax for every line."""
     if plan is None or not plan.rows:
         return np.zeros(len(sku), dtype=np.int64)
@@ -65,24 +71,32 @@ def line_rates(plan: TaxPlan | None, catalog: CatalogIndex, carts: pl.DataFrame,
         for b, tax_class in enumerate(class_vals):
             for c, term in enumerate(term_vals):
                 lut[a, b, c] = plan.rate(region, tax_class, term)
-    rates: I64 = lut[region_code[line_cart], tax_col.codes[np.maximum(sku, 0)] + 1, term_code[line_cart]]
+    rates: I64 = lut[
+        region_code[line_cart], tax_col.codes[np.maximum(sku, 0)] + 1, term_code[line_cart]
+    ]
     return rates
 
 
 def _codes(values: list[str | None]) -> tuple[list[str | None], I64]:
     vocab: dict[str | None, int] = {}
-    codes = np.fromiter((vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int64, count=len(values))
+    codes = np.fromiter(
+        (vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int64, count=len(values)
+    )
     return list(vocab), codes
 
 
-def split_tax(amount: I64, bp: I64, included: npt.NDArray[np.bool_], mode: Rounding) -> tuple[I64, I64]:
+def split_tax(
+    amount: I64, bp: I64, included: npt.NDArray[np.bool_], mode: Rounding
+) -> tuple[I64, I64]:
     """(net, tax) per line: tax on top of the net, or carved out of a tax-inclusive gross."""
     if not bp.any():
         return amount, np.zeros(len(amount), dtype=np.int64)
     if not included.any():
         return amount, mul_div_round(amount, bp, BP_SCALE, mode)
     on_top = mul_div_round(amount, bp, BP_SCALE, mode)
-    carved_net = mul_div_round(amount, np.full(len(amount), BP_SCALE, dtype=np.int64), BP_SCALE + bp, mode)
+    carved_net = mul_div_round(
+        amount, np.full(len(amount), BP_SCALE, dtype=np.int64), BP_SCALE + bp, mode
+    )
     net: I64 = np.where(included, carved_net, amount)
     tax: I64 = np.where(included, amount - carved_net, on_top)
     return net, tax

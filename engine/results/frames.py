@@ -49,10 +49,18 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         raise CartError("bad_date", "every cart needs a date (YYYY-MM-DD)")
     epoch = dt.date(1970, 1, 1).toordinal()
     ordinals = dates.cast(pl.Int64) + epoch
-    currency = carts["currency"].cast(pl.String).fill_null(plan.currency) if "currency" in carts.columns else pl.Series([plan.currency] * carts.height)
+    currency = (
+        carts["currency"].cast(pl.String).fill_null(plan.currency)
+        if "currency" in carts.columns
+        else pl.Series([plan.currency] * carts.height)
+    )
     unknown = set(currency.unique().to_list()) - set(CURRENCY_EXPONENTS)
     if unknown:
-        raise CartError("unknown_currency", f"unknown currency {sorted(unknown)[0]!r} in the carts frame", "currency")
+        raise CartError(
+            "unknown_currency",
+            f"unknown currency {sorted(unknown)[0]!r} in the carts frame",
+            "currency",
+        )
     frame = {
         "currency": currency,
         "date": ordinals,
@@ -61,12 +69,27 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         source = next((col for col, field in CART_COLUMNS.items() if field == name), None)
         if name == "currency":
             continue
-        frame[name] = carts[source].cast(pl.String) if source and source in carts.columns else null_text(carts.height)
+        frame[name] = (
+            carts[source].cast(pl.String)
+            if source and source in carts.columns
+            else null_text(carts.height)
+        )
     for attr in plan.customer_attrs:  # custom attributes: a customer_<attr> column, else missing
         column = f"customer_{attr}"
-        frame[f"customer.{attr}"] = carts[column].cast(pl.String) if column in carts.columns else null_text(carts.height)
+        frame[f"customer.{attr}"] = (
+            carts[column].cast(pl.String) if column in carts.columns else null_text(carts.height)
+        )
     cart_frame = pl.DataFrame(frame).with_columns(pl.col("currency").cast(pl.String))
-    cart_index = lines["cart_id"].replace_strict(carts["cart_id"], pl.int_range(carts.height, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    cart_index = (
+        lines["cart_id"]
+        .replace_strict(
+            carts["cart_id"],
+            pl.int_range(carts.height, eager=True),
+            default=-1,
+            return_dtype=pl.Int64,
+        )
+        .to_numpy()
+    )
     if (cart_index < 0).any():
         raise CartError("bad_frame", "a line names a cart_id that is not in the carts frame")
     # every stage reads a cart's lines as one contiguous run: regroup them (stably, so a
@@ -76,11 +99,23 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
         source_row = np.argsort(cart_index, kind="stable").astype(np.int64)
         lines = lines[source_row]
         cart_index = cart_index[source_row]
-    sku = lines["sku"].cast(pl.String).replace_strict(plan.catalog.sku_series, pl.int_range(plan.catalog.size, eager=True), default=-1, return_dtype=pl.Int64).to_numpy()
+    sku = (
+        lines["sku"]
+        .cast(pl.String)
+        .replace_strict(
+            plan.catalog.sku_series,
+            pl.int_range(plan.catalog.size, eager=True),
+            default=-1,
+            return_dtype=pl.Int64,
+        )
+        .to_numpy()
+    )
     qty_col = lines["qty"]
     milli = quantity_column(qty_col)
     factor = np.ones(lines.height, dtype=np.int64)
-    units: Sequence[str | None] | pl.Series = lines["unit"] if "unit" in lines.columns else null_text(lines.height)
+    units: Sequence[str | None] | pl.Series = (
+        lines["unit"] if "unit" in lines.columns else null_text(lines.height)
+    )
     if "unit" in lines.columns and lines["unit"].null_count() < lines.height:
         for unit in set(lines["unit"].unique().to_list()) - {None}:
             at = (lines["unit"] == unit).fill_null(False).to_numpy()
@@ -90,7 +125,11 @@ def batch_from_frames(plan: Plan, carts: pl.DataFrame, lines: pl.DataFrame) -> C
     error[(milli <= 0) | (milli * np.maximum(factor, 1) > MAX_QTY_MILLI)] = LineError.BAD_QUANTITY
     error[sku < 0] = LineError.UNKNOWN_SKU
     qty = np.where(error == LineError.OK, milli * factor, 0)
-    line_ids = lines["line_id"].cast(pl.String) if "line_id" in lines.columns else pl.int_range(1, lines.height + 1, eager=True).cast(pl.String)
+    line_ids = (
+        lines["line_id"].cast(pl.String)
+        if "line_id" in lines.columns
+        else pl.int_range(1, lines.height + 1, eager=True).cast(pl.String)
+    )
     return CartBatch(
         carts=cart_frame,
         line_cart=cart_index.astype(np.int64),
@@ -118,7 +157,9 @@ def output_positions(batch: CartBatch, priced: PricedLines) -> I64 | None:
     return positions
 
 
-def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, carts: pl.DataFrame) -> pl.DataFrame:
+def priced_frame(
+    plan: Plan, batch: CartBatch, priced: PricedLines, carts: pl.DataFrame
+) -> pl.DataFrame:
     """One row per priced row, in the order of the input lines: a line, or each sub-line
     of a line stage 3 split (same cart_id and line_id, ``special`` true on the
     special-price one, which comes first)."""
@@ -131,8 +172,12 @@ def priced_frame(plan: Plan, batch: CartBatch, priced: PricedLines, carts: pl.Da
     discount = np.zeros(batch.n_lines, dtype=np.int64)
     np.add.at(discount, priced.adjustments.line, priced.adjustments.amount)
     list_names = ["", *[p.name for p in plan.pricelists]]
-    status = pl.Series("status", priced.error).replace_strict(list(range(len(LINE_ERRORS))), list(LINE_ERRORS), return_dtype=pl.String)
-    names = pl.Series("price_list", priced.price_list + 1).replace_strict(list(range(len(list_names))), list_names, return_dtype=pl.String)
+    status = pl.Series("status", priced.error).replace_strict(
+        list(range(len(LINE_ERRORS))), list(LINE_ERRORS), return_dtype=pl.String
+    )
+    names = pl.Series("price_list", priced.price_list + 1).replace_strict(
+        list(range(len(list_names))), list_names, return_dtype=pl.String
+    )
     frame = pl.DataFrame(
         {
             "cart_id": cart_ids,

@@ -42,17 +42,23 @@ if TYPE_CHECKING:
 HINT_EDGES = 3
 
 #: the detail of an order promotion that reached its threshold but gave nothing
-ORDER_NO_BENEFIT = (
-    "its threshold is reached, but the eligible lines had nothing left to take (earlier promotions took their whole net) or its benefit came to nothing"
-)
+ORDER_NO_BENEFIT = "its threshold is reached, but the eligible lines had nothing left to take (earlier promotions took their whole net) or its benefit came to nothing"
 
 
-def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: Sequence[Record]) -> list[dict[str, Any]]:
+def quantity_hints(
+    plan: Plan, values: dict[str, Any], currency: str, records: Sequence[Record]
+) -> list[dict[str, Any]]:
     """The next quantity step of each priced line that adds a line promotion or a tier."""
     index = plan.line_index
-    if not index.rules or not len(index.qty_bounds) or (currency != plan.currency and plan.money_in_promotions):
+    if (
+        not index.rules
+        or not len(index.qty_bounds)
+        or (currency != plan.currency and plan.money_in_promotions)
+    ):
         return []
-    slot_base = index.slot_of_context(values) * index.n_sku  # first: an unfinished index may add a table
+    slot_base = (
+        index.slot_of_context(values) * index.n_sku
+    )  # first: an unfinished index may add a table
     table = index.table()
     q_bounds = index.qty_bounds.tolist()
     a_bounds = index.amount_bounds.tolist()
@@ -72,7 +78,9 @@ def quantity_hints(plan: Plan, values: dict[str, Any], currency: str, records: S
         start = bisect_right(q_bounds, r.base_qty)
         for edge in q_bounds[start : start + HINT_EDGES]:
             amount = r.list_amount * edge // r.base_qty
-            new = [b for members in slots_of[program_at(edge, amount)] for b in members if b not in now]
+            new = [
+                b for members in slots_of[program_at(edge, amount)] for b in members if b not in now
+            ]
             if new:
                 rule = plan.rules[int(plan.line_rule_ids[benefit_rule[new[0]]])]
                 missing = format_quantity(edge - r.base_qty)
@@ -171,7 +179,11 @@ def not_applied(
                 if a.field.startswith(FIELD_PREFIX):
                     return cumulative_detail(a.field)
                 if a.field == "date":
-                    shown = dt.date.fromordinal(int(value)).isoformat() if isinstance(value, int) else "missing"
+                    shown = (
+                        dt.date.fromordinal(int(value)).isoformat()
+                        if isinstance(value, int)
+                        else "missing"
+                    )
                     return f"the cart date {shown} fails date {a.op} {dt.date.fromordinal(a.date).isoformat()}"
                 wanted = ", ".join(repr(v) for v in sorted(a.values, key=str))
                 return f"{a.field} is {value!r}; the condition needs {a.op} ({wanted})"
@@ -181,7 +193,11 @@ def not_applied(
         """The exclusive rule before ``rule_id`` that adjusted every one of ``lines``."""
         found = None
         for r in lines:
-            earlier = [adj[0] for adj in r.adjustments if adj[0] in exclusive_rules and position(adj[0]) < position(rule_id)]
+            earlier = [
+                adj[0]
+                for adj in r.adjustments
+                if adj[0] in exclusive_rules and position(adj[0]) < position(rule_id)
+            ]
             if not earlier:
                 return None
             found = earlier[0]
@@ -219,12 +235,25 @@ def not_applied(
         if not holding:
             miss(rule_id, "condition_false", context_detail(hits))
             continue
-        lines = [r for r in priced if any(_line_meets(c, r, same_currency) for c in holding) and _tier_reached(rule, r)]
+        lines = [
+            r
+            for r in priced
+            if any(_line_meets(c, r, same_currency) for c in holding) and _tier_reached(rule, r)
+        ]
         if not lines:
-            miss(rule_id, "condition_false", _nearest_line_condition(plan, holding, rule, priced, money))
+            miss(
+                rule_id,
+                "condition_false",
+                _nearest_line_condition(plan, holding, rule, priced, money),
+            )
             continue
         if (by := stopper(lines, rule_id)) is not None:
-            miss(rule_id, "stopped_by_exclusive", f"{plan.rules[by].name!r} is exclusive and came first", by)
+            miss(
+                rule_id,
+                "stopped_by_exclusive",
+                f"{plan.rules[by].name!r} is exclusive and came first",
+                by,
+            )
             continue
         if (by := group_winner(lines, rule_id)) is not None:
             miss(rule_id, "lost_group", f"{plan.rules[by].name!r} gave more in the same group", by)
@@ -233,14 +262,20 @@ def not_applied(
         if caps.budget is not None or caps.uses_per_customer is not None or rule_id in capped_rules:
             miss(rule_id, "capped", "its budget or uses per customer are used up")
             continue
-        miss(rule_id, "no_benefit", "it applied but gave nothing (a fixed price not below the running price, or a zero benefit)")
+        miss(
+            rule_id,
+            "no_benefit",
+            "it applied but gave nothing (a fixed price not below the running price, or a zero benefit)",
+        )
 
     # combo, pool and order promotions
     for cart_rule in plan.stages.rules:
         rule_id = cart_rule.rule_id
         if rule_id in applied:
             continue
-        masks = [m for _, m in cart_rule.parts] or ([cart_rule.pool_mask] if cart_rule.pool_mask is not None else [])
+        masks = [m for _, m in cart_rule.parts] or (
+            [cart_rule.pool_mask] if cart_rule.pool_mask is not None else []
+        )
         if masks and not any(bool(m[skus].any()) for m in masks):
             continue
         if (why := window_detail(rule_id)) is not None:
@@ -254,7 +289,11 @@ def not_applied(
         # its first step has a hint for the next): stage 6's own test does
         reached = rule_id in order_reached if order_reached is not None else missing is None
         if cart_rule.form == "order" and not reached and rule_id not in capped_rules:
-            detail = f"the eligible subtotal is {missing} short of its first step" if missing is not None else _threshold_detail("order")
+            detail = (
+                f"the eligible subtotal is {missing} short of its first step"
+                if missing is not None
+                else _threshold_detail("order")
+            )
             miss(rule_id, "threshold_not_reached", detail)
             continue
         in_scope = [r for r in priced if not masks or any(bool(m[r.sku]) for m in masks)]
@@ -265,12 +304,29 @@ def not_applied(
             miss(rule_id, "capped", "its budget or uses per customer are used up")
             continue
         if cart_rule.form != "order" and (by := stopper(in_scope, rule_id)) is not None:
-            miss(rule_id, "stopped_by_exclusive", f"{plan.rules[by].name!r} is exclusive and came first", by)
+            miss(
+                rule_id,
+                "stopped_by_exclusive",
+                f"{plan.rules[by].name!r} is exclusive and came first",
+                by,
+            )
             continue
         if cart_rule.form == "order":
-            earlier = [g for g in applied if g in exclusive_rules and g not in line_rules and plan.stages.form_of(g) == "order" and g < rule_id]
+            earlier = [
+                g
+                for g in applied
+                if g in exclusive_rules
+                and g not in line_rules
+                and plan.stages.form_of(g) == "order"
+                and g < rule_id
+            ]
             if earlier:
-                miss(rule_id, "stopped_by_exclusive", f"{plan.rules[earlier[0]].name!r} is exclusive and came first", earlier[0])
+                miss(
+                    rule_id,
+                    "stopped_by_exclusive",
+                    f"{plan.rules[earlier[0]].name!r} is exclusive and came first",
+                    earlier[0],
+                )
                 continue
         if (by := group_winner(in_scope, rule_id)) is not None:
             miss(rule_id, "lost_group", f"{plan.rules[by].name!r} gave more in the same group", by)
@@ -278,14 +334,21 @@ def not_applied(
         if cart_rule.form == "order":
             miss(rule_id, "no_benefit", ORDER_NO_BENEFIT)
         else:
-            miss(rule_id, "no_benefit", "its units were taken by an earlier combo or pool promotion, or its benefit came to nothing")
+            miss(
+                rule_id,
+                "no_benefit",
+                "its units were taken by an earlier combo or pool promotion, or its benefit came to nothing",
+            )
     return out
 
 
 def _sets_reachable(rule: CartRule, lines: Sequence[Record]) -> bool:
     """At least one set (combo) or step (pool) in the cart's units, before consumption."""
     if rule.form == "combo":
-        return all(sum(r.base_qty for r in lines if bool(mask[r.sku])) >= need * QTY_SCALE for need, mask in rule.parts)
+        return all(
+            sum(r.base_qty for r in lines if bool(mask[r.sku])) >= need * QTY_SCALE
+            for need, mask in rule.parts
+        )
     if rule.step_units:
         return sum(r.base_qty for r in lines) >= rule.step_units
     return sum(r.list_amount for r in lines) >= rule.step_money
@@ -311,7 +374,9 @@ def _tier_reached(rule: Any, r: Record) -> bool:
     return bool(measure >= rule.tier_thresholds[0])
 
 
-def _nearest_line_condition(plan: Plan, holding: Sequence[Conjunct], rule: Any, priced: Sequence[Record], money: Any) -> str:
+def _nearest_line_condition(
+    plan: Plan, holding: Sequence[Conjunct], rule: Any, priced: Sequence[Record], money: Any
+) -> str:
     for r in priced:
         for c in holding:
             if c.item is not None and not bool(c.item[r.sku]):
@@ -320,7 +385,10 @@ def _nearest_line_condition(plan: Plan, holding: Sequence[Conjunct], rule: Any, 
             if r.base_qty < low:
                 unit = plan.catalog.base_units[r.sku]
                 return f"needs a quantity of at least {format_quantity(low)} {unit}; line {r.line_id} has {format_quantity(r.base_qty)}"
-            low_amount = max(c.amount[0], rule.tier_thresholds[0] if rule.tier_measure == "amount" else c.amount[0])
+            low_amount = max(
+                c.amount[0],
+                rule.tier_thresholds[0] if rule.tier_measure == "amount" else c.amount[0],
+            )
             if r.list_amount < low_amount:
                 return f"needs a line amount of at least {money(low_amount)}; line {r.line_id} has {money(r.list_amount)}"
     return "no line meets its quantity or amount condition"
@@ -332,4 +400,3 @@ def _threshold_detail(form: str) -> str:
         "pool": "the cart's eligible units or amount do not reach one step",
         "order": "the eligible subtotal does not reach its threshold",
     }.get(form, "its threshold is not reached")
-

@@ -86,7 +86,9 @@ class CartExtras:
 
     gifts: list[Gift] = field(default_factory=list)
     warnings: list[Warning] = field(default_factory=list)
-    hints: list[tuple[int, int]] = field(default_factory=list)  # (rule id, missing amount): spend more
+    hints: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (rule id, missing amount): spend more
     switched_off: set[int] = field(default_factory=set)  # rule ids
     #: order promotions (rule ids) whose first step the cart's subtotal reached (filled
     #: only for carts that ask ``explain``)
@@ -131,7 +133,9 @@ class PricedCart:
     extras: CartExtras | None = None  # stages 5-9 (None: the ruleset has none)
     context: dict[str, Any] | None = None  # the cart's condition values (hints, explanations)
     explain: bool = False
-    cumulative: list[tuple[int, int, int]] | None = None  # per cumulative condition: (committed, cart, threshold)
+    cumulative: list[tuple[int, int, int]] | None = (
+        None  # per cumulative condition: (committed, cart, threshold)
+    )
 
     def totals(self) -> CartTotals:
         return cart_totals(self.lines)
@@ -140,7 +144,9 @@ class PricedCart:
 def line_error(r: Record) -> tuple[str, str]:
     """(code, message) of a line that could not be priced."""
     name = LINE_ERRORS[r.error]
-    return name, f"line {r.line_id}: " + ERROR_MESSAGES[name].format(sku=r.sku_text, unit=r.unit, qty=r.qty_text)
+    return name, f"line {r.line_id}: " + ERROR_MESSAGES[name].format(
+        sku=r.sku_text, unit=r.unit, qty=r.qty_text
+    )
 
 
 def warning_message(plan: Plan, w: Warning) -> str:
@@ -193,12 +199,16 @@ def build_response(
         adjustments = _adjustments(plan, r.adjustments, money)
         line.update(
             {
-                "base_qty": str(r.base_qty // 1000) if r.base_qty % 1000 == 0 else format_quantity(r.base_qty),
+                "base_qty": str(r.base_qty // 1000)
+                if r.base_qty % 1000 == 0
+                else format_quantity(r.base_qty),
                 "base_unit": base_unit,
                 "status": "ok",
                 "price_list": pl_plan.name,
                 "unit_price": money(r.unit_price),
-                "pricing_unit": base_unit if r.factor == 1 else _unit_named(plan, r.sku, r.factor, base_unit),
+                "pricing_unit": base_unit
+                if r.factor == 1
+                else _unit_named(plan, r.sku, r.factor, base_unit),
                 "list_amount": money(r.list_amount),
                 "adjustments": adjustments,
                 "net_amount": money(r.net),
@@ -232,11 +242,23 @@ def build_response(
         for g in extras.gifts
     ]  # fmt: skip
     warnings = [
-        {"code": w.code, "rule": plan.rules[w.rule].name, "sku": cat.skus[w.sku], "earned": str(w.earned), "given": str(w.given), "message": warning_message(plan, w)}
+        {
+            "code": w.code,
+            "rule": plan.rules[w.rule].name,
+            "sku": cat.skus[w.sku],
+            "earned": str(w.earned),
+            "given": str(w.given),
+            "message": warning_message(plan, w),
+        }
         for w in extras.warnings
     ]
     hints = [
-        {"rule": plan.rules[rule].name, "kind": "spend_more", "missing_amount": money(missing), "message": f"spend {money(missing)} more: {plan.rules[rule].name}"}
+        {
+            "rule": plan.rules[rule].name,
+            "kind": "spend_more",
+            "missing_amount": money(missing),
+            "message": f"spend {money(missing)} more: {plan.rules[rule].name}",
+        }
         for rule, missing in extras.hints
     ]
     if context is not None:
@@ -269,15 +291,30 @@ def build_response(
     return response
 
 
-def _adjustments(plan: Plan, rows: list[tuple[int, int, int, int]], money: Any) -> list[dict[str, Any]]:
+def _adjustments(
+    plan: Plan, rows: list[tuple[int, int, int, int]], money: Any
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for rule_index, kind, amount, stage in rows:
         if rule_index == MANUAL_RULE:
-            out.append({"rule": "manual discount", "kind": "percent_off", "amount": money(amount), "stage": "manual"})
+            out.append(
+                {
+                    "rule": "manual discount",
+                    "kind": "percent_off",
+                    "amount": money(amount),
+                    "stage": "manual",
+                }
+            )
         else:
             rule = plan.rules[rule_index]
             out.append(
-                {"rule": rule.name, "kind": BENEFIT_KINDS[kind], "amount": money(amount), "source": rule.source, "stage": _stage_name(plan, rule_index, stage)}
+                {
+                    "rule": rule.name,
+                    "kind": BENEFIT_KINDS[kind],
+                    "amount": money(amount),
+                    "source": rule.source,
+                    "stage": _stage_name(plan, rule_index, stage),
+                }
             )
     return out
 
@@ -288,7 +325,9 @@ def _subline(plan: Plan, r: Record, base_unit: str, money: Any) -> dict[str, Any
         "special": r.special,
         "qty": format_quantity(r.base_qty),
         "unit_price": money(r.unit_price),
-        "pricing_unit": base_unit if r.factor == 1 else _unit_named(plan, r.sku, r.factor, base_unit),
+        "pricing_unit": base_unit
+        if r.factor == 1
+        else _unit_named(plan, r.sku, r.factor, base_unit),
         "list_amount": money(r.list_amount),
         "adjustments": _adjustments(plan, r.adjustments, money),
         "net_amount": money(r.net),
@@ -301,7 +340,9 @@ def _subline(plan: Plan, r: Record, base_unit: str, money: Any) -> dict[str, Any
 STATUS_SEVERITY = (0, 2, 1, 3)  # ok < approved < needs_approval < rejected
 
 
-def merge_sublines(subs: list[Record], line_unit_price: int, line_factor: int, line_price_list: int) -> Record:
+def merge_sublines(
+    subs: list[Record], line_unit_price: int, line_factor: int, line_price_list: int
+) -> Record:
     """A split line's record: sums of its sub-lines' figures, their adjustments merged by
     (rule, kind, stage) in the order they first appear, and its list price as unit price."""
     first = subs[0]
@@ -316,7 +357,11 @@ def merge_sublines(subs: list[Record], line_unit_price: int, line_factor: int, l
         unit_price=line_unit_price,
         factor=line_factor,
         list_amount=sum(sub.list_amount for sub in subs),
-        adjustments=[(rule, kind, amount, stage) for (rule, kind, stage), amount in merged.items() if amount != 0],
+        adjustments=[
+            (rule, kind, amount, stage)
+            for (rule, kind, stage), amount in merged.items()
+            if amount != 0
+        ],
         net=sum(sub.net for sub in subs),
         tax=sum(sub.tax for sub in subs),
         gross=sum(sub.gross for sub in subs),
@@ -328,7 +373,9 @@ def merge_sublines(subs: list[Record], line_unit_price: int, line_factor: int, l
     )
 
 
-def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any) -> list[dict[str, str]]:
+def _components(
+    plan: Plan, components: tuple[tuple[int, int], ...], net: int, money: Any
+) -> list[dict[str, str]]:
     """A bundle line's net over its components by ratio (largest remainder, declared order)."""
     ratios = [ratio for _, ratio in components]
     total = sum(ratios)
@@ -336,15 +383,29 @@ def _components(plan: Plan, components: tuple[tuple[int, int], ...], net: int, m
     remainders = sorted(range(len(ratios)), key=lambda i: (-(net * ratios[i] % total), i))
     for i in remainders[: net - sum(shares)]:
         shares[i] += 1
-    return [{"sku": plan.catalog.skus[sku], "amount": money(share)} for (sku, _), share in zip(components, shares, strict=True)]
+    return [
+        {"sku": plan.catalog.skus[sku], "amount": money(share)}
+        for (sku, _), share in zip(components, shares, strict=True)
+    ]
 
 
 def write_response(plan: Plan, cart: PricedCart) -> dict[str, Any]:
     """The JSON-ready response of one priced cart."""
-    return build_response(plan, cart.currency, cart.date.isoformat(), cart.lines, cart.extras, cart.context, cart.explain, cart.cumulative)
+    return build_response(
+        plan,
+        cart.currency,
+        cart.date.isoformat(),
+        cart.lines,
+        cart.extras,
+        cart.context,
+        cart.explain,
+        cart.cumulative,
+    )
 
 
-def priced_carts(plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None) -> list[PricedCart]:
+def priced_carts(
+    plan: Plan, batch: CartBatch, priced: PricedLines, explain: list[bool] | None = None
+) -> list[PricedCart]:
     """The batch's carts as typed results, in batch order (``explain``: per cart, whether
     it asks for the promotions that did not apply)."""
     rows = priced.rows
@@ -352,7 +413,12 @@ def priced_carts(plan: Plan, batch: CartBatch, priced: PricedLines, explain: lis
         batch = rows.batch  # one record per row, regrouped into lines below
     adj = priced.adjustments
     starts = np.searchsorted(adj.line, np.arange(batch.n_lines + 1)).tolist()
-    adj_rule, adj_kind, adj_amount, adj_stage = adj.rule.tolist(), adj.kind.tolist(), adj.amount.tolist(), adj.stage.tolist()
+    adj_rule, adj_kind, adj_amount, adj_stage = (
+        adj.rule.tolist(),
+        adj.kind.tolist(),
+        adj.amount.tolist(),
+        adj.stage.tolist(),
+    )
     outcome = priced.cart_stages
     status = outcome.approval.status.tolist() if outcome else None
     levels = outcome.approval.level if outcome else None
@@ -376,38 +442,96 @@ def priced_carts(plan: Plan, batch: CartBatch, priced: PricedLines, explain: lis
     )
     dates = batch.dates  # computed once: a property over every cart
     per_cart: list[list[Record]] = [[] for _ in dates]
-    for i, (cart, error, sku, qty, li, unit_price, factor, list_amount, net, rate, tax, gross) in enumerate(columns):
-        adjustments = [(adj_rule[k], adj_kind[k], adj_amount[k], adj_stage[k]) for k in range(starts[i], starts[i + 1])]
+    for i, (
+        cart,
+        error,
+        sku,
+        qty,
+        li,
+        unit_price,
+        factor,
+        list_amount,
+        net,
+        rate,
+        tax,
+        gross,
+    ) in enumerate(columns):
+        adjustments = [
+            (adj_rule[k], adj_kind[k], adj_amount[k], adj_stage[k])
+            for k in range(starts[i], starts[i + 1])
+        ]
         per_cart[cart].append(
             Record(
-                batch.line_ids[i], batch.line_skus[i], batch.line_qty_text[i], batch.line_units[i],
-                error, sku, qty, li, unit_price, factor, list_amount, adjustments, net, rate, tax, gross,
-                status[i] if status else 0, levels[i] if levels else None, bool(clamped[i]) if clamped else False, manual[i],
+                batch.line_ids[i],
+                batch.line_skus[i],
+                batch.line_qty_text[i],
+                batch.line_units[i],
+                error,
+                sku,
+                qty,
+                li,
+                unit_price,
+                factor,
+                list_amount,
+                adjustments,
+                net,
+                rate,
+                tax,
+                gross,
+                status[i] if status else 0,
+                levels[i] if levels else None,
+                bool(clamped[i]) if clamped else False,
+                manual[i],
             )  # fmt: skip
         )
     if rows is not None:
-        per_cart = _regroup(per_cart, rows.line.tolist(), rows.special.tolist(), rows.special_row.tolist(), rows)
+        per_cart = _regroup(
+            per_cart, rows.line.tolist(), rows.special.tolist(), rows.special_row.tolist(), rows
+        )
     currencies = batch.carts["currency"].to_list()
-    extras = cart_extras(plan, batch, priced, currencies, explain) if outcome else [None] * len(dates)
+    extras = (
+        cart_extras(plan, batch, priced, currencies, explain) if outcome else [None] * len(dates)
+    )
     contexts = batch.carts.rows(named=True)
     cumulative: list[list[tuple[int, int, int]] | None] = [None] * len(dates)
     if priced.cumulative:  # the cumulative fields pricing computed, and their figures
-        flat = [tuple(zip(f.committed.tolist(), f.cart.tolist(), f.threshold.tolist(), strict=True)) for f in priced.cumulative]
+        flat = [
+            tuple(zip(f.committed.tolist(), f.cart.tolist(), f.threshold.tolist(), strict=True))
+            for f in priced.cumulative
+        ]
         for c, context in enumerate(contexts):
             cumulative[c] = [per_cart_figures[c] for per_cart_figures in flat]
             for k, (past, now, threshold) in enumerate(cumulative[c] or []):
                 context[plan.cumulative[k].field] = "1" if past + now >= threshold else "0"
     return [
-        PricedCart(currencies[c], dates[c], per_cart[c], extras[c], contexts[c], bool(explain and explain[c]), cumulative[c])
+        PricedCart(
+            currencies[c],
+            dates[c],
+            per_cart[c],
+            extras[c],
+            contexts[c],
+            bool(explain and explain[c]),
+            cumulative[c],
+        )
         for c in range(len(dates))
     ]
 
 
-def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bool], special_row: list[int], rows: Any) -> list[list[Record]]:
+def _regroup(
+    per_cart: list[list[Record]],
+    row_line: list[int],
+    special: list[bool],
+    special_row: list[int],
+    rows: Any,
+) -> list[list[Record]]:
     """Rows back into lines: a line's rows are adjacent, in cart order."""
     out: list[list[Record]] = []
     i = 0
-    unit_price, factor, price_list = rows.line_unit_price.tolist(), rows.line_factor.tolist(), rows.line_price_list.tolist()
+    unit_price, factor, price_list = (
+        rows.line_unit_price.tolist(),
+        rows.line_factor.tolist(),
+        rows.line_price_list.tolist(),
+    )
     for records in per_cart:
         lines: list[Record] = []
         k = 0
@@ -416,7 +540,10 @@ def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bo
             end = k + 1
             while end < len(records) and row_line[i + end - k] == line:
                 end += 1
-            subs = [records[j]._replace(special=special[i + j - k], special_row=special_row[i + j - k]) for j in range(k, end)]
+            subs = [
+                records[j]._replace(special=special[i + j - k], special_row=special_row[i + j - k])
+                for j in range(k, end)
+            ]
             if len(subs) == 1 and not subs[0].special:
                 lines.append(subs[0])
             else:
@@ -427,7 +554,13 @@ def _regroup(per_cart: list[list[Record]], row_line: list[int], special: list[bo
     return out
 
 
-def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: list[str], explain: list[bool] | None = None) -> list[CartExtras | None]:
+def cart_extras(
+    plan: Plan,
+    batch: CartBatch,
+    priced: PricedLines,
+    currencies: list[str],
+    explain: list[bool] | None = None,
+) -> list[CartExtras | None]:
     outcome = priced.cart_stages
     assert outcome is not None
     extras = [CartExtras() for _ in currencies]
@@ -438,7 +571,13 @@ def cart_extras(plan: Plan, batch: CartBatch, priced: PricedLines, currencies: l
                 extras[c].order_reached.add(rule)
     g = outcome.gifts
     for cart, rule, sku, qty, unit_price, amount in zip(
-        g.cart.tolist(), g.rule.tolist(), g.sku.tolist(), g.qty.tolist(), g.unit_price.tolist(), g.list_amount.tolist(), strict=True
+        g.cart.tolist(),
+        g.rule.tolist(),
+        g.sku.tolist(),
+        g.qty.tolist(),
+        g.unit_price.tolist(),
+        g.list_amount.tolist(),
+        strict=True,
     ):
         extras[cart].gifts.append(Gift(rule, sku, qty, unit_price, amount))
     for w in outcome.warnings:

@@ -82,13 +82,28 @@ DOCS_DATA = DataSet.from_rows(
         ],
         "fx_rates": [{"from": "USD", "to": "CNY", "date": "2026-01-01", "rate": "7.1"}],
         "floor_prices": [{"sku": "A", "floor": "8.00"}, {"sku": "B", "floor": "15.00"}],
-        "accounts": [{"customer_id": "D1", "credit_limit": "10000.00", "outstanding": "9000.00", "prepaid": "500.00"}],
+        "accounts": [
+            {
+                "customer_id": "D1",
+                "credit_limit": "10000.00",
+                "outstanding": "9000.00",
+                "prepaid": "500.00",
+            }
+        ],
         "assortment": [{"customer_group": "south", "sku": "A"}],
         "stock_plans": [{"customer_id": "D1", "sku": "A", "month": "2026-11", "qty": "100"}],
         "rebate_targets": [{"customer_id": "D1", "period": "2026-Q4", "target": "1000000.00"}],
         "special_prices": [
-            {"customer_id": "D1", "project": "P-778", "sku": "A", "price": "15.00", "qty_quota": "100",
-             "amount_quota": "", "valid_from": "2026-10-01", "valid_to": "2026-12-31"},
+            {
+                "customer_id": "D1",
+                "project": "P-778",
+                "sku": "A",
+                "price": "15.00",
+                "qty_quota": "100",
+                "amount_quota": "",
+                "valid_from": "2026-10-01",
+                "valid_to": "2026-12-31",
+            },
         ],  # fmt: skip
     },
 )

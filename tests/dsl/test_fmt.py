@@ -37,7 +37,9 @@ from tests.dsl.test_docs import (
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tests" / "scenarios"
-SCENARIO_IDS = [pytest.param(p.parent.name, id=p.parent.name) for p in sorted(SCENARIOS.glob("*/ruleset.rule"))]
+SCENARIO_IDS = [
+    pytest.param(p.parent.name, id=p.parent.name) for p in sorted(SCENARIOS.glob("*/ruleset.rule"))
+]
 STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 
 
@@ -92,7 +94,8 @@ def docs_sources() -> list[Any]:
 
 
 ALL_SOURCES = [
-    pytest.param(scenario_source(str(s.values[0])), id=str(s.values[0]), marks=s.marks) for s in SCENARIO_IDS
+    pytest.param(scenario_source(str(s.values[0])), id=str(s.values[0]), marks=s.marks)
+    for s in SCENARIO_IDS
 ] + docs_sources()
 
 
@@ -310,10 +313,17 @@ def quotes(source: str, data: DataSet, carts: list[dict[str, Any]]) -> list[dict
 def test_formatted_scenario_quotes_the_same(scenario_id: str) -> None:
     case = json.loads((SCENARIOS / "cases" / f"{scenario_id}.json").read_text(encoding="utf-8"))
     skus = {item["sku"] for item in case["catalog"]}
-    tables = {name: [r for r in rows if "sku" not in r or r["sku"] in skus] for name, rows in case["tables"].items()}
+    tables = {
+        name: [r for r in rows if "sku" not in r or r["sku"] in skus]
+        for name, rows in case["tables"].items()
+    }
     data = DataSet.from_rows(case["catalog"], tables)
     request = case["request"]
-    cart = request["cart"] if "cart" in request else {k: v for k, v in request["order"].items() if k != "id"}
+    cart = (
+        request["cart"]
+        if "cart" in request
+        else {k: v for k, v in request["order"].items() if k != "id"}
+    )
     variants = [
         cart,
         {**cart, "date": "2026-11-30"},

@@ -41,8 +41,16 @@ def codes(source: str) -> list[tuple[str, int, int]]:
 def test_declarations_compile_into_the_plan() -> None:
     plan = compile_ruleset({"r.rule": HEADER + ALL}, DATA)
     checks = plan.order_checks
-    assert (checks.credit_table, checks.sellable_table, checks.sellable_by) == ("accounts", "assortment", "group")
-    assert (checks.stock_table, checks.stock_policy, checks.rebate_max_bp) == ("stock_plans", "block", 1250)
+    assert (checks.credit_table, checks.sellable_table, checks.sellable_by) == (
+        "accounts",
+        "assortment",
+        "group",
+    )
+    assert (checks.stock_table, checks.stock_policy, checks.rebate_max_bp) == (
+        "stock_plans",
+        "block",
+        1250,
+    )
 
 
 def test_formatter_round_trips() -> None:

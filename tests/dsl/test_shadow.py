@@ -66,7 +66,10 @@ def test_a_promotion_that_includes_special_is_shadowed_only_by_ones_that_include
 
     data = DataSet.from_rows(
         [{"sku": "A", "base_unit": "pcs"}],
-        {"p": [{"sku": "A", "price": "1.00"}], "s": [{"customer_id": "D1", "sku": "A", "price": "0.50"}]},
+        {
+            "p": [{"sku": "A", "price": "1.00"}],
+            "s": [{"customer_id": "D1", "sku": "A", "price": "0.50"}],
+        },
     )
     head = 'ruleset "x" currency CNY\npricelist "p" { table p }\nspecial prices { table s }\n'
     first = 'promotion "all" priority 10 stacking exclusive {\n  each line: percent_off 5%\n%s}\n'

@@ -82,7 +82,9 @@ class Scenario:
         return reference_quote(self.sources, self.data, cart or self.cart, ledger=self.ledger)
 
 
-def cart(lines: list[tuple[str, str, str] | tuple[str, str, str, str]], **context: Any) -> dict[str, Any]:
+def cart(
+    lines: list[tuple[str, str, str] | tuple[str, str, str, str]], **context: Any
+) -> dict[str, Any]:
     """A cart on 2026-11-22 from (id, sku, qty[, unit]) tuples."""
     out: dict[str, Any] = {"currency": "CNY", "date": "2026-11-22", "customer": {"id": "D1"}}
     out.update(context)
@@ -104,7 +106,10 @@ SCENARIOS: dict[str, Scenario] = {
             "gold_prices": [{"sku": "A", "price": "19.00"}, {"sku": "B", "price": "28.00"}],
             "standard_prices": STANDARD_PRICES,
         },
-        cart=cart([("1", "A", "2"), ("2", "B", "1"), ("3", "C", "4")], customer={"id": "D1", "tier": "gold"}),
+        cart=cart(
+            [("1", "A", "2"), ("2", "B", "1"), ("3", "C", "4")],
+            customer={"id": "D1", "tier": "gold"},
+        ),
     ),
     "P02": Scenario(
         rules=STANDARD,
@@ -116,17 +121,26 @@ SCENARIOS: dict[str, Scenario] = {
                 {"sku": "A", "price": "9.00", "min_qty": "120"},
             ]
         },
-        cart=cart([("1", "A", "3", "box"), ("2", "A", "10", "box"), ("3", "A", "5")],
-                  customer={"id": "D2", "tier": "silver"}),
+        cart=cart(
+            [("1", "A", "3", "box"), ("2", "A", "10", "box"), ("3", "A", "5")],
+            customer={"id": "D2", "tier": "silver"},
+        ),
     ),
     "P03": Scenario(
         rules='pricelist "gold november" priority 200 {\n'
         '  when customer.tier == "gold"\n  valid 2026-11-01 .. 2026-11-30\n  table gold_prices\n}\n'
         + STANDARD,
         catalog=ABCD,
-        tables={"gold_prices": [{"sku": "A", "price": "19.00"}], "standard_prices": STANDARD_PRICES},
+        tables={
+            "gold_prices": [{"sku": "A", "price": "19.00"}],
+            "standard_prices": STANDARD_PRICES,
+        },
         cart=cart([("1", "A", "1")], date="2026-12-01", customer={"id": "D1", "tier": "gold"}),
-        also={"last day": cart([("1", "A", "1")], date="2026-11-30", customer={"id": "D1", "tier": "gold"})},
+        also={
+            "last day": cart(
+                [("1", "A", "1")], date="2026-11-30", customer={"id": "D1", "tier": "gold"}
+            )
+        },
     ),
     "P04": Scenario(
         rules=STANDARD,
@@ -143,20 +157,20 @@ SCENARIOS: dict[str, Scenario] = {
         cart=cart([("1", "A", "2"), ("2", "B", "1")]),
     ),
     "K02": Scenario(
-        rules=STANDARD
-        + 'promotion "gold tools 8%" priority 100 group "tools" {\n'
+        rules=STANDARD + 'promotion "gold tools 8%" priority 100 group "tools" {\n'
         '  when customer.tier == "gold"\n  each line where category == "tools": percent_off 8%\n}\n'
         'promotion "volume 10%" priority 90 group "tools" { each line where qty >= 10: percent_off 10% }\n',
         catalog=[
             {"sku": "T1", "category": "tools", "base_unit": "pcs"},
             {"sku": "T2", "category": "tools", "base_unit": "pcs"},
         ],
-        tables={"standard_prices": [{"sku": "T1", "price": "10.00"}, {"sku": "T2", "price": "50.00"}]},
+        tables={
+            "standard_prices": [{"sku": "T1", "price": "10.00"}, {"sku": "T2", "price": "50.00"}]
+        },
         cart=cart([("1", "T1", "12"), ("2", "T2", "2")], customer={"id": "D1", "tier": "gold"}),
     ),
     "K03": Scenario(
-        rules=STANDARD
-        + 'promotion "ten" priority 100 { each line: percent_off 10% }\n'
+        rules=STANDARD + 'promotion "ten" priority 100 { each line: percent_off 10% }\n'
         'promotion "five" priority 50 { each line: percent_off 5% }\n',
         catalog=ABCD,
         tables={"standard_prices": [{"sku": "A", "price": "33.33"}]},
@@ -166,7 +180,10 @@ SCENARIOS: dict[str, Scenario] = {
         rules='pricelist "gross" priority 0 {\n  includes tax\n  table gross_prices\n}\n'
         'tax "vat" { table tax_rates }\n',
         catalog=[{"sku": "V", "base_unit": "pcs"}],
-        tables={"gross_prices": [{"sku": "V", "price": "113.00"}], "tax_rates": [{"region": "CN", "rate": "13%"}]},
+        tables={
+            "gross_prices": [{"sku": "V", "price": "113.00"}],
+            "tax_rates": [{"region": "CN", "rate": "13%"}],
+        },
         cart=cart([("1", "V", "1")], customer={"id": "D1", "region": "CN"}),
     ),
     "T03": Scenario(
@@ -176,7 +193,11 @@ SCENARIOS: dict[str, Scenario] = {
             "standard_prices": STANDARD_PRICES,
             "fx_rates": [{"from": "CNY", "to": "USD", "date": "2026-11-22", "rate": "0.1385"}],
         },
-        cart=cart([("1", "A", "3"), ("2", "B", "2")], currency="USD", customer={"id": "E7", "region": "US"}),
+        cart=cart(
+            [("1", "A", "3"), ("2", "B", "2")],
+            currency="USD",
+            customer={"id": "E7", "region": "US"},
+        ),
     ),
 }
 
@@ -192,7 +213,9 @@ def adjustments(line: dict[str, Any]) -> list[list[str]]:
 def test_reference_P01() -> None:
     quote = SCENARIOS["P01"].quote()
     lines = lines_by_id(quote)
-    assert [(lines[i]["price_list"], lines[i]["unit_price"], lines[i]["net_amount"]) for i in "123"] == [
+    assert [
+        (lines[i]["price_list"], lines[i]["unit_price"], lines[i]["net_amount"]) for i in "123"
+    ] == [
         ("customer prices", "18.00", "36.00"),
         ("gold dealers", "28.00", "28.00"),
         ("standard", "5.00", "20.00"),
@@ -203,7 +226,9 @@ def test_reference_P01() -> None:
 def test_reference_P02() -> None:
     quote = SCENARIOS["P02"].quote()
     lines = lines_by_id(quote)
-    assert [(lines[i]["base_qty"], lines[i]["unit_price"], lines[i]["net_amount"]) for i in "123"] == [
+    assert [
+        (lines[i]["base_qty"], lines[i]["unit_price"], lines[i]["net_amount"]) for i in "123"
+    ] == [
         ("36", "9.50", "342.00"),
         ("120", "9.00", "1080.00"),
         ("5", "10.00", "50.00"),
@@ -214,7 +239,11 @@ def test_reference_P02() -> None:
 def test_reference_P03() -> None:
     scenario = SCENARIOS["P03"]
     after = lines_by_id(scenario.quote())["1"]
-    assert (after["price_list"], after["unit_price"], after["net_amount"]) == ("standard", "20.00", "20.00")
+    assert (after["price_list"], after["unit_price"], after["net_amount"]) == (
+        "standard",
+        "20.00",
+        "20.00",
+    )
     last_day = lines_by_id(scenario.quote(scenario.also["last day"]))["1"]
     assert (last_day["price_list"], last_day["unit_price"]) == ("gold november", "19.00")
 
@@ -241,8 +270,14 @@ def test_reference_K01() -> None:
 def test_reference_K02() -> None:
     quote = SCENARIOS["K02"].quote()
     lines = lines_by_id(quote)
-    assert (lines["1"]["net_amount"], adjustments(lines["1"])) == ("108.00", [["volume 10%", "-12.00"]])
-    assert (lines["2"]["net_amount"], adjustments(lines["2"])) == ("92.00", [["gold tools 8%", "-8.00"]])
+    assert (lines["1"]["net_amount"], adjustments(lines["1"])) == (
+        "108.00",
+        [["volume 10%", "-12.00"]],
+    )
+    assert (lines["2"]["net_amount"], adjustments(lines["2"])) == (
+        "92.00",
+        [["gold tools 8%", "-8.00"]],
+    )
     assert quote["totals"]["net"] == "200.00"
 
 
@@ -301,7 +336,9 @@ def test_reference_fixed_price_above_running_net_does_not_apply_nor_stop() -> No
 
 
 def test_reference_amount_off_stops_at_zero() -> None:
-    line = one_line('promotion "big" { each line: amount_off 250.00 per unit }\n', price="20.00", qty="2")
+    line = one_line(
+        'promotion "big" { each line: amount_off 250.00 per unit }\n', price="20.00", qty="2"
+    )
     assert (adjustments(line), line["net_amount"]) == ([["big", "-40.00"]], "0.00")
 
 
@@ -347,7 +384,9 @@ def test_reference_prices_per_pricing_unit() -> None:
         cart=cart([("1", "A", "2", "box"), ("2", "A", "5")]),
     )
     lines = lines_by_id(scenario.quote())
-    assert [(lines[i]["unit_price"], lines[i]["pricing_unit"], lines[i]["list_amount"]) for i in "12"] == [
+    assert [
+        (lines[i]["unit_price"], lines[i]["pricing_unit"], lines[i]["list_amount"]) for i in "12"
+    ] == [
         ("120.00", "box", "240.00"),
         ("120.00", "box", "50.00"),
     ]
@@ -356,8 +395,7 @@ def test_reference_prices_per_pricing_unit() -> None:
 
 def test_reference_a_sku_without_the_unit_never_matches_even_under_not() -> None:
     scenario = Scenario(
-        rules=STANDARD
-        + 'promotion "boxes" { each line where qty >= 2 box: percent_off 10% }\n'
+        rules=STANDARD + 'promotion "boxes" { each line where qty >= 2 box: percent_off 10% }\n'
         'promotion "not boxes" { each line where not (qty >= 2 box): percent_off 5% }\n',
         catalog=ABCD,  # A has boxes of 12, B has none
         tables={"standard_prices": STANDARD_PRICES},
@@ -419,14 +457,18 @@ def comparable(response: dict[str, Any]) -> dict[str, Any]:
                     "price_list": line["price_list"],
                     "unit_price": line["unit_price"],
                     "list_amount": line["list_amount"],
-                    "adjustments": [(a["rule"], a["kind"], a["amount"]) for a in line["adjustments"]],
+                    "adjustments": [
+                        (a["rule"], a["kind"], a["amount"]) for a in line["adjustments"]
+                    ],
                     "net_amount": line["net_amount"],
                     "tax": line["tax"],
                     "gross_amount": line["gross_amount"],
                 }
             )
         else:
-            lines.append({"id": line["id"], "status": line["status"], "code": line["error"]["code"]})
+            lines.append(
+                {"id": line["id"], "status": line["status"], "code": line["error"]["code"]}
+            )
     return {
         "lines": lines,
         "errors": [(e["line"], e["code"]) for e in response["errors"]],
@@ -500,7 +542,9 @@ def check_invariants(response: dict[str, Any]) -> None:
         assert money(line["gross_amount"]) == money(line["net_amount"]) + money(line["tax"])
     sums = {
         "list": sum((money(line["list_amount"]) for line in ok), Decimal(0)),
-        "discount": sum((money(a["amount"]) for line in ok for a in line["adjustments"]), Decimal(0)),
+        "discount": sum(
+            (money(a["amount"]) for line in ok for a in line["adjustments"]), Decimal(0)
+        ),
         "net": sum((money(line["net_amount"]) for line in ok), Decimal(0)),
         "tax": sum((money(line["tax"]) for line in ok), Decimal(0)),
         "gross": sum((money(line["gross_amount"]) for line in ok), Decimal(0)),
@@ -572,7 +616,9 @@ def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
                 "price_list": line["price_list"],
                 "unit_price": line["unit_price"],
                 "list_amount": line["list_amount"],
-                "adjustments": [(a["rule"], a["kind"], a.get("stage"), a["amount"]) for a in line["adjustments"]],
+                "adjustments": [
+                    (a["rule"], a["kind"], a.get("stage"), a["amount"]) for a in line["adjustments"]
+                ],
                 "net_amount": line["net_amount"],
                 "tax": line["tax"],
                 "gross_amount": line["gross_amount"],
@@ -581,9 +627,17 @@ def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
                 "manual_discount": line.get("manual_discount"),
                 "sublines": [
                     (
-                        sub["special"], Decimal(sub["qty"]), sub["unit_price"], sub["list_amount"],
-                        [(a["rule"], a["kind"], a.get("stage"), a["amount"]) for a in sub["adjustments"]],
-                        sub["net_amount"], sub["tax"], sub["gross_amount"],
+                        sub["special"],
+                        Decimal(sub["qty"]),
+                        sub["unit_price"],
+                        sub["list_amount"],
+                        [
+                            (a["rule"], a["kind"], a.get("stage"), a["amount"])
+                            for a in sub["adjustments"]
+                        ],
+                        sub["net_amount"],
+                        sub["tax"],
+                        sub["gross_amount"],
                     )  # fmt: skip
                     for sub in line.get("sublines") or []
                 ],
@@ -593,15 +647,32 @@ def full_comparable(response: dict[str, Any]) -> dict[str, Any]:
         "lines": lines,
         "errors": [(e["line"], e["code"]) for e in response["errors"]],
         "gifts": [
-            (g["sku"], Decimal(str(g["qty"])), g["unit_price"], g["list_amount"], g["net_amount"], g["rule"])
+            (
+                g["sku"],
+                Decimal(str(g["qty"])),
+                g["unit_price"],
+                g["list_amount"],
+                g["net_amount"],
+                g["rule"],
+            )
             for g in response.get("gifts", [])
         ],
         "warnings": [
-            (w["code"], w["rule"], *((Decimal(str(w["earned"])), Decimal(str(w["given"]))) if w["code"] == "gift_short" else ()))
+            (
+                w["code"],
+                w["rule"],
+                *(
+                    (Decimal(str(w["earned"])), Decimal(str(w["given"])))
+                    if w["code"] == "gift_short"
+                    else ()
+                ),
+            )
             for w in response.get("warnings", [])
         ],
         "hints": [
-            (h["rule"], h["kind"], h["missing_amount"]) for h in response.get("hints", []) if h["kind"] == "spend_more"
+            (h["rule"], h["kind"], h["missing_amount"])
+            for h in response.get("hints", [])
+            if h["kind"] == "spend_more"
         ],
         "totals": response["totals"],
     }
@@ -623,7 +694,10 @@ def ledger_view(ledger: dict[str, Any] | None, currency: str) -> LedgerView | No
     for row in ledger.get("special_consumed") or []:
         key = (row["customer_id"], row.get("project") or "", row["sku"])
         qty, amount = used.get(key, (0, 0))
-        used[key] = (qty + parse_quantity(row.get("qty") or "0"), amount + parse_money(row.get("amount") or "0", currency))
+        used[key] = (
+            qty + parse_quantity(row.get("qty") or "0"),
+            amount + parse_money(row.get("amount") or "0", currency),
+        )
     rows = ledger.get("committed_lines") or []
     committed = pl.DataFrame(
         {
@@ -639,7 +713,10 @@ def ledger_view(ledger: dict[str, Any] | None, currency: str) -> LedgerView | No
 
 
 def check_full_agreement(
-    sources: dict[str, str], data: DataSet, carts: list[dict[str, Any]], ledger: dict[str, Any] | None = None
+    sources: dict[str, str],
+    data: DataSet,
+    carts: list[dict[str, Any]],
+    ledger: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """quote() and quote_batch() give the oracle's answer on every field; returns the
     engine's (batch) responses. ``ledger``: the reference's ledger argument (by promotion
@@ -660,13 +737,17 @@ def check_full_agreement(
     for i, (got, want) in enumerate(zip(singles, expected, strict=True)):
         assert got == want, f"quote() differs from the reference on cart {i}"
     batch = api.quote_batch(plan, carts, ledger=view)
-    for i, (got, want) in enumerate(zip([full_comparable(r) for r in batch], expected, strict=True)):
+    for i, (got, want) in enumerate(
+        zip([full_comparable(r) for r in batch], expected, strict=True)
+    ):
         assert got == want, f"quote_batch() differs from the reference on cart {i}"
     assert carts == pristine, "the engine changed its input carts"
     return batch
 
 
-def floor_amounts(sources: dict[str, str], data: DataSet, response: dict[str, Any]) -> tuple[str | None, dict[str, int]]:
+def floor_amounts(
+    sources: dict[str, str], data: DataSet, response: dict[str, Any]
+) -> tuple[str | None, dict[str, int]]:
     """The floor policy and each priced line's floor amount (by line id)."""
     rules = read_rules(sources)
     if rules.floor is None:
@@ -677,7 +758,9 @@ def floor_amounts(sources: dict[str, str], data: DataSet, response: dict[str, An
         per_unit.setdefault(row["sku"], parse_money(row["floor"], rules.currency))
     for line in response["lines"]:
         if line["status"] != "error" and line["sku"] in per_unit:
-            floors[line["id"]] = amount_for(per_unit[line["sku"]], parse_quantity(line["base_qty"]), rules.rounding)
+            floors[line["id"]] = amount_for(
+                per_unit[line["sku"]], parse_quantity(line["base_qty"]), rules.rounding
+            )
     return rules.floor.policy, floors
 
 
@@ -693,7 +776,9 @@ def check_promotion_invariants(
         return parse_money(text, currency)
 
     ok = [line for line in response["lines"] if line["status"] != "error"]
-    assert minor(response["totals"]["gift_value"]) == sum(minor(g["list_amount"]) for g in response["gifts"])
+    assert minor(response["totals"]["gift_value"]) == sum(
+        minor(g["list_amount"]) for g in response["gifts"]
+    )
     assert all(minor(g["net_amount"]) == 0 for g in response["gifts"])
     policy, floors = floor_amounts(sources, data, response)
     for line in ok:
@@ -714,15 +799,24 @@ def check_promotion_invariants(
                 if line.get("floor_clamped"):
                     assert before_manual == floor, f"line {line['id']} clamped past its floor"
             else:
-                assert line["adjustments"] == [], f"line {line['id']}: list below floor keeps an adjustment"
+                assert line["adjustments"] == [], (
+                    f"line {line['id']}: list below floor keeps an adjustment"
+                )
         elif before_manual < floor and "manual_discount" not in line:
             assert (line["status"], line.get("approval_level")) == ("needs_approval", "floor")
     clamped = {a["rule"] for line in ok if line.get("floor_clamped") for a in line["adjustments"]}
     for rule, total in trace["promotion_totals"].items():
         if rule in clamped or any(line.get("floor_clamped") for line in ok):
             continue  # a clamp took part of it back after the promotion's step
-        shares = [minor(a["amount"]) for line in ok for a in line["adjustments"] if a["rule"] == rule and a.get("stage") != "manual"]
-        assert -sum(shares) == total, f"{rule}: line shares sum to {-sum(shares)}, the promotion took {total}"
+        shares = [
+            minor(a["amount"])
+            for line in ok
+            for a in line["adjustments"]
+            if a["rule"] == rule and a.get("stage") != "manual"
+        ]
+        assert -sum(shares) == total, (
+            f"{rule}: line shares sum to {-sum(shares)}, the promotion took {total}"
+        )
 
 
 def with_ids(cart_: dict[str, Any]) -> dict[str, Any]:
@@ -747,7 +841,9 @@ def test_reference_promotion_invariants(case: Case) -> None:
     data = case.data
     for c in case.carts:
         trace: dict[str, Any] = {}
-        check_promotion_invariants(case.sources, data, reference_quote(case.sources, data, c, trace=trace), trace)
+        check_promotion_invariants(
+            case.sources, data, reference_quote(case.sources, data, c, trace=trace), trace
+        )
 
 
 @settings(max_examples=100)
@@ -759,7 +855,9 @@ def test_reference_generated_promotion_rulesets_pass_the_checker(case: Case) -> 
 
 @settings(max_examples=100)
 @given(case=cases(stages59=True), shuffle=st.data())
-def test_reference_promotions_do_not_depend_on_line_order(case: Case, shuffle: st.DataObject) -> None:
+def test_reference_promotions_do_not_depend_on_line_order(
+    case: Case, shuffle: st.DataObject
+) -> None:
     """Reordering a cart's lines changes no figure, where no tie was broken by cart order."""
     data = case.data
     for c in case.carts:
@@ -816,7 +914,9 @@ def test_stages59_answers_do_not_depend_on_order(case: Case, shuffle: st.DataObj
     carts = [with_ids(c) for c in case.carts]
     relaid = shuffle.draw(layouts(case.blocks), label="relaid sources")
     order = shuffle.draw(st.permutations(range(len(carts))), label="cart order")
-    first = [full_comparable(r) for r in api.quote_batch(compile_plan(api, case.sources, data), carts)]
+    first = [
+        full_comparable(r) for r in api.quote_batch(compile_plan(api, case.sources, data), carts)
+    ]
     plan = compile_plan(api, relaid, data)
     again = [full_comparable(r) for r in api.quote_batch(plan, [carts[i] for i in order])]
     assert again == [first[i] for i in order]
@@ -842,7 +942,9 @@ def test_stages59_engine_clips_a_cart_followed_by_a_cart_without_priced_lines() 
     scenario = Scenario(
         rules=STANDARD + 'promotion "vol" {\n  each line: percent_off 5%\n  budget 0.01\n}\n',
         catalog=ABCD,
-        tables={"standard_prices": [{"sku": "A", "price": "0.01"}, {"sku": "C", "price": "100.00"}]},
+        tables={
+            "standard_prices": [{"sku": "A", "price": "0.01"}, {"sku": "C", "price": "100.00"}]
+        },
         cart=cart([("1", "A", "1"), ("2", "C", "1")]),
     )
     nothing = cart([("1", "NOPE", "1")])
@@ -854,8 +956,7 @@ def test_stages59_engine_clips_a_cart_followed_by_a_cart_without_priced_lines() 
 def test_stages59_engine_values_a_gift_at_the_price_for_the_quantity_given() -> None:
     # best of a group: 3 gifts of G are priced at the break for 3 (10.00 each), not for 1
     scenario = Scenario(
-        rules=STANDARD
-        + 'promotion "pct" group "o" { order subtotal >= 1.00: percent_off 5% }\n'
+        rules=STANDARD + 'promotion "pct" group "o" { order subtotal >= 1.00: percent_off 5% }\n'
         'promotion "gift" group "o" { order subtotal >= 1.00: gift 3 of "D" }\n',
         catalog=ABCD,
         tables={
@@ -890,7 +991,9 @@ def check_special_invariants(case: Case, cart_: dict[str, Any], response: dict[s
         subs = line.get("sublines")
         if not subs:
             continue
-        assert subs[0]["special"] and all(not sub["special"] for sub in subs[1:]), "special sub-line first, one of it"
+        assert subs[0]["special"] and all(not sub["special"] for sub in subs[1:]), (
+            "special sub-line first, one of it"
+        )
         assert sum(parse_quantity(sub["qty"]) for sub in subs) == parse_quantity(line["base_qty"])
         for key in ("list_amount", "net_amount", "tax", "gross_amount"):
             assert sum(minor(sub[key]) for sub in subs) == minor(line[key]), key
@@ -900,27 +1003,43 @@ def check_special_invariants(case: Case, cart_: dict[str, Any], response: dict[s
     customer = (cart_.get("customer") or {}).get("id")
     project = cart_.get("project") or ""
     consumed = {
-        (r["customer_id"], r.get("project") or "", r["sku"]): parse_quantity(r["qty"]) for r in (case.ledger or {}).get("special_consumed", [])
+        (r["customer_id"], r.get("project") or "", r["sku"]): parse_quantity(r["qty"])
+        for r in (case.ledger or {}).get("special_consumed", [])
     }
     for sku, qty in taken.items():
-        rows = [r for r in case.tables["special_prices"] if (r["customer_id"], r["sku"]) == (customer, sku) and r["project"] in ("", project)]
+        rows = [
+            r
+            for r in case.tables["special_prices"]
+            if (r["customer_id"], r["sku"]) == (customer, sku) and r["project"] in ("", project)
+        ]
         assert rows, f"{sku}: a special price for customer {customer!r} without a row"
         if all(r["qty_quota"] for r in rows):
-            left = max(parse_quantity(r["qty_quota"]) - consumed.get((customer, r["project"], sku), 0) for r in rows)
+            left = max(
+                parse_quantity(r["qty_quota"]) - consumed.get((customer, r["project"], sku), 0)
+                for r in rows
+            )
             assert qty <= left, f"{sku}: {qty} special units, more than the {left} left"
 
 
 @settings(max_examples=150)
 @given(case=cases(special=True))
 def test_special_engine_agrees_with_reference(case: Case) -> None:
-    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+    for c, response in zip(
+        case.carts,
+        check_full_agreement(case.sources, case.data, list(case.carts), case.ledger),
+        strict=True,
+    ):
         check_special_invariants(case, c, response)
 
 
 @settings(max_examples=150)
 @given(case=cases(stages59=True, special=True))
 def test_special_stages59_engine_agrees_with_reference(case: Case) -> None:
-    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+    for c, response in zip(
+        case.carts,
+        check_full_agreement(case.sources, case.data, list(case.carts), case.ledger),
+        strict=True,
+    ):
         check_special_invariants(case, c, response)
 
 
@@ -939,6 +1058,8 @@ def test_special_reference_invariants(case: Case) -> None:
         response = reference_quote(case.sources, data, c, ledger=case.ledger, trace=trace)
         check_promotion_invariants(case.sources, data, response, trace)
         check_special_invariants(case, c, response)
+
+
 # ---- the ledger: budgets spent, uses used, gift stock given ------------------------------------
 
 
@@ -955,7 +1076,9 @@ def ledgers(draw: st.DrawFn, case: Case) -> dict[str, Any]:
         budget = promo.cap("budget")
         if budget is not None:
             total = parse_money(budget.value.text, rules.currency)  # type: ignore[union-attr]
-            budget_used[promo.name] = draw(st.sampled_from((0, total // 2, total - 1, total, total + 7)))
+            budget_used[promo.name] = draw(
+                st.sampled_from((0, total // 2, total - 1, total, total + 7))
+            )
         stock = promo.cap("gift_stock")
         if stock is not None:
             n = int(stock.value.text)  # type: ignore[union-attr]
@@ -973,7 +1096,9 @@ def ledgers(draw: st.DrawFn, case: Case) -> dict[str, Any]:
 def test_stages59_engine_agrees_with_reference_on_a_ledger(case: Case, data: st.DataObject) -> None:
     """Budgets clipped to what remains or switched off, uses per customer, gift stock: the
     engine (quote and quote_batch, given a LedgerView) and the reference agree to the cent."""
-    check_full_agreement(case.sources, case.data, list(case.carts), ledger=data.draw(ledgers(case), label="ledger"))
+    check_full_agreement(
+        case.sources, case.data, list(case.carts), ledger=data.draw(ledgers(case), label="ledger")
+    )
 
 
 # Cumulative conditions (SPEC §3.6): generated conditions on committed lines; ``-k cumulative``.
@@ -988,7 +1113,11 @@ def test_cumulative_engine_agrees_with_reference(case: Case) -> None:
 @settings(max_examples=150)
 @given(case=cases(stages59=True, cumulative=True, special=True))
 def test_cumulative_stages59_engine_agrees_with_reference(case: Case) -> None:
-    for c, response in zip(case.carts, check_full_agreement(case.sources, case.data, list(case.carts), case.ledger), strict=True):
+    for c, response in zip(
+        case.carts,
+        check_full_agreement(case.sources, case.data, list(case.carts), case.ledger),
+        strict=True,
+    ):
         check_special_invariants(case, c, response)
 
 

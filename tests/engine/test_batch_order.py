@@ -42,14 +42,27 @@ promotion "spend 500, save 80" priority 10 {
   order subtotal >= 500.00: amount_off 80.00
 }
 """
-DATA = DataSet.from_rows([{"sku": "A", "base_unit": "pcs"}], {"standard_prices": [{"sku": "A", "price": "100.00"}]})
-CARTS = pl.DataFrame({"cart_id": ["X", "Y"], "date": ["2026-11-22", "2026-11-22"], "customer_id": ["D1", "D2"]})
-INTERLEAVED = pl.DataFrame({"cart_id": ["X", "Y", "X"], "line_id": ["x1", "y1", "x2"], "sku": ["A", "A", "A"], "qty": ["3", "5", "3"]})
+DATA = DataSet.from_rows(
+    [{"sku": "A", "base_unit": "pcs"}], {"standard_prices": [{"sku": "A", "price": "100.00"}]}
+)
+CARTS = pl.DataFrame(
+    {"cart_id": ["X", "Y"], "date": ["2026-11-22", "2026-11-22"], "customer_id": ["D1", "D2"]}
+)
+INTERLEAVED = pl.DataFrame(
+    {
+        "cart_id": ["X", "Y", "X"],
+        "line_id": ["x1", "y1", "x2"],
+        "sku": ["A", "A", "A"],
+        "qty": ["3", "5", "3"],
+    }
+)
 
 
 def test_interleaved_carts_are_priced_as_carts_and_keep_the_input_order() -> None:
     priced = price_frames(compile_ruleset({"order.rule": RULESET}, DATA), CARTS, INTERLEAVED)
-    assert priced.select("cart_id", "line_id", "list_amount_minor", "discount_minor", "net_amount_minor").rows() == [
+    assert priced.select(
+        "cart_id", "line_id", "list_amount_minor", "discount_minor", "net_amount_minor"
+    ).rows() == [
         ("X", "x1", 30000, -4000, 26000),
         ("Y", "y1", 50000, -8000, 42000),
         ("X", "x2", 30000, -4000, 26000),
@@ -77,7 +90,10 @@ def test_the_what_if_diff_of_interleaved_orders_splits_by_rule_on_the_right_line
         ("Y", "y1", 50000, 42000),
         ("X", "x2", 30000, 26000),
     ]
-    assert report.by_partner.select("customer_id", "net_delta").rows() == [("D1", -8000), ("D2", -8000)]
+    assert report.by_partner.select("customer_id", "net_delta").rows() == [
+        ("D1", -8000),
+        ("D2", -8000),
+    ]
     assert report.by_rule.select("rule", "discount_new").rows() == [("spend 500, save 80", -16000)]
 
 
@@ -94,7 +110,9 @@ def demo() -> tuple[Plan, list[dict[str, object]]]:
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_shuffled_demo_lines_price_as_the_json_batch_does(demo: tuple[Plan, list[dict[str, object]]], seed: int) -> None:
+def test_shuffled_demo_lines_price_as_the_json_batch_does(
+    demo: tuple[Plan, list[dict[str, object]]], seed: int
+) -> None:
     plan, carts = demo
     cart_frame, line_frame = demo_frames(carts)
     # carts interleaved at random; a cart's own lines keep their order (it is part of the
@@ -112,13 +130,23 @@ def test_shuffled_demo_lines_price_as_the_json_batch_does(demo: tuple[Plan, list
     shuffled = line_frame[position]
     assert shuffled["cart_id"].to_list() != sorted(cart_of)  # the carts are interleaved
     priced = price_frames(plan, cart_frame, shuffled)
-    assert priced.select("cart_id", "line_id").rows() == shuffled.select("cart_id", "line_id").rows()
+    assert (
+        priced.select("cart_id", "line_id").rows() == shuffled.select("cart_id", "line_id").rows()
+    )
     expected = {}
     for c, answer in enumerate(quote_batch(plan, carts)):
         currency = answer.get("currency", plan.currency)
         for line in answer["lines"]:
             key = (c, line["id"])
             assert key not in expected  # the demo's carts split no line at stage 3
-            expected[key] = (parse_money(line["list_amount"], currency), parse_money(line["net_amount"], currency))
-    got = {(c, i): (a, n) for c, i, a, n in priced.select("cart_id", "line_id", "list_amount_minor", "net_amount_minor").iter_rows()}
+            expected[key] = (
+                parse_money(line["list_amount"], currency),
+                parse_money(line["net_amount"], currency),
+            )
+    got = {
+        (c, i): (a, n)
+        for c, i, a, n in priced.select(
+            "cart_id", "line_id", "list_amount_minor", "net_amount_minor"
+        ).iter_rows()
+    }
     assert got == expected

@@ -19,7 +19,13 @@ from tests.engine.test_agreement import (
     ledger_view,
 )
 
-DATA = DataSet.from_rows(ABCD, {"standard_prices": STANDARD_PRICES, "fx_rates": [{"from": "CNY", "to": "USD", "date": "2026-11-01", "rate": "0.14"}]})
+DATA = DataSet.from_rows(
+    ABCD,
+    {
+        "standard_prices": STANDARD_PRICES,
+        "fx_rates": [{"from": "CNY", "to": "USD", "date": "2026-11-01", "rate": "0.14"}],
+    },
+)
 C04_RULES = (
     STANDARD
     + 'promotion "November 100 A" {\n  valid 2026-11-01 .. 2026-11-30\n  cumulative qty of sku "A" >= 100\n'
@@ -52,12 +58,17 @@ def test_C04_committed_orders_in_the_window_plus_this_cart() -> None:
     # 60 + 30 (the October order is outside the window) + 15 = 105 >= 100 -> 3% of 300.00
     assert nets(C04_RULES, [cart(("A", "15"))], C04_LEDGER) == [["291.00"]]
     # 60 + 30 + 9 = 99: not reached; another customer has no history
-    assert nets(C04_RULES, [cart(("A", "9")), cart(("A", "15"), customer="D2")], C04_LEDGER) == [["180.00"], ["300.00"]]
+    assert nets(C04_RULES, [cart(("A", "9")), cart(("A", "15"), customer="D2")], C04_LEDGER) == [
+        ["180.00"],
+        ["300.00"],
+    ]
 
 
 def test_C04_this_cart_counts_all_its_lines_of_the_selection() -> None:
     # 90 committed + 5 + 5 across two lines (and a box of 12) reach 100 together
-    assert nets(C04_RULES, [cart(("A", "5"), ("B", "1"), ("A", "5"))], C04_LEDGER) == [["97.00", "30.00", "97.00"]]
+    assert nets(C04_RULES, [cart(("A", "5"), ("B", "1"), ("A", "5"))], C04_LEDGER) == [
+        ["97.00", "30.00", "97.00"]
+    ]
 
 
 def test_C04_the_engine_without_the_ledger_counts_only_the_cart() -> None:
@@ -69,11 +80,20 @@ def test_C04_the_engine_without_the_ledger_counts_only_the_cart() -> None:
 
 
 def test_cumulative_amounts_count_committed_net_and_this_cart_list_amount() -> None:
-    rules = STANDARD + 'promotion "big spenders" {\n  cumulative amount of category "tools" >= 1000.00\n  order subtotal >= 0.00: percent_off 10%\n}\n'
-    ledger = {"committed_lines": [{"customer_id": "D1", "date": "2025-01-01", "sku": "B", "qty": "1", "amount": "900.00"}]}
+    rules = (
+        STANDARD
+        + 'promotion "big spenders" {\n  cumulative amount of category "tools" >= 1000.00\n  order subtotal >= 0.00: percent_off 10%\n}\n'
+    )
+    ledger = {
+        "committed_lines": [
+            {"customer_id": "D1", "date": "2025-01-01", "sku": "B", "qty": "1", "amount": "900.00"}
+        ]
+    }
     # no window: all history counts; 900.00 + 5 x 20.00 = 1000.00 reaches it
     assert nets(rules, [cart(("A", "5"), ("C", "2"))], ledger) == [["90.00", "9.00"]]
-    assert nets(rules, [cart(("A", "4"), ("C", "20"))], ledger) == [["80.00", "100.00"]]  # 980.00: parts don't count
+    assert nets(rules, [cart(("A", "4"), ("C", "20"))], ledger) == [
+        ["80.00", "100.00"]
+    ]  # 980.00: parts don't count
     # a cart in USD: 900.00 CNY -> 126.00 USD, threshold 140.00 USD; 5 x 2.80 = 14.00
     assert nets(rules, [cart(("A", "5"), currency="USD")], ledger) == [["12.60"]]
 
@@ -81,7 +101,9 @@ def test_cumulative_amounts_count_committed_net_and_this_cart_list_amount() -> N
 def test_the_checker_reads_cumulative_conditions() -> None:
     def codes(statement: str) -> list[str]:
         rules = STANDARD + f'promotion "p" {{\n  {statement}\n  each line: percent_off 5%\n}}\n'
-        return [d.code for d in check_ruleset({"r.rule": HEADER + rules}, DATA) if d.severity == "error"]
+        return [
+            d.code for d in check_ruleset({"r.rule": HEADER + rules}, DATA) if d.severity == "error"
+        ]
 
     assert codes('cumulative qty of sku "A" >= 100') == []
     assert codes('cumulative amount of brand "acme" >= 5000.00') == []

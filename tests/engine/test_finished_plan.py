@@ -85,7 +85,10 @@ EXPECTED = {
 
 
 def nets(answer: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    return [(line["net_amount"], [a["rule"] for a in line.get("adjustments", ())]) for line in answer["lines"]]
+    return [
+        (line["net_amount"], [a["rule"] for a in line.get("adjustments", ())])
+        for line in answer["lines"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +128,9 @@ def test_compiling_builds_every_signature_table(small_plan: Plan) -> None:
     assert not hasattr(small_plan, "scratch")
 
 
-def test_every_new_context_prices_without_building_anything(small_plan: Plan, builds: dict[str, int]) -> None:
+def test_every_new_context_prices_without_building_anything(
+    small_plan: Plan, builds: dict[str, int]
+) -> None:
     index = small_plan.line_index
     table, programs = index.table(), len(index.programs.slots)
     for c in (GOLD, PLATINUM_HK, NOBODY_2026, NOBODY_2027):
@@ -142,11 +147,19 @@ def test_a_value_no_rule_names_is_the_same_context_as_none(small_plan: Plan) -> 
     space = small_plan.line_index.space
     day = dt.date(2026, 11, 22).toordinal()
     assert space.code(("HK", "platinum", day)) == space.code(("HK", None, day))
-    assert space.code(("east", "gold", day)) == space.code(("west", "gold", day)) == space.code((None, "gold", day))
+    assert (
+        space.code(("east", "gold", day))
+        == space.code(("west", "gold", day))
+        == space.code((None, "gold", day))
+    )
     assert space.code(("HK", "gold", day)) != space.code(("east", "gold", day))
     # the window's edges split the date axis exactly where it opens and closes
     first, last = dt.date(2026, 1, 1).toordinal(), dt.date(2026, 12, 31).toordinal()
-    assert space.code((None, None, first - 1)) != space.code((None, None, first)) == space.code((None, None, last))
+    assert (
+        space.code((None, None, first - 1))
+        != space.code((None, None, first))
+        == space.code((None, None, last))
+    )
     assert space.code((None, None, last)) != space.code((None, None, last + 1))
 
 
@@ -174,12 +187,16 @@ def demo() -> tuple[dict[str, str], DataSet, list[dict[str, Any]]]:
     return sources, data, carts
 
 
-def test_the_demo_plan_prices_every_cart_without_building(demo: Any, builds: dict[str, int]) -> None:
+def test_the_demo_plan_prices_every_cart_without_building(
+    demo: Any, builds: dict[str, int]
+) -> None:
     sources, data, carts = demo
     plan = compile_ruleset(sources, data)
     index = plan.line_index
     before = (index.finished, index.table(), len(index.programs.slots), plan.small)
-    converted = [(p.converted.keys(), [id(a) for a in p.converted.values()]) for p in plan.pricelists]
+    converted = [
+        (p.converted.keys(), [id(a) for a in p.converted.values()]) for p in plan.pricelists
+    ]
     line_converted = dict(index.converted)
     assert index.finished is not None and index.built_tables() >= 1
     assert any(p.converted for p in plan.pricelists) and line_converted  # CNY <-> USD rates
@@ -189,7 +206,9 @@ def test_the_demo_plan_prices_every_cart_without_building(demo: Any, builds: dic
     quote_batch(plan, carts)
     assert builds == {"tables": 0, "small": 0}
     assert (index.finished, index.table(), len(index.programs.slots), plan.small) == before
-    assert [(p.converted.keys(), [id(a) for a in p.converted.values()]) for p in plan.pricelists] == converted
+    assert [
+        (p.converted.keys(), [id(a) for a in p.converted.values()]) for p in plan.pricelists
+    ] == converted
     assert index.converted == line_converted
     assert index.on_demand.tables == []
 
@@ -200,7 +219,10 @@ def test_converted_prices_are_the_per_row_conversion(demo: Any) -> None:
     checked = 0
     for p in plan.pricelists:
         for (dst, num, den), prices in p.converted.items():
-            expected = [convert_minor(int(v), (num, den), p.currency, dst, plan.rounding) for v in p.row_price.tolist()]
+            expected = [
+                convert_minor(int(v), (num, den), p.currency, dst, plan.rounding)
+                for v in p.row_price.tolist()
+            ]
             assert prices.tolist() == expected
             checked += 1
     assert checked > 0
@@ -247,7 +269,11 @@ def test_price_frames_reads_the_finished_tables(demo: Any, builds: dict[str, int
     plan = compile_ruleset(sources, data)
     builds.update(tables=0, small=0)
     # the frames carry no segment and no currency: price the carts that need neither
-    local = [c for c in without_manual_discounts(carts) if "currency" not in c and "segment" not in c["customer"]]
+    local = [
+        c
+        for c in without_manual_discounts(carts)
+        if "currency" not in c and "segment" not in c["customer"]
+    ]
     priced = price_frames(plan, *demo_frames(local))
     assert builds["tables"] == 0
     batch_nets = [

@@ -67,7 +67,11 @@ def cart(currency: str, lines: list[dict[str, Any]], date: str = "2026-11-22") -
 def answers(sources: dict[str, str], ds: DataSet, the_cart: dict[str, Any]) -> list[dict[str, Any]]:
     """The engine's one-cart and batch answers and the reference's, for the same cart."""
     plan = compile_ruleset(sources, ds)
-    return [quote(plan, the_cart), quote_batch(plan, [the_cart])[0], reference_quote(sources, ds, the_cart)]
+    return [
+        quote(plan, the_cart),
+        quote_batch(plan, [the_cart])[0],
+        reference_quote(sources, ds, the_cart),
+    ]
 
 
 def figures(line: dict[str, Any]) -> tuple[Any, ...]:
@@ -92,11 +96,20 @@ def test_a_eur_line_below_the_converted_floor_is_clamped_to_it() -> None:
     # Read unconverted, the floor would be 950.00 EUR a unit (1900.00 for the line).
     the_cart = cart("EUR", [{"id": "1", "sku": "A", "qty": "2"}])
     for answer in answers(rules("clamp"), data(), the_cart):
-        assert figures(answer["lines"][0]) == ("1847.40", [("ten", "-92.36")], "1755.04", True, "ok", None)
+        assert figures(answer["lines"][0]) == (
+            "1847.40",
+            [("ten", "-92.36")],
+            "1755.04",
+            True,
+            "ok",
+            None,
+        )
         assert answer["totals"]["net"] == "1755.04"
 
 
-def test_a_jpy_line_below_the_converted_floor_is_clamped_though_above_the_unconverted_number() -> None:
+def test_a_jpy_line_below_the_converted_floor_is_clamped_though_above_the_unconverted_number() -> (
+    None
+):
     # The issue's case: a floor read as the cart's money unconverted is too low, so a line
     # below the real floor is not clamped. USD -> JPY 150.25, and JPY has no decimals:
     # A lists at 1000.00 USD = 100000 minor x 150.25 / 100 = 150250 JPY; 1 unit: 150250.
@@ -106,7 +119,14 @@ def test_a_jpy_line_below_the_converted_floor_is_clamped_though_above_the_unconv
     # (Unconverted, the floor would be 95000 JPY and 135225 would stand.)
     the_cart = cart("JPY", [{"id": "1", "sku": "A", "qty": "1"}])
     for answer in answers(rules("clamp"), data(), the_cart):
-        assert figures(answer["lines"][0]) == ("150250", [("ten", "-7512")], "142738", True, "ok", None)
+        assert figures(answer["lines"][0]) == (
+            "150250",
+            [("ten", "-7512")],
+            "142738",
+            True,
+            "ok",
+            None,
+        )
 
 
 def test_a_eur_line_above_the_converted_floor_is_not_clamped() -> None:
@@ -116,14 +136,23 @@ def test_a_eur_line_above_the_converted_floor_is_not_clamped() -> None:
     # (1900.00 EUR) the whole 55.42 would be taken back.
     the_cart = cart("EUR", [{"id": "1", "sku": "B", "qty": "2"}])
     for answer in answers(rules("clamp"), data(), the_cart):
-        assert figures(answer["lines"][0]) == ("1847.40", [("three", "-55.42")], "1791.98", False, "ok", None)
+        assert figures(answer["lines"][0]) == (
+            "1847.40",
+            [("three", "-55.42")],
+            "1791.98",
+            False,
+            "ok",
+            None,
+        )
 
 
 def test_a_same_currency_floor_clamps_as_before() -> None:
     # USD cart, no conversion: A 2 x 1000.00 = 2000.00, 10% = 200.00 off -> 1800.00, below
     # the floor 2 x 950.00 = 1900.00: "ten" is cut to -100.00. B: 3% = 60.00 off -> 1940.00,
     # above 1900.00: unchanged.
-    the_cart = cart("USD", [{"id": "1", "sku": "A", "qty": "2"}, {"id": "2", "sku": "B", "qty": "2"}])
+    the_cart = cart(
+        "USD", [{"id": "1", "sku": "A", "qty": "2"}, {"id": "2", "sku": "B", "qty": "2"}]
+    )
     for answer in answers(rules("clamp"), data(), the_cart):
         assert [figures(line) for line in answer["lines"]] == [
             ("2000.00", [("ten", "-100.00")], "1900.00", True, "ok", None),
@@ -149,8 +178,22 @@ def test_flag_and_manual_discounts_compare_with_the_converted_floor() -> None:
         assert [figures(line) for line in answer["lines"]] == [
             ("1847.40", [("ten", "-184.74")], "1662.66", False, "needs_approval", "floor"),
             ("1847.40", [("three", "-55.42")], "1791.98", False, "ok", None),
-            ("1847.40", [("three", "-55.42"), ("manual discount", "-53.76")], "1738.22", False, "needs_approval", "floor"),
-            ("1847.40", [("three", "-55.42"), ("manual discount", "-35.84")], "1756.14", False, "approved", None),
+            (
+                "1847.40",
+                [("three", "-55.42"), ("manual discount", "-53.76")],
+                "1738.22",
+                False,
+                "needs_approval",
+                "floor",
+            ),
+            (
+                "1847.40",
+                [("three", "-55.42"), ("manual discount", "-35.84")],
+                "1756.14",
+                False,
+                "approved",
+                None,
+            ),
         ]
 
 
@@ -171,7 +214,9 @@ def test_a_line_with_a_floor_and_no_ruleset_to_cart_rate_gets_no_fx_rate() -> No
             "fx_rates": [{"from": "USD", "to": "JPY", "date": "2026-11-01", "rate": "150.25"}],
         },
     )
-    the_cart = cart("EUR", [{"id": "1", "sku": "A", "qty": "2"}, {"id": "2", "sku": "C", "qty": "2"}])
+    the_cart = cart(
+        "EUR", [{"id": "1", "sku": "A", "qty": "2"}, {"id": "2", "sku": "C", "qty": "2"}]
+    )
     for answer in answers(sources, ds, the_cart):
         assert [(e["line"], e["code"]) for e in answer["errors"]] == [("1", "no_fx_rate")]
         assert figures(answer["lines"][1]) == ("200.00", [], "200.00", False, "ok", None)
@@ -187,7 +232,14 @@ def foreign_floor_cases(draw: st.DrawFn) -> Case:
         {**c, "currency": FOREIGN_CURRENCY} if draw(st.integers(0, 3)) else c
         for c in case.carts
     )  # fmt: skip
-    return Case(blocks=case.blocks, sources=case.sources, catalog=case.catalog, tables=case.tables, carts=carts, ledger=case.ledger)
+    return Case(
+        blocks=case.blocks,
+        sources=case.sources,
+        catalog=case.catalog,
+        tables=case.tables,
+        carts=carts,
+        ledger=case.ledger,
+    )
 
 
 @settings(max_examples=150)

@@ -56,12 +56,20 @@ def test_below_the_api_the_engine_reads_only_the_tree_errors_and_schema_of_dsl()
 
 def test_no_module_imports_another_modules_private_names() -> None:
     private = []
-    for path in [*modules(), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "bench").rglob("*.py"))]:
+    for path in [
+        *modules(),
+        *sorted((ROOT / "tests").rglob("*.py")),
+        *sorted((ROOT / "bench").rglob("*.py")),
+    ]:
         rel = path.relative_to(ROOT)
         for line, module, names in imports(path):
             if module.split(".")[0] not in PACKAGES:
                 continue
-            private += [f"{rel}:{line} imports {module}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+            private += [
+                f"{rel}:{line} imports {module}.{n}"
+                for n in names
+                if n.startswith("_") and not n.startswith("__")
+            ]
     assert private == []
 
 
@@ -85,7 +93,13 @@ def test_each_package_says_what_it_holds(package: str) -> None:
 
 def test_the_boundary_check_sees_a_crossing(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("from dsl.check import check\nfrom dsl import tree as t, parser\nfrom engine.ledger.store import _quoted\n")
+    probe.write_text(
+        "from dsl.check import check\nfrom dsl import tree as t, parser\nfrom engine.ledger.store import _quoted\n"
+    )
     found = imports(probe)
-    assert [r for line, m, n in found for r in dsl_module(m, n)] == ["dsl.check", "dsl.tree", "dsl.parser"]
+    assert [r for line, m, n in found for r in dsl_module(m, n)] == [
+        "dsl.check",
+        "dsl.tree",
+        "dsl.parser",
+    ]
     assert [n for _, m, names in found if m == "engine.ledger.store" for n in names] == ["_quoted"]

@@ -109,7 +109,14 @@ def test_format_money_takes_numpy_integers() -> None:
 
 @pytest.mark.parametrize(
     ("text", "milli"),
-    [("1", 1000), ("1.5", 1500), ("0.001", 1), ("3.333", 3333), ("1000000000", 10**12), ("-2", -2000)],
+    [
+        ("1", 1000),
+        ("1.5", 1500),
+        ("0.001", 1),
+        ("3.333", 3333),
+        ("1000000000", 10**12),
+        ("-2", -2000),
+    ],
 )
 def test_parse_quantity_gives_thousandths(text: str, milli: int) -> None:
     assert parse_quantity(text) == milli
@@ -121,14 +128,24 @@ def test_parse_quantity_refuses_over_precise_or_non_numbers(text: str) -> None:
         parse_quantity(text)
 
 
-@pytest.mark.parametrize(("milli", "text"), [(3333, "3.333"), (1500, "1.5"), (1000, "1"), (1, "0.001"), (10, "0.01"), (-2500, "-2.5")])
+@pytest.mark.parametrize(
+    ("milli", "text"),
+    [(3333, "3.333"), (1500, "1.5"), (1000, "1"), (1, "0.001"), (10, "0.01"), (-2500, "-2.5")],
+)
 def test_format_quantity_drops_trailing_zeros(milli: int, text: str) -> None:
     assert format_quantity(milli) == text
 
 
 @pytest.mark.parametrize(
     ("text", "bp"),
-    [("12.5%", 1250), ("0.25%", 25), ("13%", 1300), ("13", 1300), ("100%", 10000), ("33.33%", 3333)],
+    [
+        ("12.5%", 1250),
+        ("0.25%", 25),
+        ("13%", 1300),
+        ("13", 1300),
+        ("100%", 10000),
+        ("33.33%", 3333),
+    ],
 )
 def test_parse_percent_gives_basis_points(text: str, bp: int) -> None:
     assert parse_percent(text) == bp
@@ -140,14 +157,22 @@ def test_parse_percent_refuses_more_than_two_decimals(text: str) -> None:
         parse_percent(text)
 
 
-@pytest.mark.parametrize(("bp", "text"), [(1250, "12.5%"), (25, "0.25%"), (1300, "13%"), (0, "0%"), (3333, "33.33%"), (-500, "-5%")])
+@pytest.mark.parametrize(
+    ("bp", "text"),
+    [(1250, "12.5%"), (25, "0.25%"), (1300, "13%"), (0, "0%"), (3333, "33.33%"), (-500, "-5%")],
+)
 def test_format_percent(bp: int, text: str) -> None:
     assert format_percent(bp) == text
 
 
 @pytest.mark.parametrize(
     ("text", "rate"),
-    [("0.1385", (1385, 10000)), ("7", (7, 1)), ("7.1234", (71234, 10000)), ("150.25", (15025, 100))],
+    [
+        ("0.1385", (1385, 10000)),
+        ("7", (7, 1)),
+        ("7.1234", (71234, 10000)),
+        ("150.25", (15025, 100)),
+    ],
 )
 def test_parse_rate_is_an_exact_fraction(text: str, rate: tuple[int, int]) -> None:
     num, den = parse_rate(text)
@@ -258,7 +283,9 @@ def test_mul_div_round_on_arrays_matches_python_ints(
     pairs=st.lists(st.tuples(AMOUNTS, st.integers(0, 10_000)), min_size=1, max_size=10),
     mode=st.sampled_from(MODES),
 )
-def test_percent_of_large_amounts_does_not_overflow(pairs: list[tuple[int, int]], mode: Rounding) -> None:
+def test_percent_of_large_amounts_does_not_overflow(
+    pairs: list[tuple[int, int]], mode: Rounding
+) -> None:
     amounts = np.array([a for a, _ in pairs], dtype=np.int64)
     bps = np.array([bp for _, bp in pairs], dtype=np.int64)
     want = [exact_round(Fraction(a * bp, 10_000), mode) for a, bp in pairs]
@@ -279,7 +306,9 @@ def test_percent_of_large_amounts_does_not_overflow(pairs: list[tuple[int, int]]
         (1, "7.1234", "USD", "CNY", "half_up", 7),  # 0.01 USD -> 0.071234 CNY
     ],
 )
-def test_convert_minor(amount: int, rate: str, src: str, dst: str, mode: Rounding, want: int) -> None:
+def test_convert_minor(
+    amount: int, rate: str, src: str, dst: str, mode: Rounding, want: int
+) -> None:
     assert convert_minor(amount, parse_rate(rate), src, dst, mode) == want
 
 
@@ -295,7 +324,9 @@ def test_convert_minor_is_one_exact_rounding(
 ) -> None:
     num, den = parse_rate(rate)
     major = Fraction(amount, 10 ** exponent(src)) * Fraction(num, den)
-    assert convert_minor(amount, (num, den), src, dst, mode) == exact_round(major * 10 ** exponent(dst), mode)
+    assert convert_minor(amount, (num, den), src, dst, mode) == exact_round(
+        major * 10 ** exponent(dst), mode
+    )
 
 
 @pytest.mark.parametrize("text", ["1e3", "1_000", "\u0663", "Infinity", "NaN", "0x10", "1,5"])
@@ -312,9 +343,26 @@ def test_the_columnar_path_reads_quantities_like_the_json_path() -> None:
     from engine.core.columns import quantity_column as _milli_column
     from engine.pricing.cart import cart_quantity
 
-    texts = ["5", "05", "2.5", "2.500", ".5", "+2", " 3 ", "2.", "1e3", "1_000", "\u0663", "-2", "2.0005", "abc"]
+    texts = [
+        "5",
+        "05",
+        "2.5",
+        "2.500",
+        ".5",
+        "+2",
+        " 3 ",
+        "2.",
+        "1e3",
+        "1_000",
+        "\u0663",
+        "-2",
+        "2.0005",
+        "abc",
+    ]
     columnar = _milli_column(pl.Series(texts)).tolist()
     one_by_one = [cart_quantity(t) for t in texts]
     # both give the same thousandths for every valid quantity and refuse the same texts
-    assert [max(c, -1) if c > 0 else -1 for c in columnar] == [q if q > 0 else -1 for q in one_by_one]
+    assert [max(c, -1) if c > 0 else -1 for c in columnar] == [
+        q if q > 0 else -1 for q in one_by_one
+    ]
     assert columnar[:8] == [5000, 5000, 2500, 2500, 500, 2000, 3000, 2000]

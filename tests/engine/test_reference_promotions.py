@@ -45,7 +45,9 @@ def nets(quote: Q) -> dict[str, str]:
 
 
 A5_AT_95 = 'promotion "A5 at 95%" priority 100 { each line where sku == "A" and qty >= 5: percent_off 5% }\n'
-A2_B3 = 'promotion "A2+B3" priority 50 { combo 2 of sku "A", 3 of sku "B": amount_off 10.00 per set }\n'
+A2_B3 = (
+    'promotion "A2+B3" priority 50 { combo 2 of sku "A", 3 of sku "B": amount_off 10.00 per set }\n'
+)
 FLOORS = {"floor_prices": [{"sku": "A", "floor": "17.00"}]}
 TEN_THEN_MINUS = (
     'promotion "ten" priority 100 { each line where sku == "A": percent_off 10% }\n'
@@ -60,8 +62,7 @@ SCENARIOS: dict[str, Scenario] = {
         cart=cart([("1", "A", "5"), ("2", "B", "3")]),
     ),
     "S02": Scenario(
-        rules=STANDARD
-        + 'promotion "A2+B3" priority 50 {\n'
+        rules=STANDARD + 'promotion "A2+B3" priority 50 {\n'
         '  combo 2 of sku "A", 3 of sku "B": amount_off 10.00 per set\n'
         "  max 3 per order\n}\n",
         catalog=ABCD,
@@ -69,7 +70,8 @@ SCENARIOS: dict[str, Scenario] = {
         cart=cart([("1", "A", "10"), ("2", "B", "12")]),
     ),
     "S03": Scenario(
-        rules=STANDARD + 'promotion "ABC 10 get D" { pool sku in ("A", "B", "C") every 10: gift 1 of "D" }\n',
+        rules=STANDARD
+        + 'promotion "ABC 10 get D" { pool sku in ("A", "B", "C") every 10: gift 1 of "D" }\n',
         catalog=ABCD,
         tables={"standard_prices": STANDARD_PRICES},
         cart=cart([("1", "A", "4"), ("2", "B", "3"), ("3", "C", "5")]),
@@ -83,49 +85,56 @@ SCENARIOS: dict[str, Scenario] = {
         ledger={"gift_stock_used": {"ABC 10 get D": 499}},
     ),
     "O01": Scenario(
-        rules=STANDARD
-        + 'promotion "spend more" {\n'
+        rules=STANDARD + 'promotion "spend more" {\n'
         "  order subtotal tiers {\n    >= 5000.00: percent_off 2%\n    >= 10000.00: percent_off 4%\n  }\n}\n",
         catalog=[
             {"sku": "X", "category": "tools", "base_unit": "pcs"},
             {"sku": "Y", "category": "tools", "base_unit": "pcs"},
         ],
-        tables={"standard_prices": [{"sku": "X", "price": "200.00"}, {"sku": "Y", "price": "5000.00"}]},
+        tables={
+            "standard_prices": [{"sku": "X", "price": "200.00"}, {"sku": "Y", "price": "5000.00"}]
+        },
         cart=cart([("1", "X", "30"), ("2", "Y", "1")]),
     ),
     "O02": Scenario(
         rules=STANDARD
         + 'promotion "every 1000 save 50" {\n  order every 1000.00: amount_off 50.00\n  max 3 per order\n}\n',
         catalog=[{"sku": "X", "base_unit": "pcs"}, {"sku": "Y", "base_unit": "pcs"}],
-        tables={"standard_prices": [{"sku": "X", "price": "1250.00"}, {"sku": "Y", "price": "2500.00"}]},
+        tables={
+            "standard_prices": [{"sku": "X", "price": "1250.00"}, {"sku": "Y", "price": "2500.00"}]
+        },
         cart=cart([("1", "X", "3"), ("2", "Y", "1")]),
     ),
     "O03": Scenario(
-        rules=STANDARD + 'promotion "spend 5000 save 200" { order subtotal >= 5000.00: amount_off 200.00 }\n',
+        rules=STANDARD
+        + 'promotion "spend 5000 save 200" { order subtotal >= 5000.00: amount_off 200.00 }\n',
         catalog=[{"sku": "X", "base_unit": "pcs"}],
         tables={"standard_prices": [{"sku": "X", "price": "100.00"}]},
         cart=cart([("1", "X", "47")]),
     ),
     "K02": Scenario(
-        rules=STANDARD
-        + 'promotion "gold tools 8%" priority 100 group "tools" {\n'
+        rules=STANDARD + 'promotion "gold tools 8%" priority 100 group "tools" {\n'
         '  when customer.tier == "gold"\n  each line where category == "tools": percent_off 8%\n}\n'
         'promotion "volume 10%" priority 90 group "tools" { each line where qty >= 10: percent_off 10% }\n',
         catalog=[
             {"sku": "T1", "category": "tools", "base_unit": "pcs"},
             {"sku": "T2", "category": "tools", "base_unit": "pcs"},
         ],
-        tables={"standard_prices": [{"sku": "T1", "price": "10.00"}, {"sku": "T2", "price": "50.00"}]},
+        tables={
+            "standard_prices": [{"sku": "T1", "price": "10.00"}, {"sku": "T2", "price": "50.00"}]
+        },
         cart=cart([("1", "T1", "12"), ("2", "T2", "2")], customer={"id": "D1", "tier": "gold"}),
     ),
     "C01": Scenario(
-        rules=STANDARD + 'promotion "ten capped" {\n  each line: percent_off 10%\n  max discount 50.00 per order\n}\n',
+        rules=STANDARD
+        + 'promotion "ten capped" {\n  each line: percent_off 10%\n  max discount 50.00 per order\n}\n',
         catalog=ABCD,
         tables={"standard_prices": STANDARD_PRICES},
         cart=cart([("1", "A", "10"), ("2", "B", "20")]),
     ),
     "C02": Scenario(
-        rules=STANDARD + 'promotion "ten budget" {\n  each line: percent_off 10%\n  budget 1000.00\n}\n',
+        rules=STANDARD
+        + 'promotion "ten budget" {\n  each line: percent_off 10%\n  budget 1000.00\n}\n',
         catalog=ABCD,
         tables={"standard_prices": STANDARD_PRICES},
         cart=cart([("1", "A", "10"), ("2", "B", "20")]),
@@ -153,8 +162,7 @@ SCENARIOS: dict[str, Scenario] = {
         cart=cart([("1", "A", "10")]),
     ),
     "F03": Scenario(
-        rules=STANDARD
-        + 'approval "gold partners" priority 10 {\n'
+        rules=STANDARD + 'approval "gold partners" priority 10 {\n'
         '  when customer.tier == "gold"\n'
         "  up to 5%: approved\n  up to 15%: channel_manager\n  above: rejected\n}\n",
         catalog=ABCD,
@@ -179,7 +187,15 @@ SCENARIOS: dict[str, Scenario] = {
     "B01": Scenario(
         rules=STANDARD,
         catalog=[
-            {"sku": "SET", "base_unit": "set", "components": [{"sku": "P", "ratio": 1}, {"sku": "S", "ratio": 1}, {"sku": "K", "ratio": 1}]},
+            {
+                "sku": "SET",
+                "base_unit": "set",
+                "components": [
+                    {"sku": "P", "ratio": 1},
+                    {"sku": "S", "ratio": 1},
+                    {"sku": "K", "ratio": 1},
+                ],
+            },
             {"sku": "P", "base_unit": "pcs"},
             {"sku": "S", "base_unit": "pcs"},
             {"sku": "K", "base_unit": "pcs"},
@@ -338,7 +354,11 @@ def test_reference_F03() -> None:
     )
     assert staged(lines["1"]) == [("manual discount", "percent_off", "manual", "-14.00")]
     assert (lines["2"]["net_amount"], lines["2"]["status"]) == ("29.10", "approved")
-    assert (lines["3"]["net_amount"], lines["3"]["status"], lines["3"]["adjustments"]) == ("5.00", "rejected", [])
+    assert (lines["3"]["net_amount"], lines["3"]["status"], lines["3"]["adjustments"]) == (
+        "5.00",
+        "rejected",
+        [],
+    )
     assert [lines[i]["manual_discount"] for i in "123"] == ["7%", "3%", "20%"]
 
 
@@ -347,7 +367,11 @@ def test_reference_T01() -> None:
     lines = lines_by_id(quote)
     assert (lines["1"]["net_amount"], lines["1"]["tax"]) == ("92.03", "11.96")
     assert (lines["2"]["net_amount"], lines["2"]["tax"]) == ("82.97", "10.79")
-    assert (quote["totals"]["net"], quote["totals"]["tax"], quote["totals"]["gross"]) == ("175.00", "22.75", "197.75")
+    assert (quote["totals"]["net"], quote["totals"]["tax"], quote["totals"]["gross"]) == (
+        "175.00",
+        "22.75",
+        "197.75",
+    )
 
 
 def test_reference_B01() -> None:
@@ -363,7 +387,12 @@ def test_reference_B01() -> None:
 # ---- corners docs/promotions.md decides, by hand ---------------------------------------------
 
 
-def quote_of(rules: str, lines: list[tuple[str, str, str]], prices: list[dict[str, Any]] | None = None, **context: Any) -> Q:
+def quote_of(
+    rules: str,
+    lines: list[tuple[str, str, str]],
+    prices: list[dict[str, Any]] | None = None,
+    **context: Any,
+) -> Q:
     scenario = Scenario(
         rules=STANDARD + rules,
         catalog=ABCD,
@@ -375,7 +404,9 @@ def quote_of(rules: str, lines: list[tuple[str, str, str]], prices: list[dict[st
 
 def test_reference_combo_consumes_the_most_expensive_units_first() -> None:
     # two lines of A at different net unit prices: 20.00 (line 1) and 18.00 after 10% (line 2)
-    line_promo = 'promotion "A 10% big" { each line where sku == "A" and qty >= 5: percent_off 10% }\n'
+    line_promo = (
+        'promotion "A 10% big" { each line where sku == "A" and qty >= 5: percent_off 10% }\n'
+    )
     combo = 'promotion "2 A" {\n  combo 2 of sku "A": amount_off 3.00 per set\n  max 2 per order\n'
     quote = quote_of(line_promo + combo + "}\n", [("1", "A", "1"), ("2", "A", "5")])
     lines = lines_by_id(quote)
@@ -383,9 +414,14 @@ def test_reference_combo_consumes_the_most_expensive_units_first() -> None:
     # c = 20.00 and round(90.00 x 3 / 5) = 54.00; 6.00 over 20:54 -> 1.62 / 4.38
     assert adjustments(lines["1"]) == [["2 A", "-1.62"]]
     assert adjustments(lines["2"]) == [["A 10% big", "-10.00"], ["2 A", "-4.38"]]
-    cheap = quote_of(line_promo + combo + "  cheapest first\n}\n", [("1", "A", "1"), ("2", "A", "5")])
+    cheap = quote_of(
+        line_promo + combo + "  cheapest first\n}\n", [("1", "A", "1"), ("2", "A", "5")]
+    )
     # cheapest first: 4 units of line 2, c = 72.00: all 6.00 there
-    assert [adjustments(line) for line in cheap["lines"]] == [[], [["A 10% big", "-10.00"], ["2 A", "-6.00"]]]
+    assert [adjustments(line) for line in cheap["lines"]] == [
+        [],
+        [["A 10% big", "-10.00"], ["2 A", "-6.00"]],
+    ]
 
 
 def test_reference_a_later_combo_sees_only_unconsumed_units() -> None:
@@ -442,11 +478,15 @@ def test_reference_best_of_group_of_combos_keeps_the_largest_per_cart() -> None:
 
 
 def test_reference_gift_caps_and_unpriced_gift() -> None:
-    rules = 'promotion "A gives D" {\n  combo 1 of sku "A": gift 2 of "D"\n  max 3 gifts per order\n}\n'
+    rules = (
+        'promotion "A gives D" {\n  combo 1 of sku "A": gift 2 of "D"\n  max 3 gifts per order\n}\n'
+    )
     quote = quote_of(rules, [("1", "A", "2")])
     assert [(g["qty"], g["list_amount"]) for g in quote["gifts"]] == [("3", "150.00")]
     # decided: a per-order gift cap that gives fewer than earned is a gift_short too
-    assert [(w["code"], w["earned"], w["given"]) for w in quote["warnings"]] == [("gift_short", "4", "3")]
+    assert [(w["code"], w["earned"], w["given"]) for w in quote["warnings"]] == [
+        ("gift_short", "4", "3")
+    ]
     unpriced = quote_of(rules, [("1", "A", "1")], prices=[{"sku": "A", "price": "20.00"}])
     assert unpriced["gifts"] == []
     assert [(w["code"], w["rule"]) for w in unpriced["warnings"]] == [("no_price", "A gives D")]
@@ -461,7 +501,10 @@ def test_reference_order_thresholds_test_the_subtotal_entering_stage_6() -> None
     quote = quote_of(rules, [("1", "A", "5")])  # 100.00
     # both test 100.00; the percent takes 10% of what runs at its turn: 70.00 -> 7.00
     assert adjustments(quote["lines"][0]) == [["big", "-30.00"], ["pct", "-7.00"]]
-    exclusive = quote_of(rules.replace('"big" priority 10', '"big" priority 10 stacking exclusive'), [("1", "A", "5")])
+    exclusive = quote_of(
+        rules.replace('"big" priority 10', '"big" priority 10 stacking exclusive'),
+        [("1", "A", "5")],
+    )
     assert adjustments(exclusive["lines"][0]) == [["big", "-30.00"]]
 
 
@@ -473,7 +516,10 @@ def test_reference_order_gift_every_step_and_spend_more_hints() -> None:
     quote = quote_of(rules, [("1", "A", "9")])  # 180.00
     assert [(g["sku"], g["qty"]) for g in quote["gifts"]] == [("D", "1")]
     # decided: the next multiple of an `every` step, and the next tier step above the subtotal
-    assert [(h["rule"], h["missing_amount"]) for h in quote["hints"]] == [("D per 100", "20.00"), ("tiers", "320.00")]
+    assert [(h["rule"], h["missing_amount"]) for h in quote["hints"]] == [
+        ("D per 100", "20.00"),
+        ("tiers", "320.00"),
+    ]
 
 
 def test_reference_floor_clamp_walks_back_across_stages() -> None:
@@ -484,11 +530,20 @@ def test_reference_floor_clamp_walks_back_across_stages() -> None:
     )
     line = lines_by_id(quote_of(rules, [("1", "A", "10")]))["1"]
     # 200 - 20 - 50 = 130 < 170: the latest (order) adjustment gives back 40.00
-    assert staged(line) == [("line 10%", "percent_off", "line", "-20.00"), ("order 50", "amount_off", "order", "-10.00")]
+    assert staged(line) == [
+        ("line 10%", "percent_off", "line", "-20.00"),
+        ("order 50", "amount_off", "order", "-10.00"),
+    ]
     assert line["net_amount"] == "170.00" and line["floor_clamped"] is True
-    below = lines_by_id(quote_of(rules, [("1", "A", "10")], prices=[{"sku": "A", "price": "16.00"}]))["1"]
+    below = lines_by_id(
+        quote_of(rules, [("1", "A", "10")], prices=[{"sku": "A", "price": "16.00"}])
+    )["1"]
     # the list amount itself (160.00) is below the floor: every adjustment is taken back
-    assert (below["adjustments"], below["net_amount"], below["floor_clamped"]) == ([], "160.00", True)
+    assert (below["adjustments"], below["net_amount"], below["floor_clamped"]) == (
+        [],
+        "160.00",
+        True,
+    )
 
 
 def test_reference_manual_discount_below_floor_needs_approval() -> None:
@@ -514,7 +569,9 @@ def test_reference_manual_discount_below_floor_needs_approval() -> None:
         },
     )
     lines = lines_by_id(scenario.quote())
-    assert [(lines[i]["status"], lines[i].get("approval_level"), lines[i]["net_amount"]) for i in "1234"] == [
+    assert [
+        (lines[i]["status"], lines[i].get("approval_level"), lines[i]["net_amount"]) for i in "1234"
+    ] == [
         ("approved", None, "180.00"),
         ("needs_approval", "floor", "160.00"),
         ("needs_approval", "sales_director", "150.00"),
@@ -538,24 +595,33 @@ def test_reference_share_capped_at_running_net() -> None:
     quote = quote_of(rules, [("1", "C", "1"), ("2", "A", "1")])
     # 100.00 over 5:20 -> 20.00 / 80.00; each capped at its net: 5.00 and 20.00, no more
     assert nets(quote) == {"1": "0.00", "2": "0.00"}
-    assert [adjustments(line) for line in quote["lines"]] == [[["big set", "-5.00"]], [["big set", "-20.00"]]]
+    assert [adjustments(line) for line in quote["lines"]] == [
+        [["big set", "-5.00"]],
+        [["big set", "-20.00"]],
+    ]
 
 
 # ---- the ledger switches line promotions off ------------------------------------------------
 
 
-def ledger_quote(rules: str, lines: list[tuple[str, str, str]], ledger: dict[str, Any], **context: Any) -> Q:
+def ledger_quote(
+    rules: str, lines: list[tuple[str, str, str]], ledger: dict[str, Any], **context: Any
+) -> Q:
     scenario = Scenario(rules=STANDARD + rules, catalog=ABCD, tables={"standard_prices": STANDARD_PRICES},
                         cart=cart(lines, **context), ledger=ledger)  # fmt: skip
     return scenario.quote()
 
 
 def test_reference_line_promotion_uses_per_customer() -> None:
-    rules = 'promotion "A once" { each line where sku == "A": percent_off 10%\n uses 1 per customer }\n'
+    rules = (
+        'promotion "A once" { each line where sku == "A": percent_off 10%\n uses 1 per customer }\n'
+    )
     ledger = {"uses": {("A once", "D1"): 1}}
     # D1 used it once already: 10 A at 20.00 stay at 200.00; D2 has not: 180.00
     assert nets(ledger_quote(rules, [("1", "A", "10")], ledger)) == {"1": "200.00"}
-    assert nets(ledger_quote(rules, [("1", "A", "10")], ledger, customer={"id": "D2"})) == {"1": "180.00"}
+    assert nets(ledger_quote(rules, [("1", "A", "10")], ledger, customer={"id": "D2"})) == {
+        "1": "180.00"
+    }
 
 
 def test_reference_spent_budget_leaves_the_best_of_group_to_the_others() -> None:
@@ -569,24 +635,36 @@ def test_reference_spent_budget_leaves_the_best_of_group_to_the_others() -> None
     quote = ledger_quote(rules, [("1", "A", "10"), ("2", "B", "2")], spent)
     # "big" has nothing left: "small" wins the group (200.00 - 10.00); "stop" is switched
     # off, so it neither applies nor stops "after" (60.00 - 2.00)
-    assert [adjustments(line) for line in quote["lines"]] == [[["small", "-10.00"]], [["after", "-2.00"]]]
+    assert [adjustments(line) for line in quote["lines"]] == [
+        [["small", "-10.00"]],
+        [["after", "-2.00"]],
+    ]
     fresh = ledger_quote(rules, [("1", "A", "10"), ("2", "B", "2")], {})
-    assert [adjustments(line) for line in fresh["lines"]] == [[["big", "-40.00"]], [["stop", "-6.00"]]]
+    assert [adjustments(line) for line in fresh["lines"]] == [
+        [["big", "-40.00"]],
+        [["stop", "-6.00"]],
+    ]
 
 
 # ---- the engine on the same tests (skipped until it has stages 5-9) ---------------------------
 
 #: every hand-checked test above, by name
-REFERENCE_TESTS = {name: fn for name, fn in sorted(globals().items()) if name.startswith("test_reference_")}
+REFERENCE_TESTS = {
+    name: fn for name, fn in sorted(globals().items()) if name.startswith("test_reference_")
+}
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_TESTS))
-def test_stages59_engine_passes_the_hand_checked_test(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stages59_engine_passes_the_hand_checked_test(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each test above again, with the engine answering: ``quote`` and ``quote_batch`` must
     give the reference's answer on every field, and then the test's own figures."""
 
     def engine_quote(self: Scenario, cart_: dict[str, Any] | None = None) -> dict[str, Any]:
-        return check_full_agreement(self.sources, self.data, [cart_ or self.cart], ledger=self.ledger)[0]
+        return check_full_agreement(
+            self.sources, self.data, [cart_ or self.cart], ledger=self.ledger
+        )[0]
 
     monkeypatch.setattr(Scenario, "quote", engine_quote)
     REFERENCE_TESTS[name]()

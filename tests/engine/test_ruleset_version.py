@@ -20,7 +20,10 @@ PROMO = 'promotion "ten" priority 100 { each line where sku == "A": percent_off 
 
 CATALOG = [{"sku": "A", "base_unit": "pcs"}, {"sku": "B", "base_unit": "pcs"}]
 PRICES = [{"sku": "A", "price": "20.00"}, {"sku": "B", "price": "5.00"}]
-CART: dict[str, Any] = {"date": "2026-11-22", "lines": [{"sku": "A", "qty": "2"}, {"sku": "B", "qty": "1"}]}
+CART: dict[str, Any] = {
+    "date": "2026-11-22",
+    "lines": [{"sku": "A", "qty": "2"}, {"sku": "B", "qty": "1"}],
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +53,9 @@ def test_same_rules_in_two_folders_have_the_same_version(tmp_path: Path) -> None
 
 def test_renaming_a_file_inside_the_folder_changes_the_version(tmp_path: Path) -> None:
     before = load_sources(write_rules(tmp_path / "a"))
-    after = load_sources(write_rules(tmp_path / "b", {"main.rule": MAIN, "promos/ten_pct.rule": PROMO}))
+    after = load_sources(
+        write_rules(tmp_path / "b", {"main.rule": MAIN, "promos/ten_pct.rule": PROMO})
+    )
     assert compile_ruleset(before, data()).version != compile_ruleset(after, data()).version
 
 
@@ -72,7 +77,9 @@ def test_a_new_data_table_or_catalog_row_changes_the_version(tmp_path: Path) -> 
     base = compile_ruleset(sources, data()).version
 
     with_table = data(stock=[{"sku": "A", "qty": "3"}])
-    more_catalog = DataSet.from_rows([*CATALOG, {"sku": "C", "base_unit": "pcs"}], {"standard_prices": PRICES})
+    more_catalog = DataSet.from_rows(
+        [*CATALOG, {"sku": "C", "base_unit": "pcs"}], {"standard_prices": PRICES}
+    )
 
     assert compile_ruleset(sources, with_table).version != base
     assert compile_ruleset(sources, more_catalog).version != base
@@ -81,7 +88,11 @@ def test_a_new_data_table_or_catalog_row_changes_the_version(tmp_path: Path) -> 
 
 def test_a_changed_rule_file_changes_the_version(tmp_path: Path) -> None:
     old = load_sources(write_rules(tmp_path / "old"))
-    new = load_sources(write_rules(tmp_path / "new", {"main.rule": MAIN, "promos/ten.rule": PROMO.replace("10%", "20%")}))
+    new = load_sources(
+        write_rules(
+            tmp_path / "new", {"main.rule": MAIN, "promos/ten.rule": PROMO.replace("10%", "20%")}
+        )
+    )
     assert compile_ruleset(old, data()).version != compile_ruleset(new, data()).version
 
 
@@ -96,10 +107,19 @@ print(compile_ruleset(load_sources(sys.argv[1]), data()).version)
 def test_same_inputs_in_a_fresh_process_give_the_same_version(tmp_path: Path) -> None:
     folder = write_rules(tmp_path / "rules")
     here = compile_ruleset(load_sources(folder), data()).version
-    env = {**os.environ, "PYTHONHASHSEED": "12345" if os.environ.get("PYTHONHASHSEED") != "12345" else "54321"}
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "12345" if os.environ.get("PYTHONHASHSEED") != "12345" else "54321",
+    }
 
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(folder)], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", SCRIPT, str(folder)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
 
     assert done.stdout.strip() == here

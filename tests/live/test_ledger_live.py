@@ -128,7 +128,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def credit_server(tmp_path: Path) -> Iterator[Server]:
     """RULESET with a credit check: every customer has CREDIT of credit."""
-    accounts = pl.DataFrame({"customer_id": [f"D{c:02d}" for c in range(CUSTOMERS)], "credit_limit": [CREDIT] * CUSTOMERS})
+    accounts = pl.DataFrame(
+        {
+            "customer_id": [f"D{c:02d}" for c in range(CUSTOMERS)],
+            "credit_limit": [CREDIT] * CUSTOMERS,
+        }
+    )
     yield from _serve(tmp_path, RULESET + "\ncredit {\n  table accounts\n}\n", accounts)
 
 
@@ -153,7 +158,9 @@ def _discount_of(response: dict[str, Any], rule: str) -> int:
 def _ledger_figures(db: Path) -> dict[str, Any]:
     with Store(db) as store:
         cur = store.cursor()
-        orders = cur.execute("SELECT order_id, status, net_total, response FROM ledger_orders WHERE status = 'committed'").fetchall()
+        orders = cur.execute(
+            "SELECT order_id, status, net_total, response FROM ledger_orders WHERE status = 'committed'"
+        ).fetchall()
         consumed = dict(
             cur.execute(
                 "SELECT c.kind || ':' || coalesce(c.promotion, ''), sum(c.amount + c.qty) FROM ledger_consumption c"
@@ -164,14 +171,22 @@ def _ledger_figures(db: Path) -> dict[str, Any]:
             "SELECT c.customer_id, sum(c.qty) FROM ledger_consumption c JOIN ledger_orders o USING (order_id)"
             " WHERE o.status = 'committed' AND c.kind = 'use' AND c.promotion = 'welcome' GROUP BY 1"
         ).fetchall()
-        lines_net = dict(cur.execute("SELECT order_id, sum(net_amount) FROM ledger_lines GROUP BY 1").fetchall())
+        lines_net = dict(
+            cur.execute("SELECT order_id, sum(net_amount) FROM ledger_lines GROUP BY 1").fetchall()
+        )
         recorded = {r[0] for r in cur.execute("SELECT order_id FROM ledger_orders").fetchall()}
-        line_orders = {r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_lines").fetchall()}
-        consumption_orders = {r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_consumption").fetchall()}
+        line_orders = {
+            r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_lines").fetchall()
+        }
+        consumption_orders = {
+            r[0] for r in cur.execute("SELECT DISTINCT order_id FROM ledger_consumption").fetchall()
+        }
     import json
 
     return {
-        "orders": {o: (s, int(n), json.loads(r) if isinstance(r, str) else r) for o, s, n, r in orders},
+        "orders": {
+            o: (s, int(n), json.loads(r) if isinstance(r, str) else r) for o, s, n, r in orders
+        },
         "consumed": {k: int(v) for k, v in consumed.items()},
         "uses": {c: int(n) for c, n in uses},
         "lines_net": {k: int(v) for k, v in lines_net.items()},
@@ -184,7 +199,9 @@ def _ledger_figures(db: Path) -> dict[str, Any]:
 def _assert_consistent(figures: dict[str, Any]) -> None:
     """The ledger's sums equal the committed orders' own figures, and nothing overdrew."""
     orders = figures["orders"]
-    assert figures["consumed"].get("budget:ten budget", 0) == sum(_discount_of(r, "ten budget") for _, _, r in orders.values())
+    assert figures["consumed"].get("budget:ten budget", 0) == sum(
+        _discount_of(r, "ten budget") for _, _, r in orders.values()
+    )
     assert figures["consumed"].get("budget:ten budget", 0) <= BUDGET
     assert all(n <= 1 for n in figures["uses"].values()), figures["uses"]
     for order_id, (_, net, _) in orders.items():
@@ -215,38 +232,69 @@ def test_concurrent_commits_never_overdraw(credit_server: Server) -> None:
         results = list(pool.map(commit, range(n)))
     committed = [body for status, body in results if status == 200]
     refused = [body for status, body in results if status != 200]
-    assert len(committed) == 2 * CUSTOMERS, [b for b in refused if b.get("code") != "order_invalid"][:3]
-    assert {(b["code"], tuple(e["code"] for e in b["errors"])) for b in refused} == {("order_invalid", ("credit_exceeded",))}
+    assert len(committed) == 2 * CUSTOMERS, [
+        b for b in refused if b.get("code") != "order_invalid"
+    ][:3]
+    assert {(b["code"], tuple(e["code"] for e in b["errors"])) for b in refused} == {
+        ("order_invalid", ("credit_exceeded",))
+    }
     assert len(refused) == n - 2 * CUSTOMERS
     given = sum(_discount_of(body, "ten budget") for body in committed)
     assert given == BUDGET  # 40 orders want 20.00 each: exactly the 500.00 budget is given
-    welcomed = sum(1 for body in committed if any(a["rule"] == "welcome" for line in body["quote"]["lines"] for a in line["adjustments"]))
+    welcomed = sum(
+        1
+        for body in committed
+        if any(
+            a["rule"] == "welcome" for line in body["quote"]["lines"] for a in line["adjustments"]
+        )
+    )
     assert welcomed == CUSTOMERS  # one use per customer, whatever the interleaving
     credit = {}
     for body in committed:
         [item] = [c for c in body["consumed"] if c["kind"] == "credit"]
         assert item["amount"] == body["quote"]["totals"]["gross"]
-        credit[item["customer_id"]] = credit.get(item["customer_id"], 0) + parse_money(item["amount"], "CNY")
-    assert len(credit) == CUSTOMERS and all(35_000 <= used <= 39_500 for used in credit.values()), credit
+        credit[item["customer_id"]] = credit.get(item["customer_id"], 0) + parse_money(
+            item["amount"], "CNY"
+        )
+    assert len(credit) == CUSTOMERS and all(35_000 <= used <= 39_500 for used in credit.values()), (
+        credit
+    )
     quotas = httpx.get(f"{server.url}/quotas/promotions").json()["promotions"]
-    assert {q["promotion"]: q.get("budget", {}).get("remaining") for q in quotas}["ten budget"] == "0.00"
+    assert {q["promotion"]: q.get("budget", {}).get("remaining") for q in quotas}[
+        "ten budget"
+    ] == "0.00"
 
     # cancel one welcomed order that got budget: /price (the in-memory view) gives both back
-    cancelled = next(b for b in committed if _discount_of(b, "welcome") and _discount_of(b, "ten budget") == 2000)
+    cancelled = next(
+        b for b in committed if _discount_of(b, "welcome") and _discount_of(b, "ten budget") == 2000
+    )
     customer = next(c["customer_id"] for c in cancelled["consumed"] if c["kind"] == "credit")
-    cart = {"date": "2026-11-22", "customer": {"id": customer}, "lines": [{"id": "1", "sku": "A", "qty": "10"}]}
+    cart = {
+        "date": "2026-11-22",
+        "customer": {"id": customer},
+        "lines": [{"id": "1", "sku": "A", "qty": "10"}],
+    }
     before = httpx.post(f"{server.url}/price", json=cart).json()
-    assert [a["rule"] for line in before["lines"] for a in line["adjustments"]] == []  # budget spent, welcome used
-    assert httpx.post(f"{server.url}/orders/{cancelled['order_id']}/cancel").json()["status"] == "cancelled"
+    assert [
+        a["rule"] for line in before["lines"] for a in line["adjustments"]
+    ] == []  # budget spent, welcome used
+    assert (
+        httpx.post(f"{server.url}/orders/{cancelled['order_id']}/cancel").json()["status"]
+        == "cancelled"
+    )
     after = httpx.post(f"{server.url}/price", json=cart).json()
     assert after["totals"]["net"] == "175.00"  # 200.00 - 20.00 released budget - 5.00 welcome again
-    assert httpx.post(f"{server.url}/orders/commit", json={**cart, "id": "AFTER"}).status_code == 200  # its credit is free again
+    assert (
+        httpx.post(f"{server.url}/orders/commit", json={**cart, "id": "AFTER"}).status_code == 200
+    )  # its credit is free again
 
     server.stop()
     figures = _ledger_figures(server.db)
     assert len(figures["orders"]) == 2 * CUSTOMERS  # one cancelled, one more committed
     assert figures["consumed"]["budget:ten budget"] == BUDGET
-    assert sorted(figures["uses"].values()) == [1] * CUSTOMERS  # the cancelled order's use went to AFTER
+    assert (
+        sorted(figures["uses"].values()) == [1] * CUSTOMERS
+    )  # the cancelled order's use went to AFTER
     _assert_consistent(figures)
 
 
@@ -323,7 +371,15 @@ def test_concurrent_commits_never_overdraw_a_special_quota(tmp_path: Path) -> No
         store.load_frame("standard_prices", pl.DataFrame({"sku": ["A"], "price": ["20.00"]}))
         store.load_frame(
             "special_prices",
-            pl.DataFrame({"customer_id": ["D1"], "project": ["P-1"], "sku": ["A"], "price": ["15.00"], "qty_quota": ["50"]}),
+            pl.DataFrame(
+                {
+                    "customer_id": ["D1"],
+                    "project": ["P-1"],
+                    "sku": ["A"],
+                    "price": ["15.00"],
+                    "qty_quota": ["50"],
+                }
+            ),
         )
     srv = Server(db=db, rules=rules)
     srv.start()
@@ -343,13 +399,23 @@ def test_concurrent_commits_never_overdraw_a_special_quota(tmp_path: Path) -> No
             results = list(pool.map(commit, range(200)))
         assert [s for s, _ in results] == [200] * 200
         special_units = sum(
-            1 for _, body in results for line in body["quote"]["lines"] for sub in line.get("sublines", []) if sub.get("special")
+            1
+            for _, body in results
+            for line in body["quote"]["lines"]
+            for sub in line.get("sublines", [])
+            if sub.get("special")
         )
         assert special_units == 50
-        quota = httpx.get(f"{srv.url}/quotas/special/D1", params={"project": "P-1", "sku": "A"}).json()["quotas"][0]
+        quota = httpx.get(
+            f"{srv.url}/quotas/special/D1", params={"project": "P-1", "sku": "A"}
+        ).json()["quotas"][0]
         assert quota["qty_remaining"] == "0"
     finally:
         srv.stop()
     with Store(db) as store:
-        row = store.cursor().execute("SELECT sum(qty) FROM ledger_consumption WHERE kind = 'special'").fetchone()
+        row = (
+            store.cursor()
+            .execute("SELECT sum(qty) FROM ledger_consumption WHERE kind = 'special'")
+            .fetchone()
+        )
     assert row is not None and int(row[0]) == 50_000

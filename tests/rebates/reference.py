@@ -54,8 +54,11 @@ class Rebate:
     minimum: int | None
 
 
-def rebate(policy: Rebate, lines: list[Line], returns: list[Return], rounding: str) -> dict[str, int]:
+def rebate(
+    policy: Rebate, lines: list[Line], returns: list[Return], rounding: str
+) -> dict[str, int]:
     """partner -> amount (minor units) for every partner with lines or returns."""
+
     def counted(category: str) -> bool:
         return policy.category is None or category == policy.category
 
@@ -70,7 +73,9 @@ def rebate(policy: Rebate, lines: list[Line], returns: list[Return], rounding: s
     if policy.minus_returns:
         for r in returns:
             # tests use one SKU per category, so (order, category) names the order's line
-            if counted(r.category) and (policy.includes_special or not special_of[(r.order_id, r.category)]):
+            if counted(r.category) and (
+                policy.includes_special or not special_of[(r.order_id, r.category)]
+            ):
                 bought.setdefault(r.customer, 0)
                 returned[r.customer] += r.net
     out: dict[str, int] = {}
@@ -79,13 +84,20 @@ def rebate(policy: Rebate, lines: list[Line], returns: list[Return], rounding: s
         if policy.by == "attainment":
             assert policy.target
             measure = Fraction(basis, policy.target) * 10000
-            edges = [round_half(Fraction(policy.target * bp, 10000), rounding) for bp in policy.thresholds]
+            edges = [
+                round_half(Fraction(policy.target * bp, 10000), rounding)
+                for bp in policy.thresholds
+            ]
         else:
             measure = Fraction(basis)
             edges = list(policy.thresholds)
         reached = [i for i, th in enumerate(policy.thresholds) if measure >= th]
         if policy.mode == "retroactive":
-            amount = round_half(Fraction(basis * policy.rates[reached[-1]], 10000), rounding) if reached else 0
+            amount = (
+                round_half(Fraction(basis * policy.rates[reached[-1]], 10000), rounding)
+                if reached
+                else 0
+            )
         else:
             amount = 0
             for i, low in enumerate(edges):
@@ -108,7 +120,9 @@ class Commission:
     cap_period: int | None
 
 
-def commission(policy: Commission, lines: list[Line], rounding: str) -> tuple[dict[str, int], dict[str, int]]:
+def commission(
+    policy: Commission, lines: list[Line], rounding: str
+) -> tuple[dict[str, int], dict[str, int]]:
     """(referrer -> amount, order -> amount)."""
     nets: dict[tuple[str, str], int] = defaultdict(int)
     for ln in lines:
@@ -127,7 +141,9 @@ def commission(policy: Commission, lines: list[Line], rounding: str) -> tuple[di
     return dict(totals), per_order
 
 
-def tier(levels: list[tuple[str, int, int]], default: str, lines: list[Line], leads: dict[str, int]) -> dict[str, str]:
+def tier(
+    levels: list[tuple[str, int, int]], default: str, lines: list[Line], leads: dict[str, int]
+) -> dict[str, str]:
     """levels: (name, purchases at least, leads_submitted at least), highest first."""
     purchases: dict[str, int] = defaultdict(int)
     for ln in lines:
@@ -135,5 +151,8 @@ def tier(levels: list[tuple[str, int, int]], default: str, lines: list[Line], le
     partners = set(purchases) | set(leads)
     out = {}
     for p in partners:
-        out[p] = next((name for name, money, n in levels if purchases[p] >= money and leads.get(p, 0) >= n), default)
+        out[p] = next(
+            (name for name, money, n in levels if purchases[p] >= money and leads.get(p, 0) >= n),
+            default,
+        )
     return out

@@ -52,12 +52,17 @@ def test_policies_format_canonically(scenario: str) -> None:
     assert format_ruleset(parse_sources({"r.rule": formatted}).files[0]) == formatted
 
 
-def test_cli_bad_period_and_history_currency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_period_and_history_currency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = HERE / "R02-incremental"
     db = str(tmp_path / "p.duckdb")
     assert main(["--db", db, "rebates", str(rules), "--history", str(rules), "--period", "Q9"]) == 2
     assert "write 2026-Q4" in capsys.readouterr().err
     usd = tmp_path / "order_lines.csv"
-    usd.write_text("order_id,line_id,date,customer_id,sku,qty,net_amount,currency\nO1,1,2026-02-01,D1,A,1,10.00,USD\n", encoding="utf-8")
+    usd.write_text(
+        "order_id,line_id,date,customer_id,sku,qty,net_amount,currency\nO1,1,2026-02-01,D1,A,1,10.00,USD\n",
+        encoding="utf-8",
+    )
     assert main(["--db", db, "rebates", str(rules), "--history", str(usd), "--period", "2026"]) == 2
     assert "currency_mismatch" in capsys.readouterr().err

@@ -20,16 +20,32 @@ def _versions(text: str) -> str:
 
 def _blocks() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Rebates, commissions, partner tiers and funds", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Rebates, commissions, partner tiers and funds", 1)[1].split(
+        "\n## ", 1
+    )[0]
     return re.findall(r"```text\n(.*?)```", section, re.DOTALL)
 
 
-def test_readme_rebate_run_matches_the_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_rebate_run_matches_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "demo.duckdb")
     assert demo.main(["--db", db]) == 0
     capsys.readouterr()
     summary, partner, diff_text = _blocks()
-    common = ["--db", db, "--rules", str(ROOT / "rules"), "rebates", str(ROOT / "rules"), "--period", "2026-Q4", "--as-of", "2026-12-31", "--no-store"]
+    common = [
+        "--db",
+        db,
+        "--rules",
+        str(ROOT / "rules"),
+        "rebates",
+        str(ROOT / "rules"),
+        "--period",
+        "2026-Q4",
+        "--as-of",
+        "2026-12-31",
+        "--no-store",
+    ]
     assert main(common) == 0
     assert capsys.readouterr().out == summary
     assert main([*common, "--partner", "D0001", "--show"]) == 0
@@ -38,7 +54,24 @@ def test_readme_rebate_run_matches_the_demo(tmp_path: Path, capsys: pytest.Captu
     nxt = tmp_path / "next"
     shutil.copytree(ROOT / "rules", nxt)
     promotions = nxt / "promotions.rule"
-    promotions.write_text(promotions.read_text(encoding="utf-8").replace("qty >= 5: percent_off 5%", "qty >= 5: percent_off 6%"), encoding="utf-8")
-    args = ["--db", db, "diff", str(ROOT / "rules"), str(nxt), "--period", "2026-Q4", "--customers", "demo_customers", "--top", "3"]
+    promotions.write_text(
+        promotions.read_text(encoding="utf-8").replace(
+            "qty >= 5: percent_off 5%", "qty >= 5: percent_off 6%"
+        ),
+        encoding="utf-8",
+    )
+    args = [
+        "--db",
+        db,
+        "diff",
+        str(ROOT / "rules"),
+        str(nxt),
+        "--period",
+        "2026-Q4",
+        "--customers",
+        "demo_customers",
+        "--top",
+        "3",
+    ]
     assert main(args) == 0
     assert _versions(capsys.readouterr().out) == _versions(diff_text)

@@ -27,12 +27,27 @@ HISTORY = ("order_lines", "returns", "events")
 #: scenario -> (period, as of, {partner: {result column: expected}}), figures from the
 #: scenario files; the step names the tier reached, the amount is the rebate/commission
 EXPECTED: dict[str, tuple[str, str, dict[str, dict[str, str | None]]]] = {
-    "R01-retroactive": ("2026-Q4", "2026-12-31", {"D1": {"attainment": "115%", "rate": "2%", "amount": "23000.00"}}),
-    "R02-incremental": ("2026", "2026-12-31", {"D1": {"basis": "6000000.00", "amount": "120000.00"}}),
+    "R01-retroactive": (
+        "2026-Q4",
+        "2026-12-31",
+        {"D1": {"attainment": "115%", "rate": "2%", "amount": "23000.00"}},
+    ),
+    "R02-incremental": (
+        "2026",
+        "2026-12-31",
+        {"D1": {"basis": "6000000.00", "amount": "120000.00"}},
+    ),
     "R03-exclusions-returns-cap": (
         "2026-Q4",
         "2026-12-31",
-        {"D1": {"basis": "430000.00", "attainment": "107.5%", "uncapped": "8600.00", "amount": "5000.00"}},
+        {
+            "D1": {
+                "basis": "430000.00",
+                "attainment": "107.5%",
+                "uncapped": "8600.00",
+                "amount": "5000.00",
+            }
+        },
     ),
     "R04-commission": ("2026-Q4", "2026-12-31", {"R9": {"amount": "800.00", "basis": "30000.00"}}),
     "R05-partner-tier": ("2026", "2026-12-31", {"P1": {"step": "Gold"}, "P2": {"step": "Bronze"}}),
@@ -59,7 +74,20 @@ def test_scenario_cli(scenario_id: str, tmp_path: Path, capsys: pytest.CaptureFi
         assert main(["--db", db, "load", table.stem, str(table)]) == 0
     period, as_of, expected = EXPECTED[scenario_id]
     out = tmp_path / "r.csv"
-    args = ["--db", db, "rebates", str(scenario), "--history", str(scenario), "--period", period, "--as-of", as_of, "--out", str(out)]
+    args = [
+        "--db",
+        db,
+        "rebates",
+        str(scenario),
+        "--history",
+        str(scenario),
+        "--period",
+        period,
+        "--as-of",
+        as_of,
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     rows = {r["partner"]: r for r in _rows(out)}
     for partner, fields in expected.items():
@@ -90,7 +118,9 @@ def test_scenario_http(scenario_id: str, tmp_path: Path) -> None:
     period, as_of, expected = EXPECTED[scenario_id]
     with TestClient(create_app(settings)) as client:
         for partner, fields in expected.items():
-            response = client.post("/rebates/calculate", json={"partner": partner, "period": period, "as_of": as_of})
+            response = client.post(
+                "/rebates/calculate", json={"partner": partner, "period": period, "as_of": as_of}
+            )
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
             assert body["partner"] == partner and body["accrual"] is False

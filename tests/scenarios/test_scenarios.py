@@ -34,6 +34,7 @@ def load_case(scenario_id: str) -> dict[str, Any]:
 #: scenario files whose standard_prices price a SKU their catalog lacks (V02 prices D)
 PRICES_BEYOND_CATALOG = {"V02-sellable-and-packs"}
 
+
 def _param(scenario_id: str) -> Any:
     return pytest.param(scenario_id, id=scenario_id)
 
@@ -43,11 +44,15 @@ ORDER_SCENARIOS = [s for s in ALL_SCENARIOS if "endpoint" in load_case(s)["reque
 
 
 @pytest.fixture
-def scenario_client(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+def scenario_client(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[TestClient, dict[str, Any]]]:
     scenario_id = request.param
     case = load_case(scenario_id)
     tables = dict(case.get("tables") or {})
-    if scenario_id in PRICES_BEYOND_CATALOG:  # the compiler rightly refuses a price for an unknown SKU
+    if (
+        scenario_id in PRICES_BEYOND_CATALOG
+    ):  # the compiler rightly refuses a price for an unknown SKU
         skus = {item["sku"] for item in case["catalog"]}
         tables["standard_prices"] = [row for row in tables["standard_prices"] if row["sku"] in skus]
     data = DataSet.from_rows(case.get("catalog") or [], tables)
@@ -70,7 +75,9 @@ def _lines(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {line["id"]: line for line in body["lines"]}
 
 
-def assert_sublines(got: list[dict[str, Any]] | None, want: list[dict[str, Any]], line_id: str) -> None:
+def assert_sublines(
+    got: list[dict[str, Any]] | None, want: list[dict[str, Any]], line_id: str
+) -> None:
     """A split line's sub-lines, special first: every figure the scenario gives (a sub-line
     that does not say ``special`` is the list-price one)."""
     assert got is not None, f"line {line_id} was not split"
@@ -122,7 +129,10 @@ def assert_expected(body: dict[str, Any], expected: dict[str, Any]) -> None:
 ALSO: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "P03-validity-window": (
         {"date": "2026-11-30"},
-        {"lines": {"1": {"unit_price": "19.00", "price_list": "gold november"}}, "net_total": "19.00"},
+        {
+            "lines": {"1": {"unit_price": "19.00", "price_list": "gold november"}},
+            "net_total": "19.00",
+        },
     ),
     "C03-uses-per-customer": ({"customer": {"id": "D2"}}, {"net_total": "190.00"}),
 }
@@ -149,7 +159,10 @@ def _has(found: list[dict[str, Any]], want: dict[str, Any]) -> bool:
 
 def _special_remaining(client: TestClient, order: dict[str, Any]) -> str:
     line = order["lines"][0]
-    quotas = client.get(f"/quotas/special/{order['customer']['id']}", params={"project": order.get("project"), "sku": line["sku"]})
+    quotas = client.get(
+        f"/quotas/special/{order['customer']['id']}",
+        params={"project": order.get("project"), "sku": line["sku"]},
+    )
     assert quotas.status_code == 200, quotas.text
     [row] = quotas.json()["quotas"]
     return str(row["qty_remaining"])
@@ -159,7 +172,11 @@ def _special_remaining(client: TestClient, order: dict[str, Any]) -> str:
 def test_order_scenario(scenario_client: tuple[TestClient, dict[str, Any]]) -> None:
     """V01-V04: validate findings with their figures; commit, commit again, cancel."""
     client, case = scenario_client
-    endpoint, order, expected = case["request"]["endpoint"], case["request"]["order"], case["expected"]
+    endpoint, order, expected = (
+        case["request"]["endpoint"],
+        case["request"]["order"],
+        case["expected"],
+    )
     if endpoint == "orders/validate":
         response = client.post("/orders/validate", json=order)
         assert response.status_code == 200, response.text
@@ -177,8 +194,14 @@ def test_order_scenario(scenario_client: tuple[TestClient, dict[str, Any]]) -> N
     again = client.post("/orders/commit", json=order)
     assert again.status_code == 200, again.text
     assert again.headers["Idempotent-Replay"] == "true"
-    assert again.json()["quote"]["totals"]["net"] == expected["after_second_commit_same_id"]["net_total"]
-    assert _special_remaining(client, order) == expected["after_second_commit_same_id"]["special_remaining"]
+    assert (
+        again.json()["quote"]["totals"]["net"]
+        == expected["after_second_commit_same_id"]["net_total"]
+    )
+    assert (
+        _special_remaining(client, order)
+        == expected["after_second_commit_same_id"]["special_remaining"]
+    )
     cancelled = client.post(f"/orders/{order['id']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"

@@ -362,10 +362,14 @@ def _ledger_doc_example() -> str:
     return re.findall(r"```json\n(.*?)\n```", text, re.S)[0]
 
 
-def test_load_ledger_imports_history(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+def test_load_ledger_imports_history(
+    capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path
+) -> None:
     history = tmp_path / "history.json"
     history.write_text(_ledger_doc_example(), encoding="utf-8")  # the example in docs/ledger.md
-    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    status, out, err = run(
+        capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history)
+    )
     assert (status, err) == (0, "")
     assert out.strip() == "loaded 5 ledger rows into the ledger (imported history, amounts in CNY)"
     with Store(db_path) as store:
@@ -374,42 +378,85 @@ def test_load_ledger_imports_history(capsys: pytest.CaptureFixture[str], db_path
     assert used[("budget", "ten budget", None, None, None)] == (0, 97000)
     assert used[("special", None, "D1", "P-778", "A")] == (80000, 0)
     assert used[("use", "welcome 10", "D1", None, None)] == (2, 0)
-    assert lines.select("customer_id", "sku", "qty", "net_amount").row(0) == ("D1", "A", 60000, 120000)
+    assert lines.select("customer_id", "sku", "qty", "net_amount").row(0) == (
+        "D1",
+        "A",
+        60000,
+        120000,
+    )
 
 
-def test_load_ledger_bad_row_loads_nothing(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+def test_load_ledger_bad_row_loads_nothing(
+    capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path
+) -> None:
     history = tmp_path / "history.json"
-    history.write_text(json.dumps({"budget_used": {"x": "1.00"}, "uses": [{"promotion": "w", "customer_id": "D1", "orders": "2.5"}]}))
-    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    history.write_text(
+        json.dumps(
+            {
+                "budget_used": {"x": "1.00"},
+                "uses": [{"promotion": "w", "customer_id": "D1", "orders": "2.5"}],
+            }
+        )
+    )
+    status, out, err = run(
+        capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history)
+    )
     assert status != 0
-    assert err.strip() == f"pricer load: error: {history}: uses row 1: 'orders' '2.5' is not a whole number"
+    assert (
+        err.strip()
+        == f"pricer load: error: {history}: uses row 1: 'orders' '2.5' is not a whole number"
+    )
     with Store(db_path) as store:
         assert store.ledger.used_totals() == {}
 
 
-def test_load_ledger_refuses_another_currency(capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path) -> None:
+def test_load_ledger_refuses_another_currency(
+    capsys: pytest.CaptureFixture[str], db_path: Path, rules_dir: Path, tmp_path: Path
+) -> None:
     history = tmp_path / "history.json"
     history.write_text(json.dumps({"currency": "JPY", "budget_used": {"ten budget": "5000"}}))
-    status, out, err = run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))
+    status, out, err = run(
+        capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history)
+    )
     assert status != 0 and out == ""
-    assert err.startswith(f"pricer load: error: {history}: the history is in JPY, the ruleset in CNY;")
+    assert err.startswith(
+        f"pricer load: error: {history}: the history is in JPY, the ruleset in CNY;"
+    )
     with Store(db_path) as store:
         assert store.ledger.used_totals() == {}
-    history.write_text(json.dumps({"currency": "CNY", "budget_used": {"ten budget": "50.00"}}))  # its own currency is fine
-    assert run(capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history))[0] == 0
+    history.write_text(
+        json.dumps({"currency": "CNY", "budget_used": {"ten budget": "50.00"}})
+    )  # its own currency is fine
+    assert (
+        run(
+            capsys, "--db", str(db_path), "--rules", str(rules_dir), "load", "ledger", str(history)
+        )[0]
+        == 0
+    )
     with Store(db_path) as store:
         assert store.ledger.used_totals() == {("budget", "ten budget", None, None, None): (0, 5000)}
 
 
-def test_quote_reads_the_ledger(capsys: pytest.CaptureFixture[str], db_path: Path, tmp_path: Path) -> None:
+def test_quote_reads_the_ledger(
+    capsys: pytest.CaptureFixture[str], db_path: Path, tmp_path: Path
+) -> None:
     rules = write_ruleset(tmp_path / "budget_rules", 'ruleset "t" currency CNY\npricelist "standard" { table standard_prices }\n'
                           'promotion "ten" { each line: percent_off 10%\n budget 5.00 }\n')  # fmt: skip
     cart = tmp_path / "cart.json"
-    cart.write_text(json.dumps({"date": "2026-11-22", "customer": {"id": "D1"}, "lines": [{"sku": "A", "qty": "2"}]}))
+    cart.write_text(
+        json.dumps(
+            {"date": "2026-11-22", "customer": {"id": "D1"}, "lines": [{"sku": "A", "qty": "2"}]}
+        )
+    )
     status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
-    assert status == 0 and json.loads(out)["totals"]["net"] == "36.00"  # 4.00 off, within the 5.00 budget
+    assert (
+        status == 0 and json.loads(out)["totals"]["net"] == "36.00"
+    )  # 4.00 off, within the 5.00 budget
     history = tmp_path / "history.json"
     history.write_text(json.dumps({"budget_used": {"ten": "3.00"}}))
-    assert run(capsys, "--db", str(db_path), "--rules", str(rules), "load", "ledger", str(history))[0] == 0
+    assert (
+        run(capsys, "--db", str(db_path), "--rules", str(rules), "load", "ledger", str(history))[0]
+        == 0
+    )
     status, out, _ = run(capsys, "--db", str(db_path), "--rules", str(rules), "quote", str(cart))
     assert status == 0 and json.loads(out)["totals"]["net"] == "38.00"  # 2.00 of the budget left

@@ -42,7 +42,9 @@ def test_catalog_has_3000_skus_in_12_categories_5_brands_and_one_kit(
     catalog = tables["catalog"]
     assert catalog.height == 3001  # 3,000 products and the installer kit (a bundle)
     kit = catalog.filter(pl.col("sku") == "KIT-0001")
-    assert kit.select("category", "components").rows() == [("kits", "TL-0001:2;EL-0001:1;SF-0001:1")]
+    assert kit.select("category", "components").rows() == [
+        ("kits", "TL-0001:2;EL-0001:1;SF-0001:1")
+    ]
     assert catalog.filter(pl.col("category") != "kits").get_column("category").n_unique() == 12
     assert catalog.get_column("brand").n_unique() == 5
     cables = catalog.filter(pl.col("category") == "cables")
