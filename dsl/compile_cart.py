@@ -91,8 +91,8 @@ def build_cart_rule(
             form="combo",
             benefit=_benefit(scope.benefit, currency, catalog),
             parts=tuple(parts),
-            **common,
-        )  # type: ignore[arg-type]
+            **common,  # type: ignore[arg-type]
+        )
     if isinstance(scope, t.PoolScope):
         step_units = step_money = 0
         if isinstance(scope.every, t.MoneyLit):

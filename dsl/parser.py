@@ -311,8 +311,11 @@ class _ToTree(PolicyTransformer, Transformer[Token, Any]):
 
     def stock_plan_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
         return t.OrderCheckDecl(
-            kind="stock_plan", table=str(c[0]), policy=str(c[1]), span=self.s(meta)
-        )  # type: ignore[arg-type]
+            kind="stock_plan",
+            table=str(c[0]),
+            policy=str(c[1]),  # type: ignore[arg-type]
+            span=self.s(meta),
+        )
 
     def rebate_payment_decl(self, meta: Meta, c: list[Token]) -> t.OrderCheckDecl:
         pct = t.PercentLit(text=str(c[0]).removesuffix("%"), span=self.s(c[0]))

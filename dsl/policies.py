@@ -95,12 +95,12 @@ class PolicyTransformer:
                     self._repeat(x[0].replace("_", " "), x[1], opts[x[0]])
                 opts.setdefault(x[0], x[1])
         basis = t.Basis(
-            measure=str(c[0]),
+            measure=str(c[0]),  # type: ignore[arg-type]
             where=where,
             minus_returns="minus_returns" in opts,
             includes_special="includes_special" in opts,
             span=span,
-        )  # type: ignore[arg-type]
+        )
         return ("basis", basis, span)
 
     def target_table(self, meta: Any, c: list[Any]) -> tuple[str, Any, t.Span]:

@@ -52,8 +52,9 @@ class CartMoney:
             from engine.core.money import convert_minor
 
             converted = [
-                convert_minor(value, rate, src, dst, self.mode) for rate, src, dst in self.rates
-            ]  # type: ignore[arg-type]
+                convert_minor(value, rate, src, dst, self.mode)  # type: ignore[arg-type]
+                for rate, src, dst in self.rates
+            ]
             lookup = np.array([value, *converted], dtype=np.int64)
             found = lookup[self.rate_of_cart + 1]
             self._cache[value] = found
